@@ -1,0 +1,34 @@
+#pragma once
+// Interrupt-state control and small CPU primitives.
+#include <arch/csr.hpp>
+
+namespace tessera::arch {
+
+inline void wfi() { asm volatile("wfi" ::: "memory"); }
+inline void pause() { asm volatile(".insn i 0x0F, 0, x0, x0, 0x010"); } // Zihintpause
+inline void fence() { asm volatile("fence rw, rw" ::: "memory"); }
+inline void fence_io() { asm volatile("fence iorw, iorw" ::: "memory"); }
+
+inline bool irqs_enabled() { return csr_read<Csr::sstatus>() & sstatus::SIE; }
+inline void irq_enable() { csr_set<Csr::sstatus>(sstatus::SIE); }
+inline void irq_disable() { csr_clear<Csr::sstatus>(sstatus::SIE); }
+
+// Disables interrupts on this hart for its lifetime and restores the
+// previous state (not blindly re-enables), so guards nest.
+class [[nodiscard]] IrqGuard {
+public:
+    IrqGuard() : m_was_enabled(csr_clear<Csr::sstatus>(sstatus::SIE) & sstatus::SIE) {}
+    ~IrqGuard() { if (m_was_enabled) irq_enable(); }
+    IrqGuard(const IrqGuard&) = delete;
+    IrqGuard& operator=(const IrqGuard&) = delete;
+
+private:
+    bool m_was_enabled;
+};
+
+// Sleeps until an interrupt is pending. Interrupts must be enabled (or the
+// caller handles the pending bit itself); wfi wakes on a pending interrupt
+// even when sstatus.SIE is clear.
+inline void idle() { wfi(); }
+
+} // namespace tessera::arch

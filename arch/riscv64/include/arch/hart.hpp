@@ -1,0 +1,25 @@
+#pragma once
+// Per-hart data, reached in O(1) through the tp register.
+#include <cstdint>
+
+namespace tessera::arch {
+
+struct alignas(64) Hart {
+    std::uint64_t hart_id = 0;   // as numbered by the platform (mhartid)
+    std::uint32_t index = 0;     // dense 0..N-1 index for per-hart arrays
+    std::uint32_t trap_depth = 0;
+    std::uint64_t interrupts = 0;
+};
+
+inline constexpr unsigned kMaxHarts = 8;
+
+inline Hart& this_hart() {
+    Hart* h;
+    asm volatile("mv %0, tp" : "=r"(h));
+    return *h;
+}
+
+// Points tp at the slot for `index` and records the hardware id.
+void init_hart(unsigned index, std::uint64_t hart_id);
+
+} // namespace tessera::arch

@@ -1,0 +1,44 @@
+#pragma once
+// The trap frame saved by the trap vector, and interrupt dispatch.
+#include <arch/csr.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace tessera::arch {
+
+// Layout shared with src/trap_entry.S (offsets checked below).
+struct TrapFrame {
+    std::uint64_t x[32];     // x[0] unused; x[2] is the interrupted sp
+    std::uint64_t sepc;
+    std::uint64_t sstatus;
+    std::uint64_t scause;
+    std::uint64_t stval;
+    std::uint64_t f[32];     // valid only if fs_at_entry != 0
+    std::uint64_t fcsr;
+    std::uint64_t fs_at_entry; // sstatus.FS when the trap was taken
+
+    [[nodiscard]] bool is_interrupt() const { return scause >> 63; }
+    [[nodiscard]] std::uint64_t code() const { return scause & ~(1ull << 63); }
+    std::uint64_t& ra() { return x[1]; }
+    std::uint64_t& sp() { return x[2]; }
+    std::uint64_t& fp() { return x[8]; }
+};
+static_assert(offsetof(TrapFrame, sepc) == 256);
+static_assert(offsetof(TrapFrame, f) == 288);
+static_assert(offsetof(TrapFrame, fcsr) == 544);
+static_assert(sizeof(TrapFrame) == 560 && sizeof(TrapFrame) % 16 == 0);
+
+using InterruptHandler = void (*)(TrapFrame&);
+
+// Installs the handler for one interrupt kind and enables it in sie. The
+// handler runs with interrupts disabled and must not block or allocate.
+void set_interrupt_handler(Interrupt which, InterruptHandler handler);
+
+// Exception causes (privileged spec, table "Supervisor cause register").
+std::string_view exception_name(std::uint64_t code);
+
+// Prints cause, sepc, stval, all registers and a frame-pointer backtrace.
+void report_trap(const TrapFrame& frame);
+
+} // namespace tessera::arch

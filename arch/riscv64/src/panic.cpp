@@ -1,0 +1,52 @@
+// panic() and VERIFY() failures: report, dump the call chain, stop the
+// machine with a failing status so a test harness sees it.
+#include <arch/backtrace.hpp>
+#include <arch/cpu.hpp>
+#include <arch/hart.hpp>
+#include <base/verify.hpp>
+#include <klog/klog.hpp>
+#include <plat/power.hpp>
+
+extern "C" char __image_start[], __image_end[];
+
+namespace tessera::arch {
+
+void print_backtrace(std::uint64_t fp, unsigned index) {
+    auto low = reinterpret_cast<std::uint64_t>(__image_start);
+    auto high = reinterpret_cast<std::uint64_t>(__image_end);
+    std::uint64_t previous = 0;
+    for (unsigned depth = 0; depth < 64; ++depth) {
+        if (fp % 8 != 0 || fp < low + 16 || fp > high || fp <= previous) return;
+        auto* record = reinterpret_cast<const std::uint64_t*>(fp);
+        std::uint64_t ra = record[-1];
+        if (ra == 0) return;
+        klog::print("    #{:<2} {:#018x}\n", index++, ra);
+        previous = fp;
+        fp = record[-2];
+    }
+    klog::print("    ... (truncated)\n");
+}
+
+} // namespace tessera::arch
+
+namespace tessera {
+
+namespace {
+[[noreturn]] void stop(const char* file, int line, const char* what, const char* detail) {
+    arch::irq_disable();
+    klog::enter_panic_mode();
+    klog::print("\n*** Kernel panic on hart {}: {}{}\n    at {}:{}\nBacktrace:\n", arch::this_hart().hart_id,
+                what, detail, file, line);
+    arch::print_backtrace(arch::current_frame_pointer());
+    klog::print("*** stopping (exit status {})\n", plat::kExitPanic);
+    plat::exit_machine(plat::kExitPanic);
+}
+} // namespace
+
+void panic_at(const char* file, int line, const char* message) { stop(file, line, message, ""); }
+
+void verify_failed(const char* expression, const char* file, int line) {
+    stop(file, line, "VERIFY failed: ", expression);
+}
+
+} // namespace tessera

@@ -1,0 +1,96 @@
+#include <arch/backtrace.hpp>
+#include <arch/cpu.hpp>
+#include <arch/hart.hpp>
+#include <arch/trap.hpp>
+#include <base/verify.hpp>
+#include <klog/klog.hpp>
+#include <plat/power.hpp>
+
+namespace tessera::arch {
+
+namespace {
+
+constinit InterruptHandler g_handlers[16] = {};
+
+constexpr const char* kRegNames[32] = {
+    "zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2", "a3", "a4", "a5",
+    "a6", "a7", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "t3", "t4", "t5", "t6",
+};
+
+} // namespace
+
+std::string_view exception_name(std::uint64_t code) {
+    switch (code) {
+    case 0: return "instruction address misaligned";
+    case 1: return "instruction access fault";
+    case 2: return "illegal instruction";
+    case 3: return "breakpoint";
+    case 4: return "load address misaligned";
+    case 5: return "load access fault";
+    case 6: return "store/AMO address misaligned";
+    case 7: return "store/AMO access fault";
+    case 8: return "environment call from U-mode";
+    case 9: return "environment call from S-mode";
+    case 12: return "instruction page fault";
+    case 13: return "load page fault";
+    case 15: return "store/AMO page fault";
+    default: return "unknown exception";
+    }
+}
+
+void set_interrupt_handler(Interrupt which, InterruptHandler handler) {
+    auto n = static_cast<unsigned>(which);
+    VERIFY(n < 16);
+    g_handlers[n] = handler;
+    if (handler)
+        csr_set<Csr::sie>(sie_bit(which));
+    else
+        csr_clear<Csr::sie>(sie_bit(which));
+}
+
+void report_trap(const TrapFrame& frame) {
+    klog::print("\n*** {} (scause {:#x}) on hart {}\n",
+                frame.is_interrupt() ? std::string_view("unexpected interrupt") : exception_name(frame.code()),
+                frame.scause, this_hart().hart_id);
+    klog::print("    sepc {:#018x}  stval {:#018x}  sstatus {:#018x}\n", frame.sepc, frame.stval,
+                frame.sstatus);
+    for (unsigned i = 1; i < 32; i += 4) {
+        klog::print("    ");
+        for (unsigned j = i; j < i + 4 && j < 32; ++j)
+            klog::print("{:>4} {:016x}  ", kRegNames[j], frame.x[j]);
+        klog::print("\n");
+    }
+    klog::print("Backtrace:\n    #0  {:#018x}\n", frame.sepc);
+    print_backtrace(frame.x[8], 1);
+}
+
+} // namespace tessera::arch
+
+using namespace tessera;
+
+extern "C" void tessera_trap(arch::TrapFrame* frame) {
+    arch::Hart& hart = arch::this_hart();
+    ++hart.trap_depth;
+    if (frame->is_interrupt()) {
+        ++hart.interrupts;
+        std::uint64_t code = frame->code();
+        arch::InterruptHandler handler = code < 16 ? arch::g_handlers[code] : nullptr;
+        if (handler) [[likely]] {
+            handler(*frame);
+            --hart.trap_depth;
+            return;
+        }
+    }
+    if (hart.trap_depth > 2) {
+        // Faulted while reporting a fault: say the least and stop.
+        klog::enter_panic_mode();
+        klog::print("\n*** nested fault (scause {:#x} sepc {:#x}) while handling a fault\n",
+                    frame->scause, frame->sepc);
+        plat::exit_machine(plat::kExitPanic);
+    }
+    klog::enter_panic_mode();
+    arch::report_trap(*frame);
+    klog::print("*** Kernel panic: unhandled {} — stopping (exit status {})\n",
+                frame->is_interrupt() ? "interrupt" : "exception", plat::kExitPanic);
+    plat::exit_machine(plat::kExitPanic);
+}

@@ -1,0 +1,27 @@
+#pragma once
+// The kernel-wide error vocabulary. Errors are values: a function that can
+// fail returns Result<T> (see result.hpp) carrying one of these.
+#include <cstdint>
+#include <string_view>
+
+namespace tessera::base {
+
+enum class Error : std::uint8_t {
+    NoMemory,        // an allocator or a fixed pool is exhausted
+    InvalidArgument, // the caller passed something the API does not accept
+    NotFound,
+    Exists,
+    Busy,
+    WouldBlock,      // non-blocking form of an operation that would wait
+    TimedOut,
+    Malformed,       // input from outside (packet, device tree, image) is corrupt
+    OutOfRange,
+    Overflow,
+    NotSupported,
+    IoError,
+    Unavailable,     // the device or service is not present on this machine
+};
+
+[[nodiscard]] std::string_view error_name(Error e);
+
+} // namespace tessera::base

@@ -1,0 +1,3 @@
+# libs/ktest: test registration, assertions, KTAP runner.
+SRCS-y += src/ktest.cpp
+TESTS-y += tests/ktest_self_test.cpp

@@ -1,0 +1,33 @@
+#pragma once
+// The boot sequence's two generated tables: the init steps of the enabled
+// components, sorted at build time (support/gen.py, `make boot-order`), and
+// the manifest of what the image contains.
+#include <base/result.hpp>
+#include <span>
+#include <string_view>
+
+namespace tessera::plat::boot {
+
+struct InitStep {
+    std::string_view name;      // "plat.irq"
+    std::string_view component; // "plat", "klog", "app"...
+    base::Result<void> (*run)();
+};
+
+struct ConfigEntry {
+    std::string_view name;  // without the CONFIG_ prefix
+    std::string_view value;
+};
+
+struct Manifest {
+    std::string_view app;
+    std::string_view version;
+    std::string_view compiler;
+    std::span<const std::string_view> libraries;
+    std::span<const ConfigEntry> config;
+};
+
+std::span<const InitStep> init_steps();
+const Manifest& manifest();
+
+} // namespace tessera::plat::boot

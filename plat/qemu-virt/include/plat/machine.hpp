@@ -1,0 +1,55 @@
+#pragma once
+// What the device tree says about this machine, read once at boot.
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace tessera::plat {
+
+struct MemoryRegion {
+    std::uint64_t base;
+    std::uint64_t size;
+};
+
+struct VirtioSlot {
+    std::uint64_t base;
+    std::uint64_t size;
+    std::uint32_t irq;
+};
+
+struct MachineInfo {
+    std::string_view model;
+    std::string_view bootargs;   // /chosen/bootargs
+    const void* dtb;
+    std::size_t dtb_size;
+    std::uint64_t boot_hart;
+    unsigned hart_count;
+    std::uint64_t timebase_hz;
+    bool has_sstc;               // "sstc" in the boot hart's riscv,isa
+    MemoryRegion memory[4];
+    unsigned memory_count;
+    std::uint64_t uart_base;
+    std::uint32_t uart_irq;
+    std::uint64_t plic_base;
+    std::uint32_t plic_sources;  // riscv,ndev
+    std::uint32_t plic_context;  // S-mode context of the boot hart
+    std::uint64_t test_base;     // sifive,test0 (0 if absent)
+    VirtioSlot virtio[8];
+    unsigned virtio_count;
+};
+
+const MachineInfo& machine();
+
+// Time stamps for boot benchmarks (rdtime / rdinstret values).
+struct BootTimes {
+    std::uint64_t entry_ticks;
+    std::uint64_t main_ticks;
+    std::uint64_t main_instret;
+};
+const BootTimes& boot_times();
+
+// Looks up key=value on the kernel command line; empty if absent.
+std::string_view boot_option(std::string_view key);
+bool has_boot_option(std::string_view key);
+
+} // namespace tessera::plat

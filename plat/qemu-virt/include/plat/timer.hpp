@@ -1,0 +1,31 @@
+#pragma once
+// Monotonic time from the `time` CSR and a one-shot timer interrupt. The
+// deadline goes to stimecmp directly when the device tree lists Sstc, else
+// through the SBI timer call. Re-arming with an unchanged deadline is
+// skipped (counted in Stats). SMP: per-hart hardware, but the handler slot
+// is global; the time library (scheduling issue) multiplexes it.
+#include <cstdint>
+
+namespace tessera::plat::timer {
+
+std::uint64_t now();       // ticks since reset
+std::uint64_t frequency(); // ticks per second (device tree timebase-frequency)
+std::uint64_t ticks_to_ns(std::uint64_t ticks);
+std::uint64_t ns_to_ticks(std::uint64_t ns);
+
+using Handler = void (*)();
+// Called in interrupt context when the armed deadline has passed. The timer
+// is disarmed before the call; the handler may arm it again.
+void set_handler(Handler handler);
+void arm(std::uint64_t deadline_ticks);
+void disarm();
+
+struct Stats {
+    std::uint64_t programmed; // hardware/SBI writes
+    std::uint64_t skipped;    // arm() calls that needed no write
+    std::uint64_t fired;
+    bool uses_sstc;
+};
+Stats stats();
+
+} // namespace tessera::plat::timer

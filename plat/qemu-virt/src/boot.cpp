@@ -1,0 +1,69 @@
+// The boot sequence after arch/riscv64/src/entry.S:
+//   per-hart pointer -> early console -> device tree -> init table (sorted
+//   at build time) -> interrupts on -> application constructors -> main()
+//   -> machine exit with main's status.
+// Without a scheduler, main() runs on the boot stack; the scheduler library
+// will give it a thread of its own.
+#include "internal.hpp"
+#include <arch/cpu.hpp>
+#include <arch/hart.hpp>
+#include <klog/klog.hpp>
+#include <plat/boot.hpp>
+#include <plat/power.hpp>
+
+extern "C" std::uint64_t g_boot_entry_time;
+extern "C" void (*__init_array_start[])();
+extern "C" void (*__init_array_end[])();
+
+int main();
+
+namespace tessera::plat {
+
+namespace {
+
+void run_init_steps() {
+    for (const boot::InitStep& step : boot::init_steps()) {
+        auto result = step.run();
+        if (!result.ok()) {
+            klog::error("init step {} ({}) failed: {}", step.name, step.component, result.error());
+            PANIC("an init step failed");
+        }
+        klog::debug("init: {} done", step.name);
+    }
+}
+
+void run_constructors() {
+    for (auto* ctor = __init_array_start; ctor != __init_array_end; ++ctor) (*ctor)();
+}
+
+} // namespace
+
+} // namespace tessera::plat
+
+using namespace tessera;
+
+extern "C" [[noreturn]] void tessera_boot(std::uint64_t hart_id, const void* dtb) {
+    arch::init_hart(0, hart_id);
+    plat::console::init_early(CONFIG_PLAT_EARLY_UART_BASE);
+    plat::mutable_boot_times().entry_ticks = g_boot_entry_time;
+
+    if (auto r = plat::discover(dtb, hart_id); !r.ok()) {
+        klog::error("device tree at {} is unusable: {}", dtb, r.error());
+        PANIC("cannot discover the machine");
+    }
+    const plat::MachineInfo& m = plat::machine();
+    klog::debug("{}: {} hart(s), timebase {} Hz, {} MiB at {:#x}, sstc {}", m.model, m.hart_count,
+                m.timebase_hz, m.memory[0].size >> 20, m.memory[0].base, m.has_sstc);
+
+    plat::run_init_steps();
+    arch::irq_enable();
+    plat::run_constructors();
+
+    auto& times = plat::mutable_boot_times();
+    times.main_instret = arch::rdinstret();
+    times.main_ticks = arch::rdtime();
+    int status = main();
+    arch::irq_disable();
+    klog::debug("main() returned {}", status);
+    plat::exit_machine(status & 0xff);
+}
