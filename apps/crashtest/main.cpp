@@ -9,16 +9,23 @@ using namespace tessera;
 
 namespace {
 
+// An address the compiler cannot reason about (below RAM, not a device on
+// virt): accesses fault in the PMP/bus instead of being optimized.
+std::uintptr_t bad_address() {
+    std::uintptr_t a = 0x40;
+    asm volatile("" : "+r"(a));
+    return a;
+}
+
 // noinline + a frame of their own, so the backtrace has several entries.
 [[gnu::noinline]] void do_illegal() { asm volatile(".word 0x00000000"); }
 [[gnu::noinline]] void do_load() {
-    // Below RAM and not a device on virt: an access fault from the PMP/bus.
-    volatile auto* p = reinterpret_cast<volatile std::uint64_t*>(0x40);
+    volatile auto* p = reinterpret_cast<volatile std::uint64_t*>(bad_address());
     klog::print("read {}\n", *p);
 }
-[[gnu::noinline]] void do_store() { *reinterpret_cast<volatile std::uint64_t*>(0x40) = 1; }
-[[gnu::noinline]] void do_misaligned_jump() {
-    void (*target)() = reinterpret_cast<void (*)()>(0x80200001);
+[[gnu::noinline]] void do_store() { *reinterpret_cast<volatile std::uint64_t*>(bad_address()) = 1; }
+[[gnu::noinline]] void do_bad_jump() {
+    auto target = reinterpret_cast<void (*)()>(bad_address());
     target();
 }
 [[gnu::noinline]] void do_ebreak() { asm volatile("ebreak"); }
@@ -29,7 +36,7 @@ namespace {
     if (kind == "illegal") do_illegal();
     else if (kind == "load") do_load();
     else if (kind == "store") do_store();
-    else if (kind == "misaligned") do_misaligned_jump();
+    else if (kind == "jump") do_bad_jump();
     else if (kind == "ebreak") do_ebreak();
     else if (kind == "panic") PANIC("crashtest asked for a panic");
     else if (kind == "verify") do_verify(41);

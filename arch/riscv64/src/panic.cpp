@@ -7,11 +7,15 @@
 #include <klog/klog.hpp>
 #include <plat/power.hpp>
 
-extern "C" char __image_start[], __image_end[];
+extern "C" char __image_start[], __image_end[], __text_start[], __text_end[];
 
 namespace tessera::arch {
 
-void print_backtrace(std::uint64_t fp, unsigned index) {
+bool is_text_address(std::uint64_t a) {
+    return a >= reinterpret_cast<std::uint64_t>(__text_start) && a < reinterpret_cast<std::uint64_t>(__text_end);
+}
+
+void print_backtrace(std::uint64_t fp, unsigned index, std::uint64_t leaf_ra) {
     auto low = reinterpret_cast<std::uint64_t>(__image_start);
     auto high = reinterpret_cast<std::uint64_t>(__image_end);
     std::uint64_t previous = 0;
@@ -19,10 +23,21 @@ void print_backtrace(std::uint64_t fp, unsigned index) {
         if (fp % 8 != 0 || fp < low + 16 || fp > high || fp <= previous) return;
         auto* record = reinterpret_cast<const std::uint64_t*>(fp);
         std::uint64_t ra = record[-1];
+        std::uint64_t next = record[-2];
+        if (!is_text_address(ra)) { // leaf frame: fp-8 holds the caller's fp
+            next = ra;
+            ra = depth == 0 ? leaf_ra : 0;
+            if (ra == 0) {
+                klog::print("    #{:<2} (leaf frame, return address not saved)\n", index++);
+                previous = fp;
+                fp = next;
+                continue;
+            }
+        }
         if (ra == 0) return;
         klog::print("    #{:<2} {:#018x}\n", index++, ra);
         previous = fp;
-        fp = record[-2];
+        fp = next;
     }
     klog::print("    ... (truncated)\n");
 }

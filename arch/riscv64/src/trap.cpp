@@ -61,7 +61,7 @@ void report_trap(const TrapFrame& frame) {
         klog::print("\n");
     }
     klog::print("Backtrace:\n    #0  {:#018x}\n", frame.sepc);
-    print_backtrace(frame.x[8], 1);
+    print_backtrace(frame.x[8], 1, frame.x[1]);
 }
 
 } // namespace tessera::arch

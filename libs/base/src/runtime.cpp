@@ -73,24 +73,26 @@ extern "C" void __cxa_pure_virtual() {
 // them is a no-op (we compile with -fno-use-cxa-atexit).
 extern "C" int atexit(void (*)()) { return 0; }
 
-// Guard variables (Itanium C++ ABI 3.3.2): byte 0 says "initialized", byte 1
-// says "initialization in progress". Several harts may race for the same
-// static; the loser spins until the winner releases.
+// Guard variables (Itanium C++ ABI 3.3.2): compiler-generated code tests
+// byte 0 ("initialized"); we keep the "in progress" flag in the upper 32-bit
+// word, where RV64A has a native compare-and-swap. Several harts may race
+// for the same static; the losers spin until the winner releases.
 namespace {
-std::atomic_ref<std::uint8_t> guard_byte(std::uint64_t* g, int i) {
-    return std::atomic_ref<std::uint8_t>(reinterpret_cast<std::uint8_t*>(g)[i]);
+std::atomic_ref<std::uint8_t> guard_done(std::uint64_t* g) {
+    return std::atomic_ref<std::uint8_t>(*reinterpret_cast<std::uint8_t*>(g));
+}
+std::atomic_ref<std::uint32_t> guard_busy(std::uint64_t* g) {
+    return std::atomic_ref<std::uint32_t>(reinterpret_cast<std::uint32_t*>(g)[1]);
 }
 } // namespace
 
 extern "C" int __cxa_guard_acquire(std::uint64_t* g) {
-    auto done = guard_byte(g, 0);
-    auto busy = guard_byte(g, 1);
     for (;;) {
-        if (done.load(std::memory_order_acquire)) return 0;
-        std::uint8_t expected = 0;
-        if (busy.compare_exchange_weak(expected, 1, std::memory_order_acquire)) {
-            if (done.load(std::memory_order_acquire)) { // lost a race with release
-                busy.store(0, std::memory_order_release);
+        if (guard_done(g).load(std::memory_order_acquire)) return 0;
+        std::uint32_t expected = 0;
+        if (guard_busy(g).compare_exchange_weak(expected, 1, std::memory_order_acquire)) {
+            if (guard_done(g).load(std::memory_order_acquire)) { // lost a race with release
+                guard_busy(g).store(0, std::memory_order_release);
                 return 0;
             }
             return 1;
@@ -99,13 +101,11 @@ extern "C" int __cxa_guard_acquire(std::uint64_t* g) {
 }
 
 extern "C" void __cxa_guard_release(std::uint64_t* g) {
-    guard_byte(g, 0).store(1, std::memory_order_release);
-    guard_byte(g, 1).store(0, std::memory_order_release);
+    guard_done(g).store(1, std::memory_order_release);
+    guard_busy(g).store(0, std::memory_order_release);
 }
 
-extern "C" void __cxa_guard_abort(std::uint64_t* g) {
-    guard_byte(g, 1).store(0, std::memory_order_release);
-}
+extern "C" void __cxa_guard_abort(std::uint64_t* g) { guard_busy(g).store(0, std::memory_order_release); }
 
 // Deleting destructors of classes with virtual destructors reference these
 // even when nothing is ever deleted; the kernel heap (mm issue) replaces

@@ -30,6 +30,13 @@ bool matches(const Case& c, std::string_view filter) {
 
 bool same(const char* a, const char* b) { return std::string_view(a) == std::string_view(b); }
 
+// Source order (file, then line): the section holds cases in whatever order
+// the compiler emitted them, which for GCC is reversed within a file.
+bool before(const Case& a, const Case& b) {
+    std::string_view fa(a.file), fb(b.file);
+    return fa != fb ? fa < fb : a.line < b.line;
+}
+
 // Suites in order of first appearance; a suite's cases may be spread over
 // several files and are gathered here.
 bool is_first_of_suite(std::span<const Case> cases, std::size_t i) {
@@ -102,9 +109,19 @@ Summary run(std::string_view filter) {
         klog::print("    KTAP version 1\n    # Subtest: {}\n    1..{}\n", suite, count);
         unsigned index = 0;
         bool suite_failed = false;
-        for (std::size_t k = i; k < cases.size(); ++k) {
-            const Case& c = cases[k];
-            if (!same(c.suite, suite) || !matches(c, filter)) continue;
+        const Case* previous = nullptr;
+        for (unsigned n = 0; n < count; ++n) {
+            // Next case of this suite in source order (selection: O(n^2),
+            // fine for hundreds of cases, and needs no memory).
+            const Case* next = nullptr;
+            for (std::size_t k = i; k < cases.size(); ++k) {
+                const Case& c = cases[k];
+                if (!same(c.suite, suite) || !matches(c, filter)) continue;
+                if (previous && !before(*previous, c)) continue;
+                if (!next || before(c, *next)) next = &c;
+            }
+            previous = next;
+            const Case& c = *next;
             Context context;
             c.run(context);
             ++index;

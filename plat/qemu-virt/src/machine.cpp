@@ -150,6 +150,14 @@ Result<void> discover(const void* dtb, std::uint64_t boot_hart) {
         if (!reg.ok()) continue;
         g_machine.virtio[g_machine.virtio_count++] = {reg.value().base, reg.value().size, first_interrupt(after)};
     }
+    // QEMU lists the slots from the highest address down; number them by
+    // address so that slot n is the n-th -device virtio-*-device.
+    for (unsigned i = 1; i < g_machine.virtio_count; ++i)
+        for (unsigned k = i; k > 0 && g_machine.virtio[k - 1].base > g_machine.virtio[k].base; --k) {
+            VirtioSlot t = g_machine.virtio[k];
+            g_machine.virtio[k] = g_machine.virtio[k - 1];
+            g_machine.virtio[k - 1] = t;
+        }
     return {};
 }
 

@@ -93,10 +93,11 @@ void Context::fail_compare(const char* file, int line, std::string_view what, co
                                        __LINE__};                                                   \
     static void ktest_fn_##suite##_##name([[maybe_unused]] ::tessera::ktest::Context& ktest_context)
 
+// Operands are copied: `f().value()` would otherwise dangle.
 #define KTEST_CHECK_BINOP_(a, op, b, on_fail)                                                      \
     do {                                                                                           \
-        const auto& ktest_a_ = (a);                                                                \
-        const auto& ktest_b_ = (b);                                                                \
+        const auto ktest_a_ = (a);                                                                 \
+        const auto ktest_b_ = (b);                                                                 \
         if (!(ktest_a_ op ktest_b_)) {                                                             \
             ktest_context.fail_compare(__FILE__, __LINE__, #a " " #op " " #b, ktest_a_, ktest_b_); \
             on_fail;                                                                               \

@@ -1,0 +1,94 @@
+#include <arch/cpu.hpp>
+#include <arch/hart.hpp>
+#include <arch/sbi.hpp>
+#include <arch/spinlock.hpp>
+#include <arch/trap.hpp>
+#include <ktest/ktest.hpp>
+#include <plat/timer.hpp>
+
+using namespace tessera;
+
+namespace {
+volatile bool g_timer_fired = false;
+
+// Runs in interrupt context and deliberately clobbers FP registers: the
+// trap path must restore the interrupted code's values.
+void clobbering_timer_handler() {
+    asm volatile("fmv.d.x ft0, zero\n fmv.d.x ft1, zero\n fmv.d.x fs0, zero\n fmv.d.x fa0, zero" ::: "ft0", "ft1",
+                 "fs0", "fa0");
+    g_timer_fired = true;
+}
+} // namespace
+
+KTEST(arch, fp_registers_survive_interrupts) {
+    plat::timer::set_handler(clobbering_timer_handler);
+    g_timer_fired = false;
+    std::uint64_t in[4] = {0x400921fb54442d18ull, 0x4005bf0a8b145769ull, 0x3ff0000000000001ull, 0xc0dec0dec0dec0deull};
+    std::uint64_t out[4] = {};
+    plat::timer::arm(plat::timer::now() + 1000);
+    // Load the FP registers, wait for the interrupt in the same asm block so
+    // the compiler cannot spill them, then read them back.
+    asm volatile(
+        "fld ft0, 0(%[in])\n fld ft1, 8(%[in])\n fld fs0, 16(%[in])\n fld fa0, 24(%[in])\n"
+        "1: lbu t0, 0(%[flag])\n bnez t0, 2f\n wfi\n j 1b\n"
+        "2: fsd ft0, 0(%[out])\n fsd ft1, 8(%[out])\n fsd fs0, 16(%[out])\n fsd fa0, 24(%[out])\n"
+        :
+        : [in] "r"(in), [out] "r"(out), [flag] "r"(&g_timer_fired)
+        : "t0", "ft0", "ft1", "fs0", "fa0", "memory");
+    plat::timer::set_handler(nullptr);
+    ASSERT_TRUE(g_timer_fired);
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(out[i], in[i]);
+}
+
+KTEST(arch, irq_guard_nests_and_restores) {
+    ASSERT_TRUE(arch::irqs_enabled());
+    {
+        arch::IrqGuard outer;
+        EXPECT_FALSE(arch::irqs_enabled());
+        {
+            arch::IrqGuard inner;
+            EXPECT_FALSE(arch::irqs_enabled());
+        }
+        EXPECT_FALSE(arch::irqs_enabled()); // inner must not re-enable
+    }
+    EXPECT_TRUE(arch::irqs_enabled());
+}
+
+KTEST(arch, spinlock_protected_data) {
+    arch::SpinlockProtected<int> counter(5);
+    int seen = counter.with([&](int& v) {
+        EXPECT_FALSE(arch::irqs_enabled());
+        return ++v;
+    });
+    EXPECT_EQ(seen, 6);
+    EXPECT_TRUE(arch::irqs_enabled());
+    arch::Spinlock lock;
+    lock.lock();
+    EXPECT_TRUE(lock.is_locked());
+    lock.unlock();
+    EXPECT_FALSE(lock.is_locked());
+}
+
+KTEST(arch, sbi_base_and_probes) {
+    auto v = arch::sbi::spec_version();
+    EXPECT_TRUE(v.major > 0 || v.minor >= 2); // HSM/SRST need SBI >= 0.2/0.3
+    EXPECT_TRUE(arch::sbi::probe(arch::sbi::Extension::Timer));
+    EXPECT_TRUE(arch::sbi::probe(arch::sbi::Extension::Ipi));
+    EXPECT_TRUE(arch::sbi::probe(arch::sbi::Extension::Hsm));
+    EXPECT_TRUE(arch::sbi::probe(arch::sbi::Extension::Srst));
+    EXPECT_FALSE(arch::sbi::probe(static_cast<arch::sbi::Extension>(0x12345678)));
+    EXPECT_EQ(arch::sbi::impl_id(), 1); // OpenSBI
+}
+
+KTEST(arch, sbi_hsm_reports_this_hart_started) {
+    auto status = arch::sbi::hart_status(arch::this_hart().hart_id);
+    ASSERT_OK(status);
+    EXPECT_EQ(static_cast<long>(status.value()), static_cast<long>(arch::sbi::HartState::Started));
+    EXPECT_ERROR(arch::sbi::hart_status(4096), base::Error::InvalidArgument);
+}
+
+KTEST(arch, exception_names) {
+    EXPECT_EQ(arch::exception_name(2), std::string_view("illegal instruction"));
+    EXPECT_EQ(arch::exception_name(13), std::string_view("load page fault"));
+    EXPECT_EQ(arch::exception_name(63), std::string_view("unknown exception"));
+}

@@ -1,0 +1,45 @@
+#include <base/list.hpp>
+#include <ktest/ktest.hpp>
+
+using namespace tessera;
+
+namespace {
+struct Item {
+    int value;
+    base::ListNode node;
+};
+using List = base::IntrusiveList<Item, &Item::node>;
+} // namespace
+
+KTEST(base_list, push_pop_order) {
+    Item a{1, {}}, b{2, {}}, c{3, {}};
+    List list;
+    EXPECT_TRUE(list.is_empty());
+    list.push_back(a);
+    list.push_back(b);
+    list.push_front(c);
+    EXPECT_EQ(list.size(), 3u);
+    int expected[] = {3, 1, 2};
+    int i = 0;
+    for (Item& item : list) EXPECT_EQ(item.value, expected[i++]);
+    EXPECT_EQ(list.pop_front()->value, 3);
+    EXPECT_EQ(list.first()->value, 1);
+    EXPECT_EQ(list.last()->value, 2);
+}
+
+KTEST(base_list, remove_middle_and_relink) {
+    Item a{1, {}}, b{2, {}}, c{3, {}};
+    List list;
+    list.push_back(a);
+    list.push_back(b);
+    list.push_back(c);
+    list.remove(b);
+    EXPECT_FALSE(b.node.is_linked());
+    EXPECT_EQ(list.next(a), &c);
+    list.insert_before(c, b);
+    EXPECT_EQ(list.next(a), &b);
+    EXPECT_EQ(list.size(), 3u);
+    while (list.pop_front()) {}
+    EXPECT_TRUE(list.is_empty());
+    EXPECT_EQ(list.first(), nullptr);
+}
