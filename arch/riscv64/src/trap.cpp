@@ -60,7 +60,7 @@ void report_trap(const TrapFrame& frame) {
             klog::print("{:>4} {:016x}  ", kRegNames[j], frame.x[j]);
         klog::print("\n");
     }
-    klog::print("Backtrace:\n    #0  {:#018x}\n", frame.sepc);
+    klog::print("Backtrace:\n    #0  {:#018x} (pc)\n", frame.sepc);
     print_backtrace(frame.x[8], 1, frame.x[1]);
 }
 

@@ -121,8 +121,10 @@ void vformat(Sink& sink, std::string_view fmt, std::span<const FormatArg> args) 
     std::size_t next_arg = 0;
     std::size_t i = 0;
     while (i < fmt.size()) {
-        std::size_t special = fmt.find_first_of("{}", i);
-        if (special == std::string_view::npos) {
+        // A plain scan: string_view::find_first_of calls memchr per character.
+        std::size_t special = i;
+        while (special < fmt.size() && fmt[special] != '{' && fmt[special] != '}') ++special;
+        if (special == fmt.size()) {
             sink.write(fmt.substr(i));
             return;
         }

@@ -20,6 +20,13 @@ std::uint64_t be64(const std::uint8_t* p) { return (std::uint64_t(be32(p)) << 32
 
 constexpr std::uint64_t align4(std::uint64_t v) { return (v + 3) & ~std::uint64_t(3); }
 
+// Length of the NUL-terminated string at p[0..max), or max if unterminated.
+std::size_t bounded_strlen(const std::uint8_t* p, std::size_t max) {
+    std::size_t i = 0;
+    while (i < max && p[i] != 0) ++i;
+    return i;
+}
+
 // Header field offsets (spec 5.2).
 enum HeaderField : std::uint32_t {
     Magic = 0, TotalSize = 4, OffStruct = 8, OffStrings = 12, OffRsvmap = 16, Version = 20,
@@ -27,6 +34,18 @@ enum HeaderField : std::uint32_t {
 };
 
 } // namespace
+
+std::string_view Property::name() const { return name_chars ? std::string_view(name_chars) : std::string_view(); }
+
+bool Property::name_is(std::string_view s) const {
+    if (!name_chars) return s.empty();
+    // Safe to read up to the NUL: Blob::from_bytes checked that the strings
+    // block ends with one.
+    std::size_t i = 0;
+    for (; i < s.size(); ++i)
+        if (name_chars[i] != s[i] || name_chars[i] == 0) return false;
+    return name_chars[i] == 0;
+}
 
 Result<std::uint32_t> Property::as_u32() const {
     if (value.size() != 4) return Error::Malformed;
@@ -40,19 +59,25 @@ Result<std::uint64_t> Property::as_u64() const {
 }
 
 Result<std::string_view> Property::as_string() const {
-    for (std::size_t i = 0; i < value.size(); ++i)
-        if (value[i] == 0) return std::string_view(reinterpret_cast<const char*>(value.data()), i);
-    return Error::Malformed;
+    std::size_t n = bounded_strlen(value.data(), value.size());
+    if (n == value.size()) return Error::Malformed;
+    return std::string_view(reinterpret_cast<const char*>(value.data()), n);
 }
 
-bool Property::contains_string(std::string_view s) const {
-    bool found = false;
-    for_each_string([&](std::string_view item) {
-        found = item == s;
-        return !found;
-    });
-    return found;
+Result<std::size_t> Property::match_string(std::span<const std::string_view> candidates) const {
+    const auto* text = reinterpret_cast<const char*>(value.data());
+    for (std::size_t i = 0; i < value.size();) {
+        std::size_t n = bounded_strlen(value.data() + i, value.size() - i);
+        if (i + n == value.size()) break; // unterminated tail: ignore
+        std::string_view item(text + i, n);
+        for (std::size_t k = 0; k < candidates.size(); ++k)
+            if (item == candidates[k]) return k;
+        i += n + 1;
+    }
+    return Error::NotFound;
 }
+
+bool Property::contains_string(std::string_view s) const { return match_string({&s, 1}).ok(); }
 
 Result<std::uint32_t> Property::cell(std::size_t n) const {
     if (n >= cell_count()) return Error::OutOfRange;
@@ -84,6 +109,9 @@ Result<Blob> Blob::from_bytes(std::span<const std::uint8_t> bytes) {
     std::uint64_t rsvmap = be32(h + OffRsvmap);
     if (off_struct % 4 || off_struct + size_struct > total || size_struct % 4) return Error::Malformed;
     if (off_strings + size_strings > total) return Error::Malformed;
+    // Every property name is then NUL-terminated inside the block, which
+    // lets names be compared in place without measuring them first.
+    if (size_strings > 0 && bytes[off_strings + size_strings - 1] != 0) return Error::Malformed;
     if (rsvmap % 8 || rsvmap + 16 > total) return Error::Malformed;
     Blob blob;
     blob.m_bytes = bytes.first(total);
@@ -93,33 +121,29 @@ Result<Blob> Blob::from_bytes(std::span<const std::uint8_t> bytes) {
     return blob;
 }
 
-Result<std::string_view> Blob::string_at(std::uint32_t offset) const {
-    for (std::size_t i = offset; i < m_strings.size(); ++i)
-        if (m_strings[i] == 0)
-            return std::string_view(reinterpret_cast<const char*>(m_strings.data()) + offset, i - offset);
-    return Error::Malformed;
-}
-
-Result<Blob::Cursor> Blob::read_token(std::uint32_t offset) const {
+bool Blob::step(std::uint32_t offset, Cursor& c) const {
     std::uint64_t size = m_struct.size();
-    if (offset % 4 || std::uint64_t(offset) + 4 > size) return Error::Malformed;
+    if (offset % 4 || std::uint64_t(offset) + 4 > size) return false;
     const std::uint8_t* p = m_struct.data();
-    Cursor c{static_cast<Token>(be32(p + offset)), offset, offset + 4, {}, {}};
+    c.token = static_cast<Token>(be32(p + offset));
+    c.offset = offset;
+    c.next = offset + 4;
     switch (c.token) {
     case Token::BeginNode: {
-        std::uint64_t i = offset + 4;
-        while (i < size && p[i] != 0) ++i;
-        if (i >= size) return Error::Malformed;
+        std::uint64_t i = offset + 4 + bounded_strlen(p + offset + 4, size - offset - 4);
+        if (i >= size) return false;
         c.name = std::string_view(reinterpret_cast<const char*>(p) + offset + 4, i - offset - 4);
         c.next = static_cast<std::uint32_t>(align4(i + 1));
         break;
     }
     case Token::Prop: {
-        if (std::uint64_t(offset) + 12 > size) return Error::Malformed;
+        if (std::uint64_t(offset) + 12 > size) return false;
         std::uint64_t len = be32(p + offset + 4);
-        if (offset + 12 + len > size) return Error::Malformed;
-        c.name = TRY(string_at(be32(p + offset + 8)));
-        c.value = m_struct.subspan(offset + 12, len);
+        if (offset + 12 + len > size) return false;
+        std::uint32_t name_offset = be32(p + offset + 8);
+        if (name_offset >= m_strings.size()) return false;
+        c.prop_name = reinterpret_cast<const char*>(m_strings.data()) + name_offset;
+        c.value = {p + offset + 12, static_cast<std::size_t>(len)};
         c.next = static_cast<std::uint32_t>(align4(offset + 12 + len));
         break;
     }
@@ -128,53 +152,82 @@ Result<Blob::Cursor> Blob::read_token(std::uint32_t offset) const {
     case Token::End:
         break;
     default:
-        return Error::Malformed;
+        return false;
     }
-    if (c.next > size && c.token != Token::End) return Error::Malformed;
-    return c;
+    return c.next <= size || c.token == Token::End;
 }
 
-Result<Node> Blob::make_node(std::uint32_t offset, std::uint8_t ac, std::uint8_t sc) const {
-    Cursor c = TRY(read_token(offset));
-    if (c.token != Token::BeginNode) return Error::Malformed;
+Result<Node> Blob::make_node(std::uint32_t offset, std::uint32_t parent_body) const {
+    Cursor c;
+    if (!step(offset, c) || c.token != Token::BeginNode) return Error::Malformed;
     Node n;
     n.m_blob = this;
     n.m_offset = offset;
     n.m_body = c.next;
     n.m_name = c.name;
-    n.m_address_cells = ac;
-    n.m_size_cells = sc;
+    n.m_parent_body = parent_body;
     return n;
+}
+
+void Blob::cells_at(std::uint32_t body, std::uint32_t& address_cells, std::uint32_t& size_cells) const {
+    address_cells = 2;
+    size_cells = 1;
+    // Values above 4 are clamped; reg() rejects anything above 2 anyway.
+    auto clamp = [](const std::span<const std::uint8_t>& v, std::uint32_t fallback) {
+        if (v.size() != 4) return fallback;
+        std::uint32_t x = be32(v.data());
+        return x <= 4 ? x : 4u;
+    };
+    Cursor c;
+    for (std::uint32_t offset = body; step(offset, c); offset = c.next) {
+        if (c.token == Token::Prop) {
+            Property prop{c.value, c.prop_name};
+            if (prop.name_is("#address-cells")) address_cells = clamp(c.value, 2);
+            else if (prop.name_is("#size-cells")) size_cells = clamp(c.value, 1);
+        } else if (c.token != Token::Nop) {
+            return;
+        }
+    }
 }
 
 Result<Node> Blob::root() const {
     std::uint32_t offset = 0;
     for (;;) { // skip leading NOPs
-        Cursor c = TRY(read_token(offset));
-        if (c.token == Token::BeginNode) return make_node(offset, 2, 1);
+        Cursor c;
+        if (!step(offset, c)) return Error::Malformed;
+        if (c.token == Token::BeginNode) return make_node(offset, Node::kNoParent);
         if (c.token != Token::Nop) return Error::Malformed;
         offset = c.next;
     }
 }
 
-Result<void> Blob::walk_impl(void* ctx, VisitNode visit) const {
-    struct Cells { std::uint8_t ac, sc; };
-    Cells stack[kMaxDepth + 1];
-    stack[0] = {2, 1};
+Result<void> Blob::walk_impl(void* ctx, VisitNode visit, VisitNodeProp visit_prop) const {
+    std::uint32_t parents[kMaxDepth + 1]; // body offsets of the open nodes
+    parents[0] = Node::kNoParent;
     unsigned depth = 0;
+    Node current;
     std::uint32_t offset = 0;
+    Cursor c;
     for (;;) {
-        Cursor c = TRY(read_token(offset));
+        if (!step(offset, c)) return Error::Malformed;
         switch (c.token) {
         case Token::BeginNode: {
             if (depth >= kMaxDepth) return Error::Malformed;
-            Node n = TRY(make_node(offset, stack[depth].ac, stack[depth].sc));
-            stack[depth + 1] = {static_cast<std::uint8_t>(n.child_address_cells()),
-                                static_cast<std::uint8_t>(n.child_size_cells())};
-            if (!visit(ctx, n, depth)) return {};
+            // Built from the token just read: no second parse of the name.
+            current.m_blob = this;
+            current.m_offset = c.offset;
+            current.m_body = c.next;
+            current.m_name = c.name;
+            current.m_parent_body = parents[depth];
+            parents[depth + 1] = c.next;
+            if (visit && !visit(ctx, current, depth)) return {};
             ++depth;
             break;
         }
+        case Token::Prop:
+            if (depth == 0) return Error::Malformed; // a property outside any node
+            if (visit_prop && !visit_prop(ctx, current, depth - 1, Property{c.value, c.prop_name})) return {};
+            break;
         case Token::EndNode:
             if (depth == 0) return Error::Malformed;
             --depth;
@@ -190,10 +243,11 @@ Result<void> Blob::walk_impl(void* ctx, VisitNode visit) const {
 
 Result<void> Blob::properties_impl(const Node& node, void* ctx, VisitProp visit) const {
     std::uint32_t offset = node.m_body;
+    Cursor c;
     for (;;) {
-        Cursor c = TRY(read_token(offset));
+        if (!step(offset, c)) return Error::Malformed;
         if (c.token == Token::Prop) {
-            if (!visit(ctx, Property{c.name, c.value})) return {};
+            if (!visit(ctx, Property{c.value, c.prop_name})) return {};
         } else if (c.token != Token::Nop) {
             return {}; // properties come before subnodes (spec 5.4.2)
         }
@@ -202,16 +256,15 @@ Result<void> Blob::properties_impl(const Node& node, void* ctx, VisitProp visit)
 }
 
 Result<void> Blob::children_impl(const Node& node, void* ctx, VisitNode visit) const {
-    auto ac = static_cast<std::uint8_t>(node.child_address_cells());
-    auto sc = static_cast<std::uint8_t>(node.child_size_cells());
     unsigned depth = 0;
     std::uint32_t offset = node.m_body;
+    Cursor c;
     for (;;) {
-        Cursor c = TRY(read_token(offset));
+        if (!step(offset, c)) return Error::Malformed;
         switch (c.token) {
         case Token::BeginNode:
             if (depth == 0) {
-                Node child = TRY(make_node(offset, ac, sc));
+                Node child = TRY(make_node(offset, node.m_body));
                 if (!visit(ctx, child, 0)) return {};
             }
             if (++depth > kMaxDepth) return Error::Malformed;
@@ -299,7 +352,7 @@ Result<Property> Node::property(std::string_view name) const {
     Property found{};
     bool hit = false;
     TRY(for_each_property([&](const Property& p) {
-        hit = p.name == name;
+        hit = p.name_is(name);
         if (hit) found = p;
         return !hit;
     }));
@@ -313,17 +366,15 @@ bool Node::is_compatible(std::string_view compatible) const {
 }
 
 std::uint32_t Node::child_address_cells() const {
-    auto p = property("#address-cells");
-    if (!p.ok()) return 2;
-    auto v = p.value().as_u32();
-    return v.ok() && v.value() <= 4 ? v.value() : 4; // >2 is rejected by reg()
+    std::uint32_t ac, sc;
+    m_blob->cells_at(m_body, ac, sc);
+    return ac;
 }
 
 std::uint32_t Node::child_size_cells() const {
-    auto p = property("#size-cells");
-    if (!p.ok()) return 1;
-    auto v = p.value().as_u32();
-    return v.ok() && v.value() <= 4 ? v.value() : 4;
+    std::uint32_t ac, sc;
+    m_blob->cells_at(m_body, ac, sc);
+    return sc;
 }
 
 Result<std::uint32_t> Node::phandle() const {
@@ -335,7 +386,8 @@ Result<std::uint32_t> Node::phandle() const {
 
 Result<Region> Node::reg(std::size_t index) const {
     Property p = TRY(property("reg"));
-    std::size_t ac = m_address_cells, sc = m_size_cells;
+    std::uint32_t ac = 2, sc = 1;
+    if (m_parent_body != kNoParent) m_blob->cells_at(m_parent_body, ac, sc);
     if (ac == 0 || ac > 2 || sc > 2) return Error::NotSupported;
     std::size_t stride = ac + sc;
     if ((index + 1) * stride > p.cell_count()) return Error::OutOfRange;

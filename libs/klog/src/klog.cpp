@@ -1,5 +1,7 @@
 #include <arch/csr.hpp>
+#include <cstring>
 #include <arch/spinlock.hpp>
+#include <base/verify.hpp>
 #include <klog/klog.hpp>
 #include <plat/console.hpp>
 #include <plat/timer.hpp>
@@ -11,14 +13,27 @@ namespace {
 static_assert((CONFIG_KLOG_RING_SIZE & (CONFIG_KLOG_RING_SIZE - 1)) == 0,
               "CONFIG_KLOG_RING_SIZE must be a power of two");
 
+// The bytes live in .noinit: only data[0..head) is ever read.
+NOINIT char g_ring_data[CONFIG_KLOG_RING_SIZE];
+
 struct Ring {
-    char data[CONFIG_KLOG_RING_SIZE] = {};
+    char (&data)[CONFIG_KLOG_RING_SIZE] = g_ring_data;
     std::uint64_t head = 0; // total bytes ever written; data[head % size] is next
     Stats stats = {};
 
     void append(std::string_view text) {
-        for (char c : text) data[head++ % sizeof(data)] = c;
         stats.bytes += text.size();
+        // Text longer than the ring: only its tail can survive.
+        if (text.size() > sizeof(data)) {
+            head += text.size() - sizeof(data);
+            text = text.substr(text.size() - sizeof(data));
+        }
+        // Copy in at most two runs (before and after the wrap point).
+        std::size_t at = head % sizeof(data);
+        std::size_t first = text.size() < sizeof(data) - at ? text.size() : sizeof(data) - at;
+        memcpy(data + at, text.data(), first);
+        memcpy(data, text.data() + first, text.size() - first);
+        head += text.size();
         if (head > sizeof(data)) stats.overwritten = head - sizeof(data);
     }
 };

@@ -3,6 +3,7 @@
 #include "internal.hpp"
 #include <arch/cpu.hpp>
 #include <arch/mmio.hpp>
+#include <base/verify.hpp>
 #include <atomic>
 #include <plat/console.hpp>
 #include <plat/irq.hpp>
@@ -23,8 +24,10 @@ static_assert((kRxSize & (kRxSize - 1)) == 0, "CONFIG_PLAT_UART_RX_BUFFER must b
 constinit std::uint64_t g_base = 0;
 
 // Receive ring: the IRQ handler produces, one reader consumes.
+NOINIT char g_rx_data[kRxSize]; // only [tail, head) is read
+
 struct RxRing {
-    char data[kRxSize] = {};
+    char (&data)[kRxSize] = g_rx_data;
     std::atomic<std::uint32_t> head{0}; // written by the producer
     std::atomic<std::uint32_t> tail{0}; // written by the consumer
 };

@@ -20,4 +20,8 @@ namespace tessera {
 
 #define VERIFY_NOT_REACHED() ::tessera::verify_failed("not reached", __FILE__, __LINE__)
 
+// Places a buffer in .noinit: not zeroed at boot (the BSS clear skips it).
+// Only for storage that is always written before it is read.
+#define NOINIT [[gnu::section(".noinit")]]
+
 #define PANIC(message) ::tessera::panic_at(__FILE__, __LINE__, (message))

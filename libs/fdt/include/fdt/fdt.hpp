@@ -17,8 +17,13 @@ using base::Result;
 class Blob;
 
 struct Property {
-    std::string_view name;
     std::span<const std::uint8_t> value;
+    // The name lives in the strings block and is measured only on request:
+    // most lookups reject a property on its first character (name_is).
+    const char* name_chars = nullptr;
+
+    [[nodiscard]] std::string_view name() const;
+    [[nodiscard]] bool name_is(std::string_view s) const;
 
     [[nodiscard]] Result<std::uint32_t> as_u32() const;
     [[nodiscard]] Result<std::uint64_t> as_u64() const; // one or two cells
@@ -27,6 +32,9 @@ struct Property {
     // Iterates a string list; returns false from `f` to stop.
     template <typename F> void for_each_string(F&& f) const;
     [[nodiscard]] bool contains_string(std::string_view s) const;
+    // Index in `candidates` of the first list entry equal to one of them
+    // (one scan of the list for all candidates), or NotFound.
+    [[nodiscard]] Result<std::size_t> match_string(std::span<const std::string_view> candidates) const;
     // The n-th 32-bit big-endian cell.
     [[nodiscard]] Result<std::uint32_t> cell(std::size_t n) const;
     [[nodiscard]] std::size_t cell_count() const { return value.size() / 4; }
@@ -60,11 +68,13 @@ public:
 private:
     friend class Blob;
     const Blob* m_blob = nullptr;
-    std::uint32_t m_offset = 0;       // offset of the FDT_BEGIN_NODE token
-    std::uint32_t m_body = 0;         // first token after the name
-    std::uint8_t m_address_cells = 2; // of the parent, used to decode "reg"
-    std::uint8_t m_size_cells = 1;
+    std::uint32_t m_offset = 0;      // offset of the FDT_BEGIN_NODE token
+    std::uint32_t m_body = 0;        // first token after the name
+    // The parent's body, read only by reg() for #address-cells/#size-cells,
+    // so that walking the tree never scans properties it does not need.
+    std::uint32_t m_parent_body = kNoParent;
     std::string_view m_name;
+    static constexpr std::uint32_t kNoParent = ~0u;
 };
 
 class Blob {
@@ -84,6 +94,10 @@ public:
     [[nodiscard]] Result<Node> find_phandle(std::uint32_t phandle) const;
     // Depth-first visit of every node: f(Node, depth) returns false to stop.
     template <typename F> Result<void> walk(F&& f) const;
+    // One pass that also hands over each property as it is passed:
+    // f(Node, depth, Property) for each property of each node, in tree
+    // order. Cheapest way to look at everything (each token read once).
+    template <typename F> Result<void> walk_properties(F&& f) const;
     // Memory reservation block entries (firmware regions to keep out of use).
     template <typename F> Result<void> for_each_reservation(F&& f) const;
 
@@ -94,16 +108,23 @@ private:
         Token token;
         std::uint32_t offset; // of the token
         std::uint32_t next;   // offset of the following token
-        std::string_view name;              // BeginNode, Prop
+        std::string_view name;              // BeginNode
+        const char* prop_name;              // Prop: NUL-terminated (checked at load)
         std::span<const std::uint8_t> value; // Prop
     };
     using VisitNode = bool (*)(void*, const Node&, unsigned depth);
     using VisitProp = bool (*)(void*, const Property&);
+    using VisitNodeProp = bool (*)(void*, const Node&, unsigned depth, const Property&);
 
-    [[nodiscard]] Result<Cursor> read_token(std::uint32_t offset) const;
-    [[nodiscard]] Result<std::string_view> string_at(std::uint32_t offset) const;
-    [[nodiscard]] Result<Node> make_node(std::uint32_t offset, std::uint8_t ac, std::uint8_t sc) const;
-    Result<void> walk_impl(void* ctx, VisitNode visit) const;
+    // Decodes the token at `offset` into `out`; false if it is malformed.
+    // The inner loops' primitive: a plain bool, because wrapping every
+    // token in a Result costs more than the decoding itself.
+    [[nodiscard]] bool step(std::uint32_t offset, Cursor& out) const;
+    [[nodiscard]] Result<Node> make_node(std::uint32_t offset, std::uint32_t parent_body) const;
+    // #address-cells and #size-cells declared by the node whose properties
+    // start at `body` (defaults 2 and 1), in one pass.
+    void cells_at(std::uint32_t body, std::uint32_t& address_cells, std::uint32_t& size_cells) const;
+    Result<void> walk_impl(void* ctx, VisitNode visit, VisitNodeProp visit_prop) const;
     Result<void> properties_impl(const Node& node, void* ctx, VisitProp visit) const;
     Result<void> children_impl(const Node& node, void* ctx, VisitNode visit) const;
     Result<void> reservations_impl(void* ctx, bool (*visit)(void*, const Region&)) const;
@@ -146,6 +167,13 @@ template <typename F>
 Result<void> Blob::walk(F&& f) const {
     return walk_impl(&f, [](void* ctx, const Node& n, unsigned depth) {
         return (*static_cast<F*>(ctx))(n, depth);
+    }, nullptr);
+}
+
+template <typename F>
+Result<void> Blob::walk_properties(F&& f) const {
+    return walk_impl(&f, nullptr, [](void* ctx, const Node& n, unsigned depth, const Property& p) {
+        return (*static_cast<F*>(ctx))(n, depth, p);
     });
 }
 

@@ -1,0 +1,73 @@
+"""Every in-kernel test case is its own pytest test.
+
+Collection boots the ktest image with `ktest.list` to learn the case names;
+each variant (timer through Sstc, and through SBI) then runs the whole image
+once per worker and each case test reads its own KTAP line."""
+import pytest
+
+from harness import Machine, build_image, ktap
+
+VARIANTS = {
+    "sstc": (),
+    "sbi-timer": ("configs/nosstc.config",),
+}
+_runs = {}
+
+
+def list_cases():
+    image = build_image("ktest")
+    with Machine(image, append="ktest.list") as m:
+        m.start()
+        m.expect(r"ktest-list-end", timeout=60)
+        assert m.wait_exit() == 0
+        return [line.split()[1] for line in m.serial_text().splitlines() if line.startswith("ktest-case ")]
+
+
+def pytest_generate_tests(metafunc):
+    if "ktest_case" in metafunc.fixturenames:
+        cases = list_cases()
+        params = [(v, c) for v in VARIANTS for c in cases]
+        metafunc.parametrize("variant,ktest_case", params, ids=[f"{v}:{c}" for v, c in params])
+
+
+def run_variant(variant):
+    if variant not in _runs:
+        image = build_image("ktest", fragments=VARIANTS[variant])
+        with Machine(image, name=f"ktest-{variant}") as m:
+            m.start()
+            try:
+                status = m.wait_exit(timeout=120)
+            except AssertionError:
+                status = None
+            text = m.serial_text()
+        _runs[variant] = (status, text, ktap.parse(text))
+    return _runs[variant]
+
+
+def test_ktest(variant, ktest_case):
+    status, text, results = run_variant(variant)
+    result = results.get(ktest_case)
+    if result is None:
+        pytest.fail(f"{ktest_case}: no KTAP result (kernel exit status {status}); console tail:\n{text[-4000:]}")
+    if result.skipped:
+        pytest.skip(result.skip_reason)
+    assert result.ok, "\n".join(result.diagnostics)
+
+
+def test_ktest_verdict_is_the_exit_status():
+    for variant in VARIANTS:
+        status, text, results = run_variant(variant)
+        failed = [n for n, r in results.items() if not r.ok]
+        assert status == (1 if failed else 0)
+        assert ktap.summary(text) is not None
+        assert text.count("KTAP version 1") == 1 + len({r.suite for r in results.values()})
+
+
+def test_ktest_filter_runs_only_matching_cases():
+    image = build_image("ktest")
+    with Machine(image, append="ktest.filter=base_string.*,fdt.parses_*") as m:
+        m.start()
+        assert m.wait_exit(timeout=60) == 0
+        results = ktap.parse(m.serial_text())
+    assert results and all(n.startswith("base_string.") or n == "fdt.parses_boot_tree" for n in results)
+    assert "fdt.parses_boot_tree" in results
