@@ -81,23 +81,14 @@ DEFCONFIG_FILE := $(wildcard configs/$(APP)_defconfig)
 
 # FRAGMENTS given to a build goal: the configuration is rebuilt from the
 # defconfig plus these fragments whenever the list (or a fragment) changes.
+$(foreach f,$(FRAGMENTS),$(if $(wildcard $(f)),,$(error config fragment '$(f)' does not exist)))
 ifneq ($(FRAGMENTS),)
 FRAG_STAMP := $(BUILD)/fragments.list
 ifneq ($(file <$(FRAG_STAMP)),$(FRAGMENTS))
 $(shell mkdir -p $(BUILD))
 $(file >$(FRAG_STAMP),$(FRAGMENTS))
 endif
-$(CONFIG): $(FRAG_STAMP) $(FRAGMENTS)
 endif
-
-$(CONFIG): $(DEFCONFIG_FILE)
-	$(call say,CONFIG,$(APP) from $(or $(DEFCONFIG_FILE),defaults) $(FRAGMENTS))
-	$(Q)$(KCONFIG) defconfig --app $(APP) --config $@ $(FRAG_ARGS)
-
-$(AUTOCONF_MK): $(CONFIG) $(KCONFIG_FILES)
-	$(call say,GEN,$(BUILD)/auto.conf autoconf.h)
-	$(Q)$(KCONFIG) genconfig --app $(APP) --config $(CONFIG) --header $(AUTOCONF) --makeconf $@
-	@touch $@
 
 defconfig:
 	$(call say,CONFIG,$(APP) from $(or $(DEFCONFIG_FILE),defaults) $(FRAGMENTS))
@@ -114,7 +105,25 @@ menuconfig:
 	@test -f $(CONFIG) || $(KCONFIG) defconfig --app $(APP) --config $(CONFIG) $(FRAG_ARGS)
 	$(Q)$(KCONFIG) menuconfig --app $(APP) --config $(CONFIG)
 
+# Configuration happens while make reads this file, not in recipes: a bad
+# configuration then stops make with the configurator's own message and a
+# single "Stop" line, before anything is built.
+#   .config is (re)made from the defconfig + FRAGMENTS when missing, or when
+#   the defconfig, a fragment or the fragment list is newer than it;
+#   auto.conf/autoconf.h are regenerated when .config or any Kconfig changed.
+newer_than = $(if $(wildcard $(2)),$(shell find $(1) -newer $(2) 2>/dev/null | head -n 1),missing)
 ifneq ($(NEED_CONFIG),)
+ifneq ($(call newer_than,$(DEFCONFIG_FILE) $(FRAGMENTS) $(FRAG_STAMP),$(CONFIG)),)
+$(info $(shell printf '  %-7s %s' CONFIG '$(APP) from $(or $(DEFCONFIG_FILE),defaults) $(FRAGMENTS)'))
+ifneq ($(shell $(KCONFIG) defconfig --app $(APP) --config $(CONFIG) $(FRAG_ARGS) 1>&2 && echo ok),ok)
+$(error configuration of '$(APP)' failed (see above))
+endif
+endif
+ifneq ($(call newer_than,$(CONFIG) $(KCONFIG_FILES),$(AUTOCONF_MK)),)
+ifneq ($(shell $(KCONFIG) genconfig --app $(APP) --config $(CONFIG) --header $(AUTOCONF) --makeconf $(AUTOCONF_MK) 1>&2 && touch $(AUTOCONF_MK) && echo ok),ok)
+$(error configuration of '$(APP)' failed (see above))
+endif
+endif
 include $(AUTOCONF_MK)
 endif
 
@@ -172,7 +181,7 @@ OBJS :=
 define compile_rule # source, component
 OBJ := $(BUILD)/obj/$(basename $(1)).o
 CMD.$$(OBJ) := $(CXX) $(CXXFLAGS) $(call incs,$(2)) -c -o $$(OBJ) $(1)
-$$(OBJ): $(1) $$(call cmd_changed,$$(OBJ),$$(CMD.$$(OBJ))) | $(AUTOCONF_MK) $(GEN_FILES)
+$$(OBJ): $(1) $$(call cmd_changed,$$(OBJ),$$(CMD.$$(OBJ))) | $(GEN_FILES)
 	$$(call say,CXX,$$<)
 	@mkdir -p $$(@D)
 	$$(Q)$$(CMD.$$@) -MMD -MP -MF $$@.d
@@ -199,10 +208,10 @@ INIT_STEPS := $(foreach c,$(COMPONENTS),$(foreach s,$($(c).init),$(c)/$(s):$(sub
 GEN_ARGS := --app $(APP) --build $(BUILD) --config $(AUTOCONF_MK) \
 	--libs "$(ENABLED_LIBS)" $(foreach s,$(INIT_STEPS),--step $(s))
 
-$(GEN_FILES) &: $(AUTOCONF_MK) support/gen.py $(wildcard support/templates/* plat/$(PLAT)/templates/*) FORCE
+$(GEN_FILES) &: support/gen.py $(wildcard support/templates/* plat/$(PLAT)/templates/*) FORCE
 	$(Q)$(PYTHON) support/gen.py generate $(GEN_ARGS)
 
-boot-order: $(AUTOCONF_MK)
+boot-order:
 	@$(PYTHON) support/gen.py boot-order $(GEN_ARGS)
 
 # ------------------------------------------------------------------ image ----
@@ -233,8 +242,10 @@ gdb: all
 	@$(BUILD)/run.sh --gdb
 
 # ----------------------------------------------------------- test / bench ----
+# QEMU instances are independent, so the suite runs one worker per core.
+PYTEST_JOBS ?= auto
 test:
-	@$(PYTHON) -m pytest test $(PYTEST_ARGS)
+	@$(PYTHON) -m pytest test -n $(PYTEST_JOBS) $(PYTEST_ARGS)
 
 bench:
 	@$(PYTHON) support/bench.py

@@ -16,6 +16,7 @@ python3-jinja2
 python3-pytest
 python3-pytest-timeout
 python3-pytest-xdist
+python3-pexpect
 gdb-multiarch
 "
 

@@ -95,12 +95,38 @@ def explain_unmet(kconf, sym):
     return f"it depends on {deps}{hint}"
 
 
-def check_requests(kconf, path):
-    """Every assignment in `path` must have taken effect."""
+def shown(path):
+    """A path as the user would write it: relative inside the tree."""
+    full = os.path.abspath(path)
+    return os.path.relpath(full, ROOT) if full.startswith(ROOT + os.sep) else full
+
+
+def final_requests(kconf, paths):
+    """The assignments that must hold after loading `paths` in order: the
+    last one per symbol, and per choice only the last member set to y
+    (a later fragment may pick another member)."""
+    final = {}
+    for order, path in enumerate(paths):
+        for name, value, lineno in read_requests(path):
+            final[name] = (value, f"{shown(path)}:{lineno}", (order, lineno))
+    last_choice = {}
+    for name, (value, _, when) in final.items():
+        sym = kconf.syms.get(name)
+        if sym is not None and sym.choice and value == "y":
+            if sym.choice not in last_choice or last_choice[sym.choice][1] < when:
+                last_choice[sym.choice] = (name, when)
+    for name in list(final):
+        sym = kconf.syms.get(name)
+        if sym is not None and sym.choice and sym.choice in last_choice and last_choice[sym.choice][0] != name:
+            del final[name]
+    return [(name, value, where) for name, (value, where, _) in final.items()]
+
+
+def check_requests(kconf, paths):
+    """Every assignment the files in `paths` make must have taken effect."""
     import kconfiglib
     errors = []
-    for name, value, lineno in read_requests(path):
-        where = f"{os.path.relpath(path)}:{lineno}"
+    for name, value, where in final_requests(kconf, paths):
         sym = kconf.syms.get(name)
         if sym is None or sym.type == kconfiglib.UNKNOWN or not sym.nodes:
             errors.append(f"{where}: CONFIG_{name} is not a known symbol "
@@ -169,10 +195,8 @@ def cmd_defconfig(args):
             raise ConfigError(f"config fragment '{f}' does not exist")
     for i, f in enumerate(files):
         kconf.load_config(f, replace=(i == 0))
-    errors = fatal_warnings(kconf)
-    for f in files:
-        errors += check_requests(kconf, f)
-    errors += check_selects(kconf)
+    kconf.warnings.clear()  # check_requests explains the same problems better
+    errors = check_requests(kconf, files) + check_selects(kconf)
     raise_if(errors, f"configuration for '{args.app}' is not valid")
     os.makedirs(os.path.dirname(os.path.abspath(args.config)), exist_ok=True)
     kconf.write_config(args.config, header=f"# Tessera configuration for app '{args.app}'\n")
@@ -195,7 +219,7 @@ def cmd_olddefconfig(args):
 
 def cmd_check(args):
     kconf = load_existing(args)
-    errors = fatal_warnings(kconf) + check_requests(kconf, args.config) + check_selects(kconf)
+    errors = fatal_warnings(kconf) + check_requests(kconf, [args.config]) + check_selects(kconf)
     raise_if(errors, f"{args.config} is not valid (fix it with 'make menuconfig' "
                      f"or 'make defconfig')")
 
@@ -203,7 +227,7 @@ def cmd_check(args):
 def cmd_savedefconfig(args):
     kconf = load_existing(args)
     kconf.write_min_config(args.out)
-    print(f"  SAVE    {os.path.relpath(args.out)}")
+    print(f"  SAVE    {shown(args.out)}")
 
 
 def cmd_menuconfig(args):
@@ -221,8 +245,10 @@ def cmd_menuconfig(args):
 
 def cmd_genconfig(args):
     kconf = load_existing(args)
-    errors = fatal_warnings(kconf) + check_selects(kconf)
-    raise_if(errors, f"{args.config} is not valid")
+    kconf.warnings.clear()  # check_requests explains the same problems better
+    errors = check_requests(kconf, [args.config]) + check_selects(kconf)
+    raise_if(errors, f"{args.config} is not valid (fix it with 'make menuconfig' or "
+                     f"'make defconfig')")
     os.makedirs(os.path.dirname(os.path.abspath(args.header)), exist_ok=True)
     kconf.write_autoconf(args.header)
     # auto.conf is the .config itself minus comments: make can include it.

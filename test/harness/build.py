@@ -34,10 +34,10 @@ class Image:
             return f.read()
 
 
-def config_key(app, fragments, extra):
+def config_key(app, fragments, extra, root=ROOT):
     h = hashlib.sha256(app.encode())
     for frag in fragments:
-        with open(os.path.join(ROOT, frag), "rb") as f:
+        with open(os.path.join(root, frag), "rb") as f:
             h.update(frag.encode() + b"\0" + f.read())
     h.update("\n".join(extra).encode())
     return h.hexdigest()[:12]
@@ -46,10 +46,10 @@ def config_key(app, fragments, extra):
 def build_image(app, fragments=(), extra=(), root=ROOT):
     """Builds app with the given fragment files and extra CONFIG_ lines."""
     fragments, extra = tuple(fragments), tuple(extra)
-    key = config_key(app, fragments, extra) if root == ROOT else None
+    key = config_key(app, fragments, extra, root)
     if (app, fragments, extra, root) in _memo:
         return _memo[(app, fragments, extra, root)]
-    build_dir = os.path.join(root, "build", "test", f"{app}-{key or 'tree'}")
+    build_dir = os.path.join(root, "build", "test", f"{app}-{key}")
     os.makedirs(build_dir, exist_ok=True)
     frag_paths = [os.path.join(root, f) for f in fragments]
     if extra:

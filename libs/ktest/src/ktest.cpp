@@ -129,6 +129,13 @@ Summary run(std::string_view filter) {
                 klog::print("    not ok {} {}\n", index, c.name);
                 ++summary.failed;
                 suite_failed = true;
+#if CONFIG_KTEST_FAIL_FAST
+                klog::print("not ok {} {}\n# ktest: stopping at the first failure (KTEST_FAIL_FAST)\n",
+                            ++suite_index, suite);
+                klog::print("# ktest: {} passed, {} failed, {} skipped\n", summary.passed, summary.failed,
+                            summary.skipped);
+                return summary;
+#endif
             } else if (context.skipped()) {
                 klog::print("    ok {} {} # SKIP {}\n", index, c.name, context.skip_reason());
                 ++summary.skipped;

@@ -1,0 +1,142 @@
+"""The build behaves as documented: targets, fragments, incremental rebuilds,
+full command lines with V=1, outputs only under the build directory."""
+import os
+import re
+import socket
+import subprocess
+import time
+
+import pytest
+
+from harness import ROOT
+
+
+def make(*args, check=True):
+    r = subprocess.run(["make", "-C", ROOT, "NO_DEPS=1", *args], capture_output=True, text=True, timeout=600)
+    if check:
+        assert r.returncode == 0, r.stdout + r.stderr
+    return r
+
+
+def test_help_lists_targets_apps_and_libraries():
+    out = make("help").stdout
+    for target in ["run", "gdb", "defconfig", "menuconfig", "olddefconfig", "savedefconfig", "boot-order",
+                   "test", "bench", "clean"]:
+        assert re.search(rf"^\s+{target}\s", out, re.M), target
+    assert re.search(r"Apps: .*crashtest.*echo.*helloworld.*ktest", out)
+    assert re.search(r"Libraries: .*base.*fdt.*klog.*ktest", out)
+
+
+def test_fragments_merge_and_reach_the_compiler(tmp_path):
+    build = str(tmp_path / "b")
+    make("APP=helloworld", f"BUILD={build}", "FRAGMENTS=configs/size.config configs/debug.config", "V=1")
+    config = open(os.path.join(build, ".config")).read()
+    # debug.config comes last and wins the optimization choice.
+    assert "CONFIG_OPTIMIZE_OG=y" in config and "CONFIG_KLOG_CONSOLE_LEVEL=7" in config
+    cmd = open(os.path.join(build, "obj/libs/base/src/format.o.cmd")).read()
+    assert " -Og " in cmd
+
+
+def test_incremental_and_command_line_rebuilds(tmp_path):
+    build = str(tmp_path / "b")
+    make("APP=helloworld", f"BUILD={build}")
+    again = make("APP=helloworld", f"BUILD={build}").stdout
+    assert "CXX" not in again and "LD" not in again, again
+    # A changed option changes the command line of every object: all rebuild.
+    r = make("APP=helloworld", f"BUILD={build}", "FRAGMENTS=configs/size.config").stdout
+    assert r.count("CXX") >= 10 and " LD " in r, r
+    assert " -Os " in open(os.path.join(build, "obj/libs/klog/src/klog.o.cmd")).read()
+    # Touching one source rebuilds that object only.
+    time.sleep(1.1)
+    os.utime(os.path.join(ROOT, "libs/base/src/string.cpp"))
+    r = make("APP=helloworld", f"BUILD={build}", "FRAGMENTS=configs/size.config").stdout
+    assert re.findall(r"CXX\s+(\S+)", r) == ["libs/base/src/string.cpp"], r
+
+
+def test_verbose_shows_full_commands_default_is_short(tmp_path):
+    build = str(tmp_path / "b")
+    quiet = make("APP=helloworld", f"BUILD={build}").stdout
+    assert "riscv64-linux-gnu-g++" not in quiet
+    assert re.search(r"^  CXX     arch/riscv64/src/entry.S$", quiet, re.M)
+    make("clean", f"BUILD={build}")
+    loud = make("APP=helloworld", f"BUILD={build}", "V=1").stdout
+    assert re.search(r"riscv64-linux-gnu-g\+\+ -std=c\+\+20 .* -c -o \S+/entry.o arch/riscv64/src/entry.S", loud)
+
+
+def test_outputs_stay_in_the_build_directory(tmp_path):
+    build = tmp_path / "b"
+    status = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--ignored"], capture_output=True,
+                            text=True).stdout
+    make("APP=echo", f"BUILD={build}")
+    after = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--ignored"], capture_output=True,
+                           text=True).stdout
+    assert after == status
+    for name in ["echo.elf", "echo.bin", "echo.map", "qemu.json", "run.sh", "compile_commands.json",
+                 "include/generated/autoconf.h", "gen/linker.ld", "gen/init_table.cpp", "gen/manifest.cpp"]:
+        assert (build / name).exists(), name
+
+
+def test_savedefconfig_round_trip(tmp_path):
+    build = str(tmp_path / "b")
+    make("APP=ktest", f"BUILD={build}", "defconfig")
+    make("APP=ktest", f"BUILD={build}", "savedefconfig")
+    saved = open(os.path.join(build, "defconfig")).read()
+    assert "CONFIG_LIB_KTEST=y" not in saved  # selected by the app: not needed in a minimal config
+    with open(os.path.join(build, ".config"), "a") as f:
+        f.write("CONFIG_KLOG_RING_SIZE=4096\n")
+    make("APP=ktest", f"BUILD={build}", "olddefconfig")
+    make("APP=ktest", f"BUILD={build}", "savedefconfig")
+    assert "CONFIG_KLOG_RING_SIZE=4096" in open(os.path.join(build, "defconfig")).read()
+
+
+def test_boot_order_is_sorted_and_printed(tmp_path):
+    out = make("APP=helloworld", f"BUILD={tmp_path / 'b'}", "boot-order").stdout
+    steps = re.findall(r"^\s+\d+\. (\S+)", out, re.M)
+    assert steps.index("plat.irq") < steps.index("plat.console_rx")
+    assert "tessera::plat::init_console_rx()" in out
+
+
+def test_gdb_target_waits_for_a_debugger(tmp_path):
+    build = str(tmp_path / "b")
+    make("APP=helloworld", f"BUILD={build}")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(["make", "-C", ROOT, "NO_DEPS=1", "APP=helloworld", f"BUILD={build}", "gdb"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "GDB_PORT": str(port)}, start_new_session=True)
+    try:
+        lines = []
+        while not any("target remote" in l for l in lines):
+            line = proc.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        assert any(f"gdb-multiarch {build}/helloworld.elf -ex 'target remote 127.0.0.1:{port}'" in l
+                   for l in lines), lines
+        deadline = time.time() + 10
+        while True:  # the gdbstub accepts connections; the guest stays halted
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.time() < deadline
+                time.sleep(0.1)
+        assert proc.poll() is None
+    finally:
+        os.killpg(proc.pid, 9)
+        proc.wait()
+
+
+def test_menuconfig_shows_the_library_menu(tmp_path):
+    pexpect = pytest.importorskip("pexpect")
+    build = str(tmp_path / "b")
+    child = pexpect.spawn("make", ["-C", ROOT, "NO_DEPS=1", "APP=helloworld", f"BUILD={build}", "menuconfig"],
+                          dimensions=(40, 120), timeout=30, encoding="utf-8",
+                          env={**os.environ, "TERM": "xterm"})
+    child.expect("Tessera configuration")
+    child.expect("Libraries")
+    child.send("Q")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert os.path.exists(os.path.join(build, ".config"))
