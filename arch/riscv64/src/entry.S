@@ -8,7 +8,8 @@
 _start:
     csrw    sie, zero
     csrci   sstatus, 2              /* SIE off until traps are set up */
-    rdtime  t0                      /* boot benchmark: time at entry */
+    rdtime  t0                      /* boot benchmarks: time and */
+    rdinstret t3                    /* instruction count at entry */
 
     /* One hart boots the kernel; any other that arrives here parks until
      * the SMP library starts it through SBI HSM. */
@@ -29,6 +30,7 @@ _start:
 2:
     la      t1, g_boot_entry_time
     sd      t0, 0(t1)
+    sd      t3, 8(t1)               /* g_boot_entry_instret */
 
     /* FP on (FS = Initial), rounding mode and flags cleared. */
     li      t1, (1 << 13)
@@ -53,5 +55,8 @@ boot_lottery:
     .word   0
     .word   0
     .global g_boot_entry_time
+    .global g_boot_entry_instret
 g_boot_entry_time:
+    .dword  0
+g_boot_entry_instret:
     .dword  0

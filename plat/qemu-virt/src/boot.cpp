@@ -12,6 +12,7 @@
 #include <plat/power.hpp>
 
 extern "C" std::uint64_t g_boot_entry_time;
+extern "C" std::uint64_t g_boot_entry_instret;
 extern "C" void (*__init_array_start[])();
 extern "C" void (*__init_array_end[])();
 
@@ -46,6 +47,7 @@ extern "C" [[noreturn]] void tessera_boot(std::uint64_t hart_id, const void* dtb
     arch::init_hart(0, hart_id);
     plat::console::init_early(CONFIG_PLAT_EARLY_UART_BASE);
     plat::mutable_boot_times().entry_ticks = g_boot_entry_time;
+    plat::mutable_boot_times().entry_instret = g_boot_entry_instret;
 
     if (auto r = plat::discover(dtb, hart_id); !r.ok()) {
         klog::error("device tree at {} is unusable: {}", dtb, r.error());

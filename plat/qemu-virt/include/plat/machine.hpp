@@ -41,8 +41,11 @@ struct MachineInfo {
 const MachineInfo& machine();
 
 // Time stamps for boot benchmarks (rdtime / rdinstret values).
+// Under QEMU -icount the instret values are exact guest instruction counts
+// since reset (OpenSBI included).
 struct BootTimes {
     std::uint64_t entry_ticks;
+    std::uint64_t entry_instret;
     std::uint64_t main_ticks;
     std::uint64_t main_instret;
 };

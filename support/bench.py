@@ -1,0 +1,125 @@
+#!/usr/bin/python3
+"""make bench: Tessera's figures, written to build/bench/results.json.
+
+Method (shared/BENCHMARKS.md): guest-instruction figures come from QEMU
+-icount shift=0, where rdinstret counts guest instructions exactly; wall
+times are medians of interleaved runs (A B A B ...) against a floor kernel
+that exits on its first instruction, so host noise hits both alike.
+Benchmarks report; they never fail the build.
+"""
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "build", "bench")
+CROSS = "riscv64-linux-gnu-"
+RUNS = int(os.environ.get("BENCH_RUNS", "15"))
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+
+
+def build(app):
+    build_dir = os.path.join(OUT, app)
+    r = subprocess.run(["make", "-C", ROOT, f"APP={app}", f"BUILD={build_dir}", "NO_DEPS=1"],
+                       capture_output=True, text=True)
+    if r.returncode:
+        sys.exit(f"bench: building {app} failed:\n{r.stdout}{r.stderr}")
+    with open(os.path.join(build_dir, "qemu.json")) as f:
+        return os.path.join(build_dir, f"{app}.elf"), json.load(f)
+
+
+def build_floor():
+    elf = os.path.join(OUT, "floor.elf")
+    # -N: do not load the ELF headers below .text (QEMU would jump there).
+    sh([f"{CROSS}gcc", "-nostdlib", "-static", "-march=rv64gc", "-mabi=lp64d", "-Wl,-Ttext=0x80200000",
+        "-Wl,--build-id=none", "-Wl,-N", "-o", elf, os.path.join(ROOT, "support", "bench", "floor.S")])
+    return elf
+
+
+def qemu_cmd(qemu, kernel=None, extra=()):
+    args = list(qemu["args"])
+    if kernel:
+        args[args.index("-kernel") + 1] = kernel
+    return [qemu["qemu"]] + args + ["-display", "none", "-monitor", "none", "-serial", "stdio"] + list(extra)
+
+
+def image_size(elf):
+    text, data, bss = (int(x) for x in sh([f"{CROSS}size", elf]).stdout.splitlines()[1].split()[:3])
+    return text, data, bss
+
+
+def boot_instructions(qemu):
+    out = subprocess.run(qemu_cmd(qemu, extra=["-icount", "shift=0"]), capture_output=True, text=True,
+                         timeout=60).stdout
+    m = re.search(r"boot: instret (\d+) at kernel entry, (\d+) at main", out)
+    if not m:
+        sys.exit(f"bench: helloworld did not report its boot counts:\n{out[-2000:]}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def wall_times(qemu, floor_elf):
+    """Interleaved runs of the floor kernel and helloworld; seconds."""
+    floor, hello = [], []
+    for _ in range(RUNS):
+        for kernel, sink in ((floor_elf, floor), (None, hello)):
+            start = time.perf_counter()
+            r = subprocess.run(qemu_cmd(qemu, kernel), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               timeout=60)
+            sink.append(time.perf_counter() - start)
+            if r.returncode != 0:
+                sys.exit(f"bench: {'floor' if kernel else 'helloworld'} exited with {r.returncode}")
+    return statistics.median(floor), statistics.median(hello)
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    qemu_version = sh(["qemu-system-riscv64", "--version"]).stdout.splitlines()[0]
+    elf, qemu = build("helloworld")
+    floor_elf = build_floor()
+    results = []
+
+    def record(name, value, unit, target=None, config="helloworld_defconfig"):
+        results.append({"name": name, "value": value, "unit": unit, "config": config, "qemu": qemu_version,
+                        **({"target": target} if target is not None else {})})
+
+    text, data, bss = image_size(elf)
+    record("helloworld.text", text, "bytes")
+    record("helloworld.data", data, "bytes")
+    record("helloworld.bss", bss, "bytes")
+    record("helloworld.text+data", text + data, "bytes", target=48 * 1024)
+
+    entry, at_main = boot_instructions(qemu)
+    record("boot.reset_to_kernel_entry", entry, "guest instructions")
+    record("boot.kernel_entry_to_main", at_main - entry, "guest instructions", target=100000)
+    record("boot.reset_to_main", at_main, "guest instructions")
+
+    floor, hello = wall_times(qemu, floor_elf)
+    record("wall.qemu_start_to_exit.floor", round(floor * 1000, 2), "ms (median)")
+    record("wall.qemu_start_to_exit.helloworld", round(hello * 1000, 2), "ms (median)")
+    record("wall.helloworld_over_floor", round(hello / floor, 3), "ratio", target=1.2)
+
+    path = os.path.join(OUT, "results.json")
+    with open(path, "w") as f:
+        json.dump(results, f, indent=2)
+        f.write("\n")
+    print(f"{'figure':<40} {'value':>14}  {'unit':<20} target")
+    for r in results:
+        target = r.get("target")
+        verdict = ""
+        if target is not None:
+            verdict = f"{'<' if r['unit'] != 'ratio' else '<='} {target}: " + (
+                "met" if r["value"] <= target else "MISSED")
+        print(f"{r['name']:<40} {r['value']:>14}  {r['unit']:<20} {verdict}")
+    print(f"\n{len(results)} figures written to {os.path.relpath(path, ROOT)} "
+          f"({RUNS} interleaved wall-clock runs each)")
+
+
+if __name__ == "__main__":
+    main()
