@@ -140,3 +140,11 @@ def test_menuconfig_shows_the_library_menu(tmp_path):
     child.close()
     assert child.exitstatus == 0
     assert os.path.exists(os.path.join(build, ".config"))
+
+
+def test_make_run_boots_the_app_on_the_terminal(tmp_path):
+    r = subprocess.run(["make", "-C", ROOT, "NO_DEPS=1", "APP=helloworld", f"BUILD={tmp_path / 'b'}", "run"],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "RUN     helloworld (Ctrl-A X quits)" in r.stdout
+    assert "Hello from Tessera! app=helloworld" in r.stdout

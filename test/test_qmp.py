@@ -73,3 +73,12 @@ def test_exit_status_from_the_guest(echo, machine):
     m.expect(r"echo: ready")
     m.write("exit 5\r")
     assert m.wait_exit() == 5
+
+
+def test_failure_artefacts_hold_console_and_registers(echo, machine):
+    m = machine(echo).start()
+    m.expect(r"echo: ready")
+    artefacts = m.artefacts()
+    assert "echo: ready" in artefacts["serial log"]
+    regs = artefacts["info registers"]
+    assert "pc" in regs and "mstatus" in regs, regs

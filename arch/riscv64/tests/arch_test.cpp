@@ -92,3 +92,21 @@ KTEST(arch, exception_names) {
     EXPECT_EQ(arch::exception_name(13), std::string_view("load page fault"));
     EXPECT_EQ(arch::exception_name(63), std::string_view("unknown exception"));
 }
+
+namespace {
+volatile bool g_ipi_seen = false;
+void on_software_interrupt(arch::TrapFrame&) {
+    arch::csr_clear<arch::Csr::sip>(arch::sie_bit(arch::Interrupt::Software)); // acknowledge
+    g_ipi_seen = true;
+}
+} // namespace
+
+KTEST(arch, sbi_ipi_to_self_raises_software_interrupt) {
+    g_ipi_seen = false;
+    arch::set_interrupt_handler(arch::Interrupt::Software, on_software_interrupt);
+    auto sent = arch::sbi::send_ipi(1, arch::this_hart().hart_id);
+    ASSERT_OK(sent);
+    for (int spins = 0; spins < 1000000 && !g_ipi_seen; ++spins) arch::pause();
+    arch::set_interrupt_handler(arch::Interrupt::Software, nullptr);
+    EXPECT_TRUE(g_ipi_seen);
+}
