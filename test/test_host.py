@@ -19,7 +19,7 @@ def fdt_host(tmp_path_factory):
         pytest.skip("no host g++")
     exe = str(tmp_path_factory.mktemp("host") / "fdt_host")
     subprocess.run(["g++", "-std=c++20", "-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-                    "-fno-omit-frame-pointer", "-Ilibs/base/include", "-Ilibs/fdt/include", *SOURCES, "-o", exe],
+                    "-fno-omit-frame-pointer", "-Ilibs/base/include", "-Ilibs/fdt/include", "-Ilibs/fdt/tests", *SOURCES, "-o", exe],
                    cwd=ROOT, check=True, capture_output=True, text=True)
     return exe
 

@@ -2,6 +2,7 @@
 // --mutate N) parses N randomly corrupted copies. Under ASan/UBSan any
 // out-of-bounds read in the parser aborts the run.
 #include <fdt/fdt.hpp>
+#include "fdt_exercise.hpp"
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -9,24 +10,7 @@
 #include <vector>
 
 using namespace tessera;
-
-static unsigned exercise(const fdt::Blob& blob) {
-    unsigned nodes = 0;
-    (void)blob.walk([&](const fdt::Node& n, unsigned) {
-        ++nodes;
-        (void)n.reg(0);
-        (void)n.phandle();
-        (void)n.is_compatible("ns16550a");
-        (void)n.for_each_property([](const fdt::Property& p) { (void)p.as_string(); (void)p.as_u64(); return true; });
-        (void)n.for_each_child([](const fdt::Node&) { return true; });
-        return true;
-    });
-    (void)blob.find_path("/soc/serial");
-    (void)blob.find_compatible("virtio,mmio");
-    (void)blob.find_phandle(1);
-    (void)blob.for_each_reservation([](const fdt::Region&) { return true; });
-    return nodes;
-}
+using fdt::testing::exercise;
 
 int main(int argc, char** argv) {
     if (argc < 2) { std::fprintf(stderr, "usage: fdt_host file.dtb [--mutate N | --walk-only N]\n"); return 2; }

@@ -1,11 +1,13 @@
 #include <cstring>
 #include <fdt/fdt.hpp>
+#include "fdt_exercise.hpp"
 #include <klog/klog.hpp>
 #include <ktest/ktest.hpp>
 #include <plat/machine.hpp>
 
 using namespace tessera;
 using base::Error;
+using fdt::testing::exercise;
 
 namespace {
 
@@ -20,30 +22,6 @@ std::uint64_t next_random() { // xorshift64*: deterministic across runs
     g_seed ^= g_seed << 25;
     g_seed ^= g_seed >> 27;
     return g_seed * 0x2545f4914f6cdd1dull;
-}
-
-// Exercises every query on every node; returns the number of nodes seen.
-unsigned exercise(const fdt::Blob& blob) {
-    unsigned nodes = 0;
-    (void)blob.walk([&](const fdt::Node& n, unsigned) {
-        ++nodes;
-        (void)n.reg(0);
-        (void)n.reg(1);
-        (void)n.phandle();
-        (void)n.is_compatible("ns16550a");
-        (void)n.for_each_property([](const fdt::Property& p) {
-            (void)p.as_string();
-            (void)p.as_u64();
-            return true;
-        });
-        (void)n.for_each_child([](const fdt::Node&) { return true; });
-        return true;
-    });
-    (void)blob.find_path("/soc/serial");
-    (void)blob.find_compatible("virtio,mmio");
-    (void)blob.find_phandle(1);
-    (void)blob.for_each_reservation([](const fdt::Region&) { return true; });
-    return nodes;
 }
 
 void put_be32(std::uint8_t* p, std::uint32_t v) {
