@@ -6,7 +6,7 @@
     kconfig.py savedefconfig  --app A --config CFG --out F
     kconfig.py menuconfig     --app A --config CFG
     kconfig.py genconfig      --app A --config CFG --header H --makeconf M
-    kconfig.py check          --app A --config CFG
+    kconfig.py list-apps
 
 Every Kconfiglib warning is an error here: a typo in a fragment or a request
 that the dependencies cannot satisfy must stop the build with a message that
@@ -38,7 +38,7 @@ def load_kconfig(app):
     cwd = os.getcwd()
     os.chdir(ROOT)
     try:
-        kconf = kconfiglib.Kconfig("Kconfig", warn_to_stderr=False, suppress_traceback=True)
+        kconf = kconfiglib.Kconfig("Kconfig", warn_to_stderr=False)
     except kconfiglib.KconfigError as e:
         raise ConfigError(f"Kconfig files do not parse: {e}")
     finally:
@@ -54,8 +54,9 @@ def load_kconfig(app):
 
 
 def is_fatal(warning):
-    # Kconfiglib also reports style nits (e.g. missing help text); only
-    # undefined symbols, unmet dependencies and bad values stop the build.
+    # Problems in the Kconfig files themselves (references to undefined
+    # symbols, defaults outside a choice...) stop the build; style remarks
+    # such as a missing help text do not.
     return not re.search(r"has no prompt|help text", warning)
 
 
@@ -174,13 +175,6 @@ def check_selects(kconf):
     return errors
 
 
-def fatal_warnings(kconf):
-    ws = [w for w in kconf.warnings if "undefined symbol" in w or "out of range" in w
-          or "unsatisfied direct dependencies" in w or "malformed" in w or "ignored" in w]
-    kconf.warnings.clear()
-    return ws
-
-
 def raise_if(errors, what):
     if errors:
         raise ConfigError(f"{what}:\n  " + "\n  ".join(errors))
@@ -211,17 +205,15 @@ def load_existing(args):
 
 
 def cmd_olddefconfig(args):
+    """Brings .config up to date with the Kconfig files: new options take
+    their defaults, options that no longer exist are dropped (and named)."""
     kconf = load_existing(args)
-    errors = fatal_warnings(kconf) + check_selects(kconf)
-    raise_if(errors, f"{args.config} is not valid")
+    for name, value, where in final_requests(kconf, [args.config]):
+        if name not in kconf.syms or not kconf.syms[name].nodes:
+            print(f"  DROP    {where}: CONFIG_{name} no longer exists")
+    kconf.warnings.clear()
+    raise_if(check_selects(kconf), f"{args.config} is not valid")
     kconf.write_config(args.config, header=f"# Tessera configuration for app '{args.app}'\n")
-
-
-def cmd_check(args):
-    kconf = load_existing(args)
-    errors = fatal_warnings(kconf) + check_requests(kconf, [args.config]) + check_selects(kconf)
-    raise_if(errors, f"{args.config} is not valid (fix it with 'make menuconfig' "
-                     f"or 'make defconfig')")
 
 
 def cmd_savedefconfig(args):
@@ -266,7 +258,7 @@ def cmd_genconfig(args):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("command", choices=["defconfig", "olddefconfig", "savedefconfig",
-                                       "menuconfig", "genconfig", "check", "list-apps"])
+                                       "menuconfig", "genconfig", "list-apps"])
     p.add_argument("--app")
     p.add_argument("--config")
     p.add_argument("--fragment", action="append")

@@ -116,3 +116,15 @@ def test_missing_init_dependency_names_the_step(tmp_path):
     assert r.returncode != 0
     assert "init step 'needy.start' (libs/needy) must run after 'net.up', but no enabled component declares it" \
         in r.stderr, r.stderr
+
+
+def test_broken_library_kconfig_is_reported_with_its_file(tmp_path):
+    root = copy_tree(str(tmp_path / "tree"))
+    os.makedirs(os.path.join(root, "libs", "broken"))
+    with open(os.path.join(root, "libs", "broken", "Kconfig"), "w") as f:
+        f.write("config LIB_BROKEN\n\tbool \"broken\"\n\tdepends on\n")
+    open(os.path.join(root, "libs", "broken", "lib.mk"), "w").close()
+    r = make(root, "APP=helloworld", f"BUILD={tmp_path / 'b'}")
+    assert r.returncode != 0
+    assert "Kconfig files do not parse" in r.stderr and "libs/broken/Kconfig:3" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
