@@ -5,6 +5,7 @@ set -eu
 
 PACKAGES="
 make
+g++
 g++-riscv64-linux-gnu
 binutils-riscv64-linux-gnu
 qemu-system-misc

@@ -2,6 +2,11 @@
 // External interrupts through the PLIC (RISC-V PLIC spec v1.0.0), for the
 // boot hart's S-mode context found in the device tree. Handlers run in
 // interrupt context: no allocation, no blocking.
+//
+// SMP: not yet. All sources are routed to the boot hart, and attach()/
+// detach() must be called from the boot hart (they guard against its own
+// interrupts, not against other harts). The smp library will add per-hart
+// contexts and a lock.
 #include <base/result.hpp>
 #include <cstdint>
 
