@@ -44,7 +44,7 @@ NOCONFIG_GOALS := help clean distclean deps test bench defconfig menuconfig \
                   olddefconfig savedefconfig
 GOALS := $(or $(MAKECMDGOALS),all)
 NEED_CONFIG := $(filter-out $(NOCONFIG_GOALS),$(GOALS))
-NEED_DEPS := $(filter-out help clean distclean,$(GOALS))
+NEED_DEPS := $(filter-out help clean distclean deps,$(GOALS))
 
 # ---------------------------------------------------------------- checks ----
 ifneq ($(filter-out help clean distclean test bench deps,$(GOALS)),)
@@ -81,6 +81,8 @@ DEFCONFIG_FILE := $(wildcard configs/$(APP)_defconfig)
 
 # FRAGMENTS given to a build goal: the configuration is rebuilt from the
 # defconfig plus these fragments whenever the list (or a fragment) changes.
+# A later plain `make` keeps the current .config (fragments, menuconfig
+# edits and all); `make defconfig` returns to the app's defaults.
 $(foreach f,$(FRAGMENTS),$(if $(wildcard $(f)),,$(error config fragment '$(f)' does not exist)))
 ifneq ($(FRAGMENTS),)
 FRAG_STAMP := $(BUILD)/fragments.list
@@ -111,7 +113,7 @@ menuconfig:
 #   .config is (re)made from the defconfig + FRAGMENTS when missing, or when
 #   the defconfig, a fragment or the fragment list is newer than it;
 #   auto.conf/autoconf.h are regenerated when .config or any Kconfig changed.
-newer_than = $(if $(wildcard $(2)),$(shell find $(1) -newer $(2) 2>/dev/null | head -n 1),missing)
+newer_than = $(if $(wildcard $(2)),$(if $(strip $(1)),$(shell find $(1) -newer $(2) 2>/dev/null | head -n 1)),missing)
 ifneq ($(NEED_CONFIG),)
 ifneq ($(call newer_than,$(DEFCONFIG_FILE) $(FRAGMENTS) $(FRAG_STAMP),$(CONFIG)),)
 $(info $(shell printf '  %-7s %s' CONFIG '$(APP) from $(or $(DEFCONFIG_FILE),defaults) $(FRAGMENTS)'))
@@ -265,7 +267,7 @@ help:
 	@echo "  make [APP=name] [FRAGMENTS='configs/x.config ...'] [V=1] [target]"
 	@echo
 	@echo "Targets:"
-	@echo "  all            build $(BUILD)/<app>.elf (default; configures from the defconfig if needed)"
+	@echo "  all            build $(BUILD)/$(APP).elf (default; configures from the defconfig if needed)"
 	@echo "  run            build and boot in QEMU, serial console on this terminal (Ctrl-A X quits)"
 	@echo "  gdb            boot halted with a gdbstub and print the gdb-multiarch command line"
 	@echo "  defconfig      configs/<app>_defconfig + FRAGMENTS -> build/<app>/.config"
@@ -278,8 +280,16 @@ help:
 	@echo "  deps           install the Debian packages the build and tests need"
 	@echo "  clean          remove build/<app>;  distclean: remove build/"
 	@echo
-	@echo "Variables: APP=<name> (default helloworld)  FRAGMENTS=<files>  V=1 (full commands)"
-	@echo "           BUILD=<dir> (default build/<app>)  CROSS_COMPILE=<prefix>  PYTEST_ARGS=..."
+	@echo "Variables:"
+	@echo "  APP=<name>          the application (default helloworld)"
+	@echo "  FRAGMENTS=<files>   config fragments merged over the app's defconfig"
+	@echo "  BUILD=<dir>         output folder (default build/<app>)"
+	@echo "  V=1                 show full commands"
+	@echo "  NO_DEPS=1           do not check/install Debian packages"
+	@echo "  CROSS_COMPILE=<p>   toolchain prefix (default riscv64-linux-gnu-)"
+	@echo "  PYTEST_ARGS=...     extra pytest arguments for make test (e.g. -k panic)"
+	@echo "  PYTEST_JOBS=<n>     parallel test workers (default auto: one per core)"
+	@echo "  GDB_PORT=<port>     gdbstub port for make gdb (default 1234)"
 	@echo
 	@echo "Apps: $(APPS)"
 	@echo "Libraries: $(patsubst libs/%/lib.mk,%,$(wildcard libs/*/lib.mk))"

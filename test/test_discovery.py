@@ -128,3 +128,18 @@ def test_broken_library_kconfig_is_reported_with_its_file(tmp_path):
     assert r.returncode != 0
     assert "Kconfig files do not parse" in r.stderr and "libs/broken/Kconfig:3" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_app_without_defconfig_keeps_its_edited_config(tmp_path):
+    """Regression: with no configs/<app>_defconfig, any newer file in the
+    tree used to trigger a fresh defconfig, discarding menuconfig edits."""
+    root = copy_tree(str(tmp_path / "tree"))
+    os.remove(os.path.join(root, "configs", "echo_defconfig"))
+    build = str(tmp_path / "b")
+    assert make(root, "APP=echo", f"BUILD={build}").returncode == 0
+    with open(os.path.join(build, ".config"), "a") as f:
+        f.write("CONFIG_KLOG_RING_SIZE=4096\n")
+    os.utime(os.path.join(root, "Makefile"))  # an unrelated, newer file
+    r = make(root, "APP=echo", f"BUILD={build}")
+    assert r.returncode == 0 and "CONFIG " not in r.stdout, r.stdout
+    assert "#define CONFIG_KLOG_RING_SIZE 4096" in open(os.path.join(build, "include/generated/autoconf.h")).read()

@@ -50,3 +50,19 @@ def test_fdt_parser_rejects_truncated_and_empty_files(fdt_host, tmp_path):
         cut.write_bytes(data[:size])
         r = subprocess.run([fdt_host, str(cut)], capture_output=True, text=True, timeout=60)
         assert r.returncode == 1 and "rejected: malformed input" in r.stdout, (size, r.stdout, r.stderr)
+
+
+def test_fdt_v16_header_with_struct_offset_past_the_end(fdt_host, tmp_path):
+    """Regression: version 16 has no struct size; an offset past totalsize
+    used to wrap the computed size and the walk read past the blob."""
+    import struct
+    dtb = tmp_path / "virt.dtb"
+    dump_dtb(str(dtb), "-smp", "1")
+    data = bytearray(dtb.read_bytes())
+    total = struct.unpack(">I", data[4:8])[0]
+    struct.pack_into(">I", data, 20, 16)            # version
+    struct.pack_into(">I", data, 8, total + 64)     # off_dt_struct
+    bad = tmp_path / "v16.dtb"
+    bad.write_bytes(bytes(data))
+    r = subprocess.run([fdt_host, str(bad)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "rejected: malformed input" in r.stdout, r.stdout + r.stderr

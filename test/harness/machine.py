@@ -8,6 +8,7 @@ always kills QEMU, whatever the test did.
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -114,6 +115,8 @@ class Machine:
         self.kill()
         if getattr(self, "_stderr", None):
             self._stderr.close()
+        if self._own_dir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self):
         return self

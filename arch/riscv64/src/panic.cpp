@@ -50,6 +50,12 @@ namespace {
 [[noreturn]] void stop(const char* file, int line, const char* what, const char* detail) {
     arch::irq_disable();
     klog::enter_panic_mode();
+    arch::Hart& hart = arch::this_hart();
+    if (hart.reporting) { // panicked while reporting: no second report
+        klog::print("\n*** nested panic: {}{} at {}:{}\n", what, detail, file, line);
+        plat::exit_machine(plat::kExitPanic);
+    }
+    hart.reporting = true;
     klog::print("\n*** Kernel panic on hart {}: {}{}\n    at {}:{}\nBacktrace:\n", arch::this_hart().hart_id,
                 what, detail, file, line);
     arch::print_backtrace(arch::current_frame_pointer());

@@ -81,14 +81,14 @@ extern "C" void tessera_trap(arch::TrapFrame* frame) {
             return;
         }
     }
-    if (hart.trap_depth > 2) {
-        // Faulted while reporting a fault: say the least and stop.
-        klog::enter_panic_mode();
-        klog::print("\n*** nested fault (scause {:#x} sepc {:#x}) while handling a fault\n",
+    klog::enter_panic_mode();
+    if (hart.reporting) {
+        // Faulted while printing a report: say the least and stop.
+        klog::print("\n*** nested fault (scause {:#x} sepc {:#x}) while reporting a fault\n",
                     frame->scause, frame->sepc);
         plat::exit_machine(plat::kExitPanic);
     }
-    klog::enter_panic_mode();
+    hart.reporting = true;
     arch::report_trap(*frame);
     klog::print("*** Kernel panic: unhandled {} — stopping (exit status {})\n",
                 frame->is_interrupt() ? "interrupt" : "exception", plat::kExitPanic);

@@ -105,7 +105,10 @@ Result<Blob> Blob::from_bytes(std::span<const std::uint8_t> bytes) {
     std::uint64_t off_struct = be32(h + OffStruct);
     std::uint64_t off_strings = be32(h + OffStrings);
     std::uint64_t size_strings = be32(h + SizeStrings);
-    std::uint64_t size_struct = version >= 17 ? be32(h + SizeStruct) : total - off_struct;
+    if (off_struct > total) return Error::Malformed; // also guards the v16 subtraction below
+    // Version 16 headers have no struct size: the block runs to the end of
+    // the blob (rounded down to whole tokens).
+    std::uint64_t size_struct = version >= 17 ? be32(h + SizeStruct) : (total - off_struct) & ~std::uint64_t(3);
     std::uint64_t rsvmap = be32(h + OffRsvmap);
     if (off_struct % 4 || off_struct + size_struct > total || size_struct % 4) return Error::Malformed;
     if (off_strings + size_strings > total) return Error::Malformed;
@@ -366,14 +369,14 @@ bool Node::is_compatible(std::string_view compatible) const {
 }
 
 std::uint32_t Node::child_address_cells() const {
-    std::uint32_t ac, sc;
-    m_blob->cells_at(m_body, ac, sc);
+    std::uint32_t ac = 2, sc = 1;
+    if (m_blob) m_blob->cells_at(m_body, ac, sc);
     return ac;
 }
 
 std::uint32_t Node::child_size_cells() const {
-    std::uint32_t ac, sc;
-    m_blob->cells_at(m_body, ac, sc);
+    std::uint32_t ac = 2, sc = 1;
+    if (m_blob) m_blob->cells_at(m_body, ac, sc);
     return sc;
 }
 
@@ -385,7 +388,7 @@ Result<std::uint32_t> Node::phandle() const {
 }
 
 Result<Region> Node::reg(std::size_t index) const {
-    Property p = TRY(property("reg"));
+    Property p = TRY(property("reg")); // InvalidArgument on a default Node
     std::uint32_t ac = 2, sc = 1;
     if (m_parent_body != kNoParent) m_blob->cells_at(m_parent_body, ac, sc);
     if (ac == 0 || ac > 2 || sc > 2) return Error::NotSupported;

@@ -92,6 +92,15 @@ KTEST(fdt, rejects_bad_headers) {
     put_be32(g_copy + 20, 15);                                              // version too old
     EXPECT_ERROR(fdt::Blob::from_bytes({g_copy, size}), Error::NotSupported);
     EXPECT_ERROR(fdt::Blob::from_address(nullptr), Error::InvalidArgument);
+    // Regression: a version-16 header (no struct size) whose struct offset
+    // lies past totalsize once made the computed size wrap around.
+    memcpy(g_copy, plat::machine().dtb, size);
+    put_be32(g_copy + 20, 16);
+    put_be32(g_copy + 8, static_cast<std::uint32_t>(size + 64));
+    EXPECT_ERROR(fdt::Blob::from_bytes({g_copy, size}), Error::Malformed);
+    put_be32(g_copy + 8, static_cast<std::uint32_t>(size));
+    auto empty = fdt::Blob::from_bytes({g_copy, size}); // struct block of size 0
+    if (empty.ok()) EXPECT_ERROR(empty.value().root(), Error::Malformed);
 }
 
 KTEST(fdt, survives_random_corruption) {
@@ -140,4 +149,15 @@ KTEST(fdt, excessive_nesting_is_malformed) {
     auto parsed = fdt::Blob::from_bytes(blob);
     ASSERT_OK(parsed);
     EXPECT_ERROR(parsed.value().walk([](const fdt::Node&, unsigned) { return true; }), Error::Malformed);
+}
+
+KTEST(fdt, default_node_is_inert) {
+    fdt::Node none;
+    EXPECT_ERROR(none.property("reg"), Error::InvalidArgument);
+    EXPECT_ERROR(none.reg(), Error::InvalidArgument);
+    EXPECT_ERROR(none.phandle(), Error::NotFound);
+    EXPECT_FALSE(none.is_compatible("x"));
+    EXPECT_EQ(none.child_address_cells(), 2u);
+    EXPECT_ERROR(none.for_each_child([](const fdt::Node&) { return true; }), Error::InvalidArgument);
+    EXPECT_ERROR(none.for_each_property([](const fdt::Property&) { return true; }), Error::InvalidArgument);
 }

@@ -99,18 +99,17 @@ void vprint(std::string_view fmt, std::span<const base::FormatArg> args) {
 
 void enter_panic_mode() { g_panic_mode = true; }
 
-void dump_ring(base::Sink& sink) {
+std::size_t copy_ring(std::span<char> out) {
     LogGuard guard;
     std::uint64_t size = sizeof(g_ring.data);
-    std::uint64_t start = g_ring.head > size ? g_ring.head - size : 0;
-    for (std::uint64_t i = start; i < g_ring.head;) {
-        // Emit contiguous runs of the ring, not byte by byte.
-        std::uint64_t offset = i % size;
-        std::uint64_t run = size - offset;
-        if (run > g_ring.head - i) run = g_ring.head - i;
-        sink.write({&g_ring.data[offset], static_cast<std::size_t>(run)});
-        i += run;
-    }
+    std::uint64_t held = g_ring.head < size ? g_ring.head : size;
+    std::uint64_t n = out.size() < held ? out.size() : held;
+    std::uint64_t start = g_ring.head - n;
+    std::uint64_t at = start % size;
+    std::uint64_t first = n < size - at ? n : size - at; // up to the wrap point
+    memcpy(out.data(), &g_ring.data[at], first);
+    memcpy(out.data() + first, &g_ring.data[0], n - first);
+    return n;
 }
 
 Stats stats() {

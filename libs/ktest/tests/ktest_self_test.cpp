@@ -1,5 +1,6 @@
 // The framework checks itself: comparisons, failure accounting, skips.
 #include <klog/klog.hpp>
+#include <base/result.hpp>
 #include <ktest/ktest.hpp>
 
 using namespace tessera;
@@ -32,4 +33,20 @@ KTEST(ktest, failures_are_counted_not_fatal) {
 
 KTEST(ktest, skip_is_reported) {
     KTEST_SKIP("demonstrates '# SKIP'");
+}
+
+KTEST(ktest, result_checks_evaluate_once) {
+    int calls = 0;
+    auto failing = [&]() -> base::Result<int> {
+        ++calls;
+        return base::Error::Busy;
+    };
+    EXPECT_ERROR(failing(), base::Error::Busy);
+    EXPECT_EQ(calls, 1);
+    ktest::Context inner;
+    auto body = [&](ktest::Context& ktest_context) { EXPECT_ERROR(failing(), base::Error::NotFound); };
+    klog::print("        # (the next diagnostic is expected: left is the actual error)\n");
+    body(inner);
+    EXPECT_TRUE(inner.failed());
+    EXPECT_EQ(calls, 2);
 }

@@ -67,5 +67,9 @@ extern "C" [[noreturn]] void tessera_boot(std::uint64_t hart_id, const void* dtb
     int status = main();
     arch::irq_disable();
     klog::debug("main() returned {}", status);
-    plat::exit_machine(status & 0xff);
+    // QEMU's exit status has 8 bits; a non-zero status must never wrap to
+    // 0 (a pass), so e.g. 256 becomes 1.
+    int exit_status = status & 0xff;
+    if (status != 0 && exit_status == 0) exit_status = 1;
+    plat::exit_machine(exit_status);
 }

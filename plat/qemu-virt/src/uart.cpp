@@ -55,6 +55,7 @@ void on_rx_interrupt(void*) {
 
 void init_early(std::uint64_t base) {
     g_base = base;
+    if (base == 0) return; // no console: output is dropped, input never arrives
     reg(IER).write(0);
     reg(LCR).write(0x03); // 8N1
     reg(FCR).write(0x07); // FIFOs on and cleared
@@ -97,7 +98,9 @@ namespace tessera::plat {
 // Init step plat.console_rx: switch input from nothing to interrupts.
 base::Result<void> init_console_rx() {
     const MachineInfo& m = machine();
-    if (m.uart_base != console::g_base) console::init_early(m.uart_base);
+    // Without an ns16550a in the device tree, keep the early console: it
+    // is the only way left to report anything.
+    if (m.uart_base != 0 && m.uart_base != console::g_base) console::init_early(m.uart_base);
     if (m.uart_irq == 0 || m.plic_base == 0) return {}; // polled output only
     TRY(irq::attach(m.uart_irq, console::on_rx_interrupt, nullptr));
     console::reg(console::MCR).write(console::kMcrOut2);

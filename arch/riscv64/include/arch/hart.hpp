@@ -8,6 +8,7 @@ struct alignas(64) Hart {
     std::uint64_t hart_id = 0;   // as numbered by the platform (mhartid)
     std::uint32_t index = 0;     // dense 0..N-1 index for per-hart arrays
     std::uint32_t trap_depth = 0;
+    bool reporting = false;      // a fault report or panic is being printed
     std::uint64_t interrupts = 0;
 };
 

@@ -151,6 +151,7 @@ void Property::for_each_string(F&& f) const {
 
 template <typename F>
 Result<void> Node::for_each_property(F&& f) const {
+    if (!m_blob) return Error::InvalidArgument; // a default-constructed Node
     return m_blob->properties_impl(*this, &f, [](void* ctx, const Property& p) {
         return (*static_cast<F*>(ctx))(p);
     });
@@ -158,6 +159,7 @@ Result<void> Node::for_each_property(F&& f) const {
 
 template <typename F>
 Result<void> Node::for_each_child(F&& f) const {
+    if (!m_blob) return Error::InvalidArgument;
     return m_blob->children_impl(*this, &f, [](void* ctx, const Node& n, unsigned) {
         return (*static_cast<F*>(ctx))(n);
     });

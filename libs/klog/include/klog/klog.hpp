@@ -47,8 +47,10 @@ void print(std::string_view fmt, const Args&... args) {
 
 void enter_panic_mode();
 
-// Copies the ring buffer's current contents, oldest first, into `sink`.
-void dump_ring(base::Sink& sink);
+// Copies the newest min(out.size(), bytes held) bytes of the ring into
+// `out`, oldest first, and returns how many. A copy, not a callback: no
+// caller code ever runs under the log lock.
+std::size_t copy_ring(std::span<char> out);
 
 struct Stats {
     std::uint64_t lines;

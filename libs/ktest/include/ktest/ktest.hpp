@@ -112,6 +112,31 @@ void Context::fail_compare(const char* file, int line, std::string_view what, co
         }                                                                                          \
     } while (0)
 
+// Result checks evaluate their expression once (it may have side effects)
+// and print the error actually returned.
+#define KTEST_CHECK_OK_(r, on_fail)                                                                \
+    do {                                                                                           \
+        const auto& ktest_r_ = (r);                                                                \
+        if (!ktest_r_.ok()) {                                                                      \
+            ktest_context.fail_compare(__FILE__, __LINE__, "expected success: " #r, ktest_r_.error(), \
+                                       "success");                                                 \
+            on_fail;                                                                               \
+        }                                                                                          \
+    } while (0)
+
+#define KTEST_CHECK_ERROR_(r, e, on_fail)                                                          \
+    do {                                                                                           \
+        const auto& ktest_r_ = (r);                                                                \
+        if (ktest_r_.ok()) {                                                                       \
+            ktest_context.fail(__FILE__, __LINE__, "expected error " #e ", got success: " #r);     \
+            on_fail;                                                                               \
+        } else if (ktest_r_.error() != (e)) {                                                      \
+            ktest_context.fail_compare(__FILE__, __LINE__, "expected error " #e ": " #r,          \
+                                       ktest_r_.error(), (e));                                     \
+            on_fail;                                                                               \
+        }                                                                                          \
+    } while (0)
+
 #define EXPECT_TRUE(c) KTEST_CHECK_((c), "expected true: " #c, (void)0)
 #define EXPECT_FALSE(c) KTEST_CHECK_(!(c), "expected false: " #c, (void)0)
 #define EXPECT_EQ(a, b) KTEST_CHECK_BINOP_(a, ==, b, (void)0)
@@ -120,8 +145,8 @@ void Context::fail_compare(const char* file, int line, std::string_view what, co
 #define EXPECT_LE(a, b) KTEST_CHECK_BINOP_(a, <=, b, (void)0)
 #define EXPECT_GT(a, b) KTEST_CHECK_BINOP_(a, >, b, (void)0)
 #define EXPECT_GE(a, b) KTEST_CHECK_BINOP_(a, >=, b, (void)0)
-#define EXPECT_OK(r) KTEST_CHECK_((r).ok(), "expected success: " #r, (void)0)
-#define EXPECT_ERROR(r, e) KTEST_CHECK_(!(r).ok() && (r).error() == (e), "expected error " #e ": " #r, (void)0)
+#define EXPECT_OK(r) KTEST_CHECK_OK_(r, (void)0)
+#define EXPECT_ERROR(r, e) KTEST_CHECK_ERROR_(r, e, (void)0)
 
 #define ASSERT_TRUE(c) KTEST_CHECK_((c), "expected true: " #c, return)
 #define ASSERT_FALSE(c) KTEST_CHECK_(!(c), "expected false: " #c, return)
@@ -131,8 +156,8 @@ void Context::fail_compare(const char* file, int line, std::string_view what, co
 #define ASSERT_LE(a, b) KTEST_CHECK_BINOP_(a, <=, b, return)
 #define ASSERT_GT(a, b) KTEST_CHECK_BINOP_(a, >, b, return)
 #define ASSERT_GE(a, b) KTEST_CHECK_BINOP_(a, >=, b, return)
-#define ASSERT_OK(r) KTEST_CHECK_((r).ok(), "expected success: " #r, return)
-#define ASSERT_ERROR(r, e) KTEST_CHECK_(!(r).ok() && (r).error() == (e), "expected error " #e ": " #r, return)
+#define ASSERT_OK(r) KTEST_CHECK_OK_(r, return)
+#define ASSERT_ERROR(r, e) KTEST_CHECK_ERROR_(r, e, return)
 
 #define KTEST_SKIP(reason)              \
     do {                                \
