@@ -207,7 +207,7 @@ empty :=
 space := $(empty) $(empty)
 comma := ,
 INIT_STEPS := $(foreach c,$(COMPONENTS),$(foreach s,$($(c).init),$(c)/$(s):$(subst $(space),$(comma),$(strip $(INIT-AFTER-$(s))))))
-GEN_ARGS := --app $(APP) --build $(BUILD) --config $(AUTOCONF_MK) \
+GEN_ARGS := --app $(APP) --build $(BUILD) --config $(AUTOCONF_MK) --cross-compile $(CROSS_COMPILE) \
 	--libs "$(ENABLED_LIBS)" $(foreach s,$(INIT_STEPS),--step $(s))
 
 $(GEN_FILES) &: support/gen.py $(wildcard support/templates/* plat/$(PLAT)/templates/*) FORCE

@@ -17,7 +17,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "build", "bench")
-CROSS = "riscv64-linux-gnu-"
+CROSS = os.environ.get("CROSS_COMPILE", "riscv64-linux-gnu-")
 RUNS = int(os.environ.get("BENCH_RUNS", "15"))
 
 

@@ -39,13 +39,16 @@ def read_config(path):
     return config
 
 
+APP = "app"  # set from --app, for messages
+
+
 def component_dir(component):
     if component == "arch":
         return "arch/riscv64"
     if component == "plat":
         return "plat/qemu-virt"
     if component == "app":
-        return "apps/<app>"
+        return f"apps/{APP}"
     return f"libs/{component}"
 
 
@@ -160,9 +163,9 @@ def qemu_description(args, config):
     }
 
 
-def compiler_version():
+def compiler_version(cross_compile):
     try:
-        out = subprocess.run(["riscv64-linux-gnu-g++", "-dumpfullversion"], capture_output=True,
+        out = subprocess.run([f"{cross_compile}g++", "-dumpfullversion"], capture_output=True,
                              text=True, timeout=10)
         return "gcc " + out.stdout.strip()
     except OSError:
@@ -202,8 +205,9 @@ def generate(args):
         "qemu": qemu,
         "qemu_args_shell": " ".join(shlex.quote(a) for a in [qemu["qemu"]] + qemu["args"]),
         "elf": qemu["kernel"],
+        "build_dir": os.path.relpath(os.path.abspath(args.build), ROOT),
         "version": project_version(),
-        "compiler": compiler_version(),
+        "compiler": compiler_version(args.cross_compile),
     }
     gen = os.path.join(args.build, "gen")
     outputs = [
@@ -235,7 +239,10 @@ def main():
     p.add_argument("--config", required=True)
     p.add_argument("--libs", default="")
     p.add_argument("--step", action="append")
+    p.add_argument("--cross-compile", default="riscv64-linux-gnu-")
     args = p.parse_args()
+    global APP
+    APP = args.app
     try:
         if args.command == "generate":
             generate(args)

@@ -208,9 +208,8 @@ def cmd_olddefconfig(args):
     """Brings .config up to date with the Kconfig files: new options take
     their defaults, options that no longer exist are dropped (and named)."""
     kconf = load_existing(args)
-    for name, value, where in final_requests(kconf, [args.config]):
-        if name not in kconf.syms or not kconf.syms[name].nodes:
-            print(f"  DROP    {where}: CONFIG_{name} no longer exists")
+    for name, where in vanished(kconf, args.config):
+        print(f"  DROP    {where}: CONFIG_{name} no longer exists")
     kconf.warnings.clear()
     raise_if(check_selects(kconf), f"{args.config} is not valid")
     kconf.write_config(args.config, header=f"# Tessera configuration for app '{args.app}'\n")
@@ -235,9 +234,26 @@ def cmd_menuconfig(args):
     raise_if(errors, "the saved configuration is not valid")
 
 
+def vanished(kconf, path):
+    """Options in `path` that no Kconfig file defines any more."""
+    return [(name, where) for name, _, where in final_requests(kconf, [path])
+            if name not in kconf.syms or not kconf.syms[name].nodes]
+
+
 def cmd_genconfig(args):
     kconf = load_existing(args)
     kconf.warnings.clear()  # check_requests explains the same problems better
+    # If a Kconfig file changed after .config was written (a pull, a removed
+    # library), options it no longer defines are dropped, as olddefconfig
+    # would. If .config is the newer one, it was edited by hand, and an
+    # unknown option is a typo to report.
+    newest_kconfig = max(os.path.getmtime(os.path.join(ROOT, f)) for f in kconf.kconfig_filenames)
+    if newest_kconfig > os.path.getmtime(args.config):
+        gone = vanished(kconf, args.config)
+        for name, where in gone:
+            print(f"  DROP    {where}: CONFIG_{name} no longer exists", file=sys.stderr)
+        if gone:
+            kconf.write_config(args.config, header=f"# Tessera configuration for app '{args.app}'\n")
     errors = check_requests(kconf, [args.config]) + check_selects(kconf)
     raise_if(errors, f"{args.config} is not valid (fix it with 'make menuconfig' or "
                      f"'make defconfig')")

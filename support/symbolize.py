@@ -4,6 +4,7 @@ source lines, using addr2line on the image's ELF.
 
     support/symbolize.py build/<app>/<app>.elf < serial.log
 """
+import os
 import re
 import subprocess
 import sys
@@ -15,7 +16,8 @@ import sys
 FRAME = re.compile(r"^(\s*#\d+\s+)(0x[0-9a-fA-F]+)( \(pc\))?\s*$")
 
 
-def symbolize(elf, text, addr2line="riscv64-linux-gnu-addr2line"):
+def symbolize(elf, text, addr2line=None):
+    addr2line = addr2line or os.environ.get("CROSS_COMPILE", "riscv64-linux-gnu-") + "addr2line"
     lines = text.splitlines()
     def lookup_address(m):
         a = int(m.group(2), 16)

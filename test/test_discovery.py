@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from harness import ROOT, Machine, build_image
+from harness import ROOT, build_image
 
 TREE = ["Kconfig", "Makefile", "arch", "plat", "libs", "apps", "configs", "support"]
 
@@ -72,17 +72,16 @@ def test_new_library_appears_in_kconfig(tree):
     assert out[1] == "Libraries"  # listed in the Libraries menu of menuconfig
 
 
-def test_new_library_is_built_sorted_and_booted(tree):
+def test_new_library_is_built_sorted_and_booted(tree, machine):
     image = build_image("helloworld", fragments=["configs/hello-probe.config"], root=tree)
     assert os.path.exists(os.path.join(image.build_dir, "obj/libs/hello-probe/src/probe.o"))
     order = make(tree, "APP=helloworld", f"BUILD={image.build_dir}", "boot-order").stdout
     steps = re.findall(r"^\s+\d+\. (\S+)", order, re.M)
     assert steps.index("hello_probe.announce") > steps.index("plat.console_rx")
-    with Machine(image) as m:
-        m.start()
-        m.expect(r"hello-probe: init step hello_probe.announce ran")
-        m.expect(r"libraries: base fdt hello-probe klog")
-        assert m.wait_exit() == 0
+    m = machine(image).start()
+    m.expect(r"hello-probe: init step hello_probe.announce ran")
+    m.expect(r"libraries: base fdt hello-probe klog")
+    assert m.wait_exit() == 0
 
 
 def test_disabled_library_is_not_compiled(tree, tmp_path):
@@ -143,3 +142,19 @@ def test_app_without_defconfig_keeps_its_edited_config(tmp_path):
     r = make(root, "APP=echo", f"BUILD={build}")
     assert r.returncode == 0 and "CONFIG " not in r.stdout, r.stdout
     assert "#define CONFIG_KLOG_RING_SIZE 4096" in open(os.path.join(build, "include/generated/autoconf.h")).read()
+
+
+def test_options_removed_from_kconfig_are_dropped_not_fatal(tmp_path):
+    """After a Kconfig change (a pull, a removed library) options that no
+    longer exist are dropped with a note, as olddefconfig would."""
+    root = copy_tree(str(tmp_path / "tree"))
+    build = str(tmp_path / "b")
+    assert make(root, "APP=helloworld", f"BUILD={build}").returncode == 0
+    kconfig = os.path.join(root, "libs", "klog", "Kconfig")
+    text = open(kconfig).read()
+    start = text.index("config KLOG_TIMESTAMPS")
+    open(kconfig, "w").write(text[:start] + text[text.index("endif", start):])
+    r = make(root, "APP=helloworld", f"BUILD={build}")
+    assert r.returncode == 0, r.stderr
+    assert "CONFIG_KLOG_TIMESTAMPS no longer exists" in r.stderr
+    assert "KLOG_TIMESTAMPS" not in open(os.path.join(build, ".config")).read()

@@ -3,6 +3,8 @@
 Collection boots the ktest image with `ktest.list` to learn the case names;
 each variant (timer through Sstc, and through SBI) then runs the whole image
 once per worker and each case test reads its own KTAP line."""
+import os
+
 import pytest
 
 from harness import Machine, build_image, ktap
@@ -15,12 +17,23 @@ _runs = {}
 
 
 def list_cases():
+    """The image's case names, cached beside it: every xdist worker collects,
+    and a run filtered to other tests should not boot ktest to do so."""
     image = build_image("ktest")
+    cache = os.path.join(image.build_dir, "ktest-cases.txt")
+    if os.path.exists(cache) and os.path.getmtime(cache) >= os.path.getmtime(image.elf):
+        with open(cache) as f:
+            return f.read().split()
     with Machine(image, append="ktest.list") as m:
         m.start()
         m.expect(r"ktest-list-end", timeout=60)
         assert m.wait_exit() == 0
-        return [line.split()[1] for line in m.serial_text().splitlines() if line.startswith("ktest-case ")]
+        cases = [line.split()[1] for line in m.serial_text().splitlines() if line.startswith("ktest-case ")]
+    tmp = f"{cache}.{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write("\n".join(cases) + "\n")
+    os.replace(tmp, cache)
+    return cases
 
 
 def pytest_generate_tests(metafunc):

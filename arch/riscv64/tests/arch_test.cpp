@@ -27,11 +27,13 @@ KTEST(arch, fp_registers_survive_interrupts) {
     std::uint64_t out[4] = {};
     plat::timer::arm(plat::timer::now() + 1000);
     // Load the FP registers, wait for the interrupt in the same asm block so
-    // the compiler cannot spill them, then read them back.
+    // the compiler cannot spill them, then read them back. The wait masks
+    // interrupts across check + wfi (see arch::wait_until).
     asm volatile(
         "fld ft0, 0(%[in])\n fld ft1, 8(%[in])\n fld fs0, 16(%[in])\n fld fa0, 24(%[in])\n"
-        "1: lbu t0, 0(%[flag])\n bnez t0, 2f\n wfi\n j 1b\n"
-        "2: fsd ft0, 0(%[out])\n fsd ft1, 8(%[out])\n fsd fs0, 16(%[out])\n fsd fa0, 24(%[out])\n"
+        "1: csrci sstatus, 2\n lbu t0, 0(%[flag])\n bnez t0, 2f\n wfi\n csrsi sstatus, 2\n j 1b\n"
+        "2: csrsi sstatus, 2\n"
+        "fsd ft0, 0(%[out])\n fsd ft1, 8(%[out])\n fsd fs0, 16(%[out])\n fsd fa0, 24(%[out])\n"
         :
         : [in] "r"(in), [out] "r"(out), [flag] "r"(&g_timer_fired)
         : "t0", "ft0", "ft1", "fs0", "fa0", "memory");

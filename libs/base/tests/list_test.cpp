@@ -9,7 +9,17 @@ struct Item {
     base::ListNode node;
 };
 using List = base::IntrusiveList<Item, &Item::node>;
+constinit List g_global_list; // must need no run-time constructor
 } // namespace
+
+KTEST(base_list, constinit_global_list_works) {
+    Item a{7, {}};
+    EXPECT_TRUE(g_global_list.is_empty());
+    g_global_list.push_back(a);
+    EXPECT_EQ(g_global_list.first()->value, 7);
+    g_global_list.remove(a);
+    EXPECT_TRUE(g_global_list.is_empty());
+}
 
 KTEST(base_list, push_pop_order) {
     Item a{1, {}}, b{2, {}}, c{3, {}};

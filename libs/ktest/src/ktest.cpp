@@ -18,8 +18,11 @@ std::span<const Case> all_cases() {
 
 bool matches(const Case& c, std::string_view filter) {
     if (filter.empty()) return true;
-    char name[128];
-    std::string_view full = base::format_into(name, "{}.{}", c.suite, c.name);
+    char name[256];
+    base::BufferSink sink(name);
+    base::format_to(sink, "{}.{}", c.suite, c.name);
+    VERIFY(!sink.truncated()); // a 256-character test name is a bug in the test
+    std::string_view full = sink.view();
     // Several patterns may be given, separated by commas.
     while (!filter.empty()) {
         std::string_view pattern = base::next_token(filter, ',');
@@ -84,19 +87,13 @@ void report(const char* file, int line, std::string_view what, void (*details)(b
 
 } // namespace detail
 
-Summary run(std::string_view filter) {
-    Summary summary;
-    auto cases = all_cases();
-    unsigned suite_count = 0;
-    for (std::size_t i = 0; i < cases.size(); ++i) {
-        if (!is_first_of_suite(cases, i)) continue;
-        bool any = false;
-        for (std::size_t k = i; k < cases.size(); ++k)
-            any |= same(cases[k].suite, cases[i].suite) && matches(cases[k], filter);
-        suite_count += any;
-    }
-    klog::print("KTAP version 1\n1..{}\n", suite_count);
+namespace {
 
+// Calls f(suite_index, suite, count) at the start of each suite that has
+// matching cases, then f_case(index, case) for each of them in source order.
+template <typename OnSuite, typename OnCase, typename OnSuiteEnd>
+void for_each_selected(std::string_view filter, OnSuite on_suite, OnCase on_case, OnSuiteEnd on_suite_end) {
+    auto cases = all_cases();
     unsigned suite_index = 0;
     for (std::size_t i = 0; i < cases.size(); ++i) {
         if (!is_first_of_suite(cases, i)) continue;
@@ -105,10 +102,7 @@ Summary run(std::string_view filter) {
         for (std::size_t k = i; k < cases.size(); ++k)
             count += same(cases[k].suite, suite) && matches(cases[k], filter);
         if (count == 0) continue;
-
-        klog::print("    KTAP version 1\n    # Subtest: {}\n    1..{}\n", suite, count);
-        unsigned index = 0;
-        bool suite_failed = false;
+        on_suite(++suite_index, suite, count);
         const Case* previous = nullptr;
         for (unsigned n = 0; n < count; ++n) {
             // Next case of this suite in source order (selection: O(n^2),
@@ -121,20 +115,42 @@ Summary run(std::string_view filter) {
                 if (!next || before(c, *next)) next = &c;
             }
             previous = next;
-            const Case& c = *next;
+            if (!on_case(n + 1, *next)) return;
+        }
+        on_suite_end(suite_index, suite);
+    }
+}
+
+unsigned count_suites(std::string_view filter) {
+    unsigned suites = 0;
+    for_each_selected(filter, [&](unsigned, const char*, unsigned) { ++suites; },
+                      [](unsigned, const Case&) { return true; }, [](unsigned, const char*) {});
+    return suites;
+}
+
+} // namespace
+
+Summary run(std::string_view filter) {
+    Summary summary;
+    klog::print("KTAP version 1\n1..{}\n", count_suites(filter));
+    bool suite_failed = false;
+    bool stop = false;
+    for_each_selected(
+        filter,
+        [&](unsigned, const char* suite, unsigned count) {
+            suite_failed = false;
+            klog::print("    KTAP version 1\n    # Subtest: {}\n    1..{}\n", suite, count);
+        },
+        [&](unsigned index, const Case& c) {
             Context context;
             c.run(context);
-            ++index;
             if (context.failed()) {
                 klog::print("    not ok {} {}\n", index, c.name);
                 ++summary.failed;
                 suite_failed = true;
 #if CONFIG_KTEST_FAIL_FAST
-                klog::print("not ok {} {}\n# ktest: stopping at the first failure (KTEST_FAIL_FAST)\n",
-                            ++suite_index, suite);
-                klog::print("# ktest: {} passed, {} failed, {} skipped\n", summary.passed, summary.failed,
-                            summary.skipped);
-                return summary;
+                stop = true;
+                return false;
 #endif
             } else if (context.skipped()) {
                 klog::print("    ok {} {} # SKIP {}\n", index, c.name, context.skip_reason());
@@ -143,15 +159,24 @@ Summary run(std::string_view filter) {
                 klog::print("    ok {} {}\n", index, c.name);
                 ++summary.passed;
             }
-        }
-        klog::print("{} {} {}\n", suite_failed ? "not ok" : "ok", ++suite_index, suite);
-    }
+            return true;
+        },
+        [&](unsigned suite_index, const char* suite) {
+            klog::print("{} {} {}\n", suite_failed ? "not ok" : "ok", suite_index, suite);
+        });
+    if (stop) klog::print("# ktest: stopped at the first failure (KTEST_FAIL_FAST)\n");
     klog::print("# ktest: {} passed, {} failed, {} skipped\n", summary.passed, summary.failed, summary.skipped);
     return summary;
 }
 
 void list() {
-    for (const Case& c : all_cases()) klog::print("ktest-case {}.{}\n", c.suite, c.name);
+    for_each_selected(
+        "", [](unsigned, const char*, unsigned) {},
+        [](unsigned, const Case& c) {
+            klog::print("ktest-case {}.{}\n", c.suite, c.name);
+            return true;
+        },
+        [](unsigned, const char*) {});
     klog::print("ktest-list-end\n");
 }
 

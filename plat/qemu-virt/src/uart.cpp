@@ -83,10 +83,9 @@ std::optional<char> try_read() {
 }
 
 char read() {
-    for (;;) {
-        if (auto c = try_read()) return *c;
-        arch::wfi();
-    }
+    std::optional<char> c;
+    arch::wait_until([&] { return (c = try_read()).has_value(); });
+    return *c;
 }
 
 Stats stats() { return g_stats; }

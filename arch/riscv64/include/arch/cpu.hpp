@@ -26,9 +26,24 @@ private:
     bool m_was_enabled;
 };
 
-// Sleeps until an interrupt is pending. Interrupts must be enabled (or the
-// caller handles the pending bit itself); wfi wakes on a pending interrupt
-// even when sstatus.SIE is clear.
-inline void idle() { wfi(); }
+// Sleeps until cond() holds, where cond() is made true by an interrupt
+// handler. The naive `while (!cond()) wfi();` loses wake-ups: an interrupt
+// taken between the check and the wfi leaves the hart asleep with nothing
+// left to wake it. Here interrupts are masked from the check through the
+// wfi; wfi still wakes on a pending interrupt while sstatus.SIE is clear,
+// and the trap is taken as soon as SIE is set again.
+// Interrupts must be enabled on entry (else nothing could make cond true).
+template <typename Cond>
+void wait_until(Cond&& cond) {
+    for (;;) {
+        irq_disable();
+        if (cond()) {
+            irq_enable();
+            return;
+        }
+        wfi();
+        irq_enable();
+    }
+}
 
 } // namespace tessera::arch

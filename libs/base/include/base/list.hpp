@@ -9,7 +9,7 @@ namespace tessera::base {
 
 class ListNode {
 public:
-    ListNode() = default;
+    constexpr ListNode() = default;
     ListNode(const ListNode&) = delete;
     ListNode& operator=(const ListNode&) = delete;
     [[nodiscard]] bool is_linked() const { return m_next != nullptr; }
@@ -23,7 +23,9 @@ private:
 template <typename T, ListNode T::*Member>
 class IntrusiveList {
 public:
-    IntrusiveList() { m_head.m_prev = m_head.m_next = &m_head; }
+    // constexpr, so that a list can be a constinit global (no run-time
+    // constructors in kernel libraries).
+    constexpr IntrusiveList() { m_head.m_prev = m_head.m_next = &m_head; }
     IntrusiveList(const IntrusiveList&) = delete;
     IntrusiveList& operator=(const IntrusiveList&) = delete;
 

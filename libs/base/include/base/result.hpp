@@ -11,8 +11,6 @@
 
 namespace tessera::base {
 
-struct ErrorTag {};
-
 template <typename T>
 class [[nodiscard]] Result {
 public:

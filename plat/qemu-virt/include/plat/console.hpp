@@ -15,7 +15,8 @@ void put_char(char c);
 
 // A received byte, if any, without waiting.
 std::optional<char> try_read();
-// Waits (wfi) until a byte arrives. Needs interrupts enabled.
+// Sleeps (wfi, without lost wake-ups) until a byte arrives. Needs
+// interrupts enabled: the receive interrupt is what fills the ring.
 char read();
 
 struct Stats {
