@@ -38,7 +38,8 @@ struct Ring {
     }
 };
 
-// Lock order: g_lock is a leaf; nothing is acquired while holding it.
+// Lock order (base/lock_order.hpp): g_lock is a leaf; nothing is acquired
+// while holding it, and no caller code runs under it.
 constinit arch::Spinlock g_lock;
 constinit Ring g_ring;
 constinit bool g_panic_mode = false;

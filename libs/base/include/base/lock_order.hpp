@@ -1,0 +1,16 @@
+#pragma once
+// The kernel's global lock order, outermost first. A hart may acquire a
+// lock only while holding locks listed above it. Each lock's declaration
+// names its place here in a comment; new subsystems insert their locks in
+// this list when they add them, and lockdep (the sync library) checks the
+// order at run time.
+//
+//   outermost
+//     (scheduler, VFS and network locks will be listed here)
+//     klog::g_lock           libs/klog/src/klog.cpp: the log ring and console
+//                            output. A leaf: nothing is acquired under it,
+//                            so any code, at any lock depth, may log.
+//   innermost
+//
+// Spinlocks (arch/spinlock.hpp) disable interrupts while held, so an
+// interrupt handler can never spin on a lock its own hart holds.
