@@ -139,11 +139,17 @@ ENABLED_LIBS := $(foreach l,$(ALL_LIBS),$(if $(filter y,$(CONFIG_LIB_$(call uc,$
 # A component's make fragment fills SRCS-y, TESTS-y (built with ktest), USES
 # (libraries whose headers it includes) and INIT (its init steps, each with
 # INIT-AFTER-<step>). Paths are relative to the component's folder.
+# Compiler flags: KERNEL_CXXFLAGS-y applies to every object of the image
+# (e.g. a sanitizer), CXXFLAGS-$(LIBDIR)/<file> to one source, after all
+# others so it can override them (e.g. not instrumenting the sanitizer's own
+# handlers). LIBDIR is the component's folder while its fragment is read.
+KERNEL_CXXFLAGS-y :=
 define add_component # name, dir, fragment
 SRCS-y :=
 TESTS-y :=
 USES :=
 INIT :=
+LIBDIR := $(2)
 include $(2)/$(3)
 $(1).dir   := $(2)
 $(1).srcs  := $$(addprefix $(2)/,$$(SRCS-y) $$(if $$(filter y,$$(CONFIG_LIB_KTEST)),$$(TESTS-y)))
@@ -182,7 +188,7 @@ cmd_changed = $(if $(subst x$(strip $(2)),,x$(strip $(file <$(1).cmd))),FORCE)
 OBJS :=
 define compile_rule # source, component
 OBJ := $(BUILD)/obj/$(basename $(1)).o
-CMD.$$(OBJ) := $(CXX) $(CXXFLAGS) $(call incs,$(2)) -c -o $$(OBJ) $(1)
+CMD.$$(OBJ) := $(CXX) $(CXXFLAGS) $(KERNEL_CXXFLAGS-y) $(call incs,$(2)) $(CXXFLAGS-$(1)) -c -o $$(OBJ) $(1)
 $$(OBJ): $(1) $$(call cmd_changed,$$(OBJ),$$(CMD.$$(OBJ))) | $(GEN_FILES)
 	$$(call say,CXX,$$<)
 	@mkdir -p $$(@D)

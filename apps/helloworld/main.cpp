@@ -13,6 +13,8 @@ int main() {
     klog::print("\nHello from Tessera! app={} version={}\n", manifest.app, manifest.version);
     klog::print("machine: {}, {} hart(s), {} MiB RAM, timebase {} Hz{}\n", m.model, m.hart_count,
                 m.memory[0].size >> 20, m.timebase_hz, m.has_sstc ? ", sstc" : "");
+    for (unsigned i = 0; i < m.reserved_count; ++i)
+        klog::print("reserved: {:#x}-{:#x}\n", m.reserved[i].base, m.reserved[i].base + m.reserved[i].size);
     klog::print("libraries:");
     for (auto lib : manifest.libraries) klog::print(" {}", lib);
     klog::print("\nconfig:\n");

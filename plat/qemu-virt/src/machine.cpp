@@ -98,9 +98,19 @@ std::uint32_t first_interrupt(const fdt::Node& node) {
 
 // What one pass over the tree found; the nodes are views into the blob.
 struct Found {
-    fdt::Node plic, uart, test, cpus;
-    bool has_plic = false, has_uart = false, has_test = false, has_cpus = false;
+    fdt::Node plic, uart, test, cpus, reserved_memory;
+    bool has_plic = false, has_uart = false, has_test = false, has_cpus = false, has_reserved_memory = false;
+    unsigned reserved_dropped = 0;
 };
+
+void add_reserved(Found& found, std::uint64_t base, std::uint64_t size) {
+    if (size == 0) return;
+    if (g_machine.reserved_count == sizeof(g_machine.reserved) / sizeof(g_machine.reserved[0])) {
+        ++found.reserved_dropped;
+        return;
+    }
+    g_machine.reserved[g_machine.reserved_count++] = {base, size};
+}
 
 } // namespace
 
@@ -126,6 +136,10 @@ Result<void> discover(const void* dtb, std::uint64_t boot_hart) {
         if (depth == 1 && n.name() == "cpus" && !found.has_cpus) {
             found.cpus = n;
             found.has_cpus = true;
+        }
+        if (depth == 1 && n.name() == "reserved-memory" && !found.has_reserved_memory) {
+            found.reserved_memory = n;
+            found.has_reserved_memory = true;
         }
         if (p.name_is("device_type")) {
             if (depth == 1 && p.as_string().value_or("") == "memory") {
@@ -172,6 +186,24 @@ Result<void> discover(const void* dtb, std::uint64_t boot_hart) {
         g_machine.uart_irq = first_interrupt(found.uart);
     }
     if (found.has_test) g_machine.test_base = TRY(found.test.reg()).base;
+
+    TRY(dt.for_each_reservation([&](const fdt::Region& r) {
+        add_reserved(found, r.base, r.size);
+        return true;
+    }));
+    if (found.has_reserved_memory) {
+        TRY(found.reserved_memory.for_each_child([&](const fdt::Node& child) {
+            for (std::size_t i = 0;; ++i) {
+                auto r = child.reg(i);
+                if (!r.ok()) break;
+                add_reserved(found, r.value().base, r.value().size);
+            }
+            return true;
+        }));
+    }
+    if (found.reserved_dropped)
+        klog::warn("device tree: {} reserved memory ranges beyond the first {} ignored", found.reserved_dropped,
+                   g_machine.reserved_count);
 
     // QEMU lists the slots from the highest address down; number them by
     // address so that slot n is the n-th -device virtio-*-device.

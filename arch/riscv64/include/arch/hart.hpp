@@ -20,6 +20,10 @@ inline Hart& this_hart() {
     return *h;
 }
 
+// True while this hart runs a trap handler (interrupt or exception):
+// allocators and sleeping primitives refuse to run there.
+inline bool in_interrupt() { return this_hart().trap_depth != 0; }
+
 // Points tp at the slot for `index` and records the hardware id.
 void init_hart(unsigned index, std::uint64_t hart_id);
 

@@ -28,6 +28,12 @@ struct MachineInfo {
     bool has_sstc;               // "sstc" in the boot hart's riscv,isa
     MemoryRegion memory[4];
     unsigned memory_count;
+    // Memory the kernel must not hand out besides its own image and the
+    // device tree: the FDT reservation block and /reserved-memory children
+    // (OpenSBI protects its own region this way). Extra entries are dropped
+    // with a warning at boot, never silently.
+    MemoryRegion reserved[8];
+    unsigned reserved_count;
     std::uint64_t uart_base;
     std::uint32_t uart_irq;
     std::uint64_t plic_base;
