@@ -2,6 +2,7 @@
 // functions GCC emits calls to, and the C++ ABI hooks (pure virtual calls,
 // guard variables for function-local statics).
 #include <atomic>
+#include <new>
 #include <base/verify.hpp>
 #include <cstddef>
 #include <cstdint>
@@ -132,4 +133,9 @@ namespace std {
 [[noreturn]] void __throw_bad_function_call() { PANIC("std: bad function call"); }
 [[noreturn]] void __throw_bad_alloc() { PANIC("std: bad alloc"); }
 [[noreturn]] void __throw_bad_array_new_length() { PANIC("std: bad array new length"); }
+} // namespace std
+
+// The tag object of `new (std::nothrow)`; libstdc++ would define it.
+namespace std {
+const nothrow_t nothrow{};
 } // namespace std

@@ -1,0 +1,105 @@
+#pragma once
+// Fixed-size object pools (slab style). Objects are carved from slabs of
+// buddy pages; a free object holds the free-list link in its first word,
+// so allocate() and free() are O(1) pops and pushes. Every slab starts with
+// a header naming its pool, which lets free() reject a pointer that does
+// not belong to the pool. A freed object carries a marker word, so a double
+// free is caught; with CONFIG_MM_POISON freed objects are also filled and
+// checked, catching writes after free.
+//
+// SMP-safe: each pool has one IRQ-safe spinlock, a leaf in the lock order
+// (base/lock_order.hpp); no per-CPU caches yet. Allocation is refused in
+// interrupt context (VERIFY); free() is allowed there.
+// Limits: slabs go back to the page allocator only when the pool is
+// destroyed, not as they empty.
+#include <arch/spinlock.hpp>
+#include <atomic>
+#include <base/allocator.hpp>
+#include <base/list.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <type_traits>
+
+namespace tessera::mm_pool {
+
+struct PoolStats {
+    std::string_view name;
+    std::size_t object_size;
+    std::uint64_t slabs;
+    std::uint64_t in_use;
+    std::uint64_t free;
+    std::uint64_t high_water; // most objects in use at once
+    std::uint64_t allocations;
+    std::uint64_t frees;
+};
+
+class Pool {
+public:
+    // object_size >= 16 bytes (the free-list link and the free marker).
+    // Objects are aligned to min(object_size rounded up to 16, 64).
+    constexpr Pool(std::string_view name, std::size_t object_size)
+        : m_name(name), m_object_size(object_size < 16 ? 16 : object_size),
+          m_stride(stride_for(object_size < 16 ? 16 : object_size)), m_slab_bytes(slab_bytes_for(m_stride)) {}
+    Pool(const Pool&) = delete;
+    Pool& operator=(const Pool&) = delete;
+    // Returns every slab to the page allocator and leaves the registry.
+    // Destroying a pool with objects still allocated is a bug (panics).
+    // constexpr keeps Pool a literal type, so pools can be constinit
+    // globals; nothing is torn down during constant evaluation.
+    constexpr ~Pool() {
+        if (std::is_constant_evaluated()) return;
+        destroy();
+    }
+
+    [[nodiscard]] base::Result<void*> allocate();
+    void free(void* object);
+    [[nodiscard]] PoolStats stats();
+    [[nodiscard]] std::size_t object_size() const { return m_object_size; }
+    // True if `object` carries the marker the pool writes into freed objects
+    // (for callers that layer headers over pool objects, like kmalloc).
+    [[nodiscard]] static bool looks_freed(const void* object);
+
+    // base::Allocator face.
+    base::Result<void*> allocate(std::size_t size, std::size_t align);
+    void deallocate(void* p, std::size_t size);
+
+    // Node in the registry of all pools (for /proc/meminfo), linked on the
+    // pool's first allocation.
+    base::ListNode registry_node;
+
+private:
+    struct FreeObject;
+    static constexpr std::size_t kSlabHeader = 64;
+    static constexpr std::size_t stride_for(std::size_t size) {
+        std::size_t s = base::align_up(size, 16);
+        return s >= 64 ? base::align_up(s, 64) : s;
+    }
+    // At least 8 objects per slab, in a power-of-two number of pages.
+    static constexpr std::size_t slab_bytes_for(std::size_t stride) {
+        std::size_t bytes = 4096;
+        while (bytes < kSlabHeader + 8 * stride) bytes *= 2;
+        return bytes;
+    }
+    base::Result<void> grow_locked();
+    void destroy();
+    [[noreturn]] void bad_free(const void* object, const char* why);
+
+    // Protects everything below. Lock order: leaf (base/lock_order.hpp).
+    arch::Spinlock m_lock;
+    FreeObject* m_free = nullptr;
+    void* m_slab_list = nullptr; // slabs chained through their headers
+    std::string_view m_name;
+    std::size_t m_object_size;
+    std::size_t m_stride;
+    std::size_t m_slab_bytes;
+    std::uint64_t m_slabs = 0, m_in_use = 0, m_free_count = 0, m_high_water = 0;
+    std::uint64_t m_allocations = 0, m_frees = 0;
+    std::atomic<bool> m_registered{false}; // set once, under the registry lock
+};
+static_assert(base::Allocator<Pool>);
+
+// Visits the statistics of every pool that has allocated at least once.
+void for_each_pool(void (*visit)(const PoolStats&, void*), void* context);
+
+} // namespace tessera::mm_pool
