@@ -95,6 +95,7 @@ endif
 defconfig:
 	$(call say,CONFIG,$(APP) from $(or $(DEFCONFIG_FILE),defaults) $(FRAGMENTS))
 	$(Q)$(KCONFIG) defconfig --app $(APP) --config $(CONFIG) $(FRAG_ARGS)
+	@printf '%s\n' '$(FRAGMENTS)' > $(BUILD)/fragments.list
 
 olddefconfig:
 	$(Q)$(KCONFIG) olddefconfig --app $(APP) --config $(CONFIG)
@@ -114,15 +115,23 @@ menuconfig:
 #   the defconfig, a fragment or the fragment list is newer than it;
 #   auto.conf/autoconf.h are regenerated when .config or any Kconfig changed.
 newer_than = $(if $(wildcard $(2)),$(if $(strip $(1)),$(shell find $(1) -newer $(2) 2>/dev/null | head -n 1)),missing)
+# Adding or deleting a library folder changes the set of Kconfig files
+# without making any remaining one newer: record the set, so that a change
+# counts as a Kconfig change (options of a deleted library are dropped).
+KCONFIG_SET := $(BUILD)/kconfig-files.list
 ifneq ($(NEED_CONFIG),)
+ifneq ($(file <$(KCONFIG_SET)),$(sort $(KCONFIG_FILES)))
+$(shell mkdir -p $(BUILD))
+$(file >$(KCONFIG_SET),$(sort $(KCONFIG_FILES)))
+endif
 ifneq ($(call newer_than,$(DEFCONFIG_FILE) $(FRAGMENTS) $(FRAG_STAMP),$(CONFIG)),)
 $(info $(shell printf '  %-7s %s' CONFIG '$(APP) from $(or $(DEFCONFIG_FILE),defaults) $(FRAGMENTS)'))
 ifneq ($(shell $(KCONFIG) defconfig --app $(APP) --config $(CONFIG) $(FRAG_ARGS) 1>&2 && echo ok),ok)
 $(error configuration of '$(APP)' failed (see above))
 endif
 endif
-ifneq ($(call newer_than,$(CONFIG) $(KCONFIG_FILES),$(AUTOCONF_MK)),)
-ifneq ($(shell $(KCONFIG) genconfig --app $(APP) --config $(CONFIG) --header $(AUTOCONF) --makeconf $(AUTOCONF_MK) 1>&2 && touch $(AUTOCONF_MK) && echo ok),ok)
+ifneq ($(call newer_than,$(CONFIG) $(KCONFIG_FILES) $(KCONFIG_SET),$(AUTOCONF_MK)),)
+ifneq ($(shell $(KCONFIG) genconfig --app $(APP) --config $(CONFIG) --header $(AUTOCONF) --makeconf $(AUTOCONF_MK) --kconfig-set $(KCONFIG_SET) 1>&2 && touch $(AUTOCONF_MK) && echo ok),ok)
 $(error configuration of '$(APP)' failed (see above))
 endif
 endif

@@ -248,6 +248,8 @@ def cmd_genconfig(args):
     # would. If .config is the newer one, it was edited by hand, and an
     # unknown option is a typo to report.
     newest_kconfig = max(os.path.getmtime(os.path.join(ROOT, f)) for f in kconf.kconfig_filenames)
+    if args.kconfig_set and os.path.isfile(args.kconfig_set):  # a library folder added or deleted
+        newest_kconfig = max(newest_kconfig, os.path.getmtime(args.kconfig_set))
     if newest_kconfig > os.path.getmtime(args.config):
         gone = vanished(kconf, args.config)
         for name, where in gone:
@@ -281,6 +283,7 @@ def main():
     p.add_argument("--out")
     p.add_argument("--header")
     p.add_argument("--makeconf")
+    p.add_argument("--kconfig-set", help="file listing the Kconfig files; newer than .config = they changed")
     args = p.parse_args()
     try:
         if args.command == "list-apps":

@@ -148,3 +148,12 @@ def test_make_run_boots_the_app_on_the_terminal(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "RUN     helloworld (Ctrl-A X quits)" in r.stdout
     assert "Hello from Tessera! app=helloworld" in r.stdout
+
+
+def test_defconfig_then_the_same_fragments_reapplies_them(tmp_path):
+    build = str(tmp_path / "b")
+    make("APP=helloworld", f"BUILD={build}", "FRAGMENTS=configs/size.config")
+    make("APP=helloworld", f"BUILD={build}", "defconfig")
+    assert "CONFIG_OPTIMIZE_OS=y" not in open(os.path.join(build, ".config")).read()
+    make("APP=helloworld", f"BUILD={build}", "FRAGMENTS=configs/size.config")
+    assert "CONFIG_OPTIMIZE_OS=y" in open(os.path.join(build, ".config")).read()

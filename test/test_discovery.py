@@ -158,3 +158,17 @@ def test_options_removed_from_kconfig_are_dropped_not_fatal(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "CONFIG_KLOG_TIMESTAMPS no longer exists" in r.stderr
     assert "KLOG_TIMESTAMPS" not in open(os.path.join(build, ".config")).read()
+
+
+def test_deleting_a_library_drops_its_options(tmp_path):
+    root = copy_tree(str(tmp_path / "tree"))
+    add_library(root, "doomed", {})
+    frag = tmp_path / "doomed.config"
+    frag.write_text("CONFIG_LIB_DOOMED=y\n")
+    build = str(tmp_path / "b")
+    assert make(root, "APP=helloworld", f"BUILD={build}", f"FRAGMENTS={frag}").returncode == 0
+    shutil.rmtree(os.path.join(root, "libs", "doomed"))
+    r = make(root, "APP=helloworld", f"BUILD={build}")
+    assert r.returncode == 0, r.stderr
+    assert "CONFIG_LIB_DOOMED no longer exists" in r.stderr
+    assert "DOOMED" not in open(os.path.join(build, "include/generated/autoconf.h")).read()

@@ -4,6 +4,7 @@ Collection boots the ktest image with `ktest.list` to learn the case names;
 each variant (timer through Sstc, and through SBI) then runs the whole image
 once per worker and each case test reads its own KTAP line."""
 import os
+import re
 
 import pytest
 
@@ -84,3 +85,25 @@ def test_ktest_filter_runs_only_matching_cases():
         results = ktap.parse(m.serial_text())
     assert results and all(n.startswith("base_string.") or n == "fdt.parses_boot_tree" for n in results)
     assert "fdt.parses_boot_tree" in results
+
+
+@pytest.mark.parametrize("fail_fast", [False, True], ids=["all", "fail-fast"])
+def test_a_failing_case_fails_the_run(fail_fast, machine):
+    extra = ["CONFIG_KTEST_DEMO_FAILURE=y"] + (["CONFIG_KTEST_FAIL_FAST=y"] if fail_fast else [])
+    image = build_image("ktest", extra=extra)
+    m = machine(image).start()
+    assert m.wait_exit(timeout=120) == 1
+    text = m.serial_text()
+    results = ktap.parse(text)
+    assert not results["ktest.demo_failure"].ok
+    assert any("6 * 7 == 43" in d for d in results["ktest.demo_failure"].diagnostics)
+    assert "not ok" in text and re.search(r"^not ok \d+ ktest$", text, re.M)
+    passed, failed, _ = ktap.summary(text)
+    assert failed == 1
+    plan = int(re.search(r"^1\.\.(\d+)$", text, re.M).group(1))
+    suites_reported = len(re.findall(r"^(?:not )?ok \d+ \S+$", text, re.M))
+    if fail_fast:
+        assert "stopped at the first failure" in text
+        assert suites_reported < plan  # the run ended early, but the suite it stopped in was closed
+    else:
+        assert suites_reported == plan

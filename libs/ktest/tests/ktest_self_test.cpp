@@ -50,3 +50,9 @@ KTEST(ktest, result_checks_evaluate_once) {
     EXPECT_TRUE(inner.failed());
     EXPECT_EQ(calls, 2);
 }
+
+#if CONFIG_KTEST_DEMO_FAILURE
+KTEST(ktest, demo_failure) {
+    EXPECT_EQ(6 * 7, 43); // fails on purpose (CONFIG_KTEST_DEMO_FAILURE)
+}
+#endif

@@ -36,7 +36,7 @@ struct FreeBlock {
 };
 
 struct Zone {
-    // Lock order (base/lock_order.hpp): a zone lock is a leaf below klog.
+    // Lock order (base/lock_order.hpp): inside pool locks, outside klog's.
     arch::Spinlock lock;
     std::uintptr_t base = 0;  // aligned to the largest block
     std::size_t pages = 0;    // indices 0..pages-1 have a state byte
