@@ -6,7 +6,7 @@ import pytest
 PANIC_STATUS = 70
 
 FAULTS = {
-    "buddy-double-free": (r"mm-buddy: free_pages\(0x[0-9a-f]+\): block of order \\d+ is already free",
+    "buddy-double-free": (r"mm-buddy: free_pages\(0x[0-9a-f]+\): block of order \d+ is already free",
                           r"mm-buddy: double free"),
     "buddy-foreign": (r"mm-buddy: free_pages\(0x[0-9a-f]+\): not a page this allocator manages",
                       r"mm-buddy: free of a foreign pointer"),
