@@ -23,8 +23,8 @@ struct SlabHeader {
 };
 static_assert(sizeof(SlabHeader) <= 64);
 
-// Registry of pools, for statistics. Lock order: taken alone, never
-// together with a pool lock (base/lock_order.hpp).
+// Registry of pools, for statistics. Lock order: inside a pool lock (a
+// pool registers itself when it grows its first slab), base/lock_order.hpp.
 constinit arch::Spinlock g_registry_lock;
 constinit base::IntrusiveList<Pool, &Pool::registry_node> g_registry;
 
@@ -52,30 +52,66 @@ base::Result<void> Pool::grow_locked() {
         object->next = m_free;
         object->marker = kFreeMarker;
         m_free = object;
-        ++m_free_count;
     }
+    m_capacity += count;
+    m_shared_free += count;
     ++m_slabs;
+    if (!m_registered) { // the first slab: make the pool visible to statistics
+        arch::SpinlockGuard guard(g_registry_lock);
+        g_registry.push_back(*this);
+        m_registered = true;
+    }
     return {};
+}
+
+// Moves up to kBatch objects from the shared list into `hart`'s cache.
+// Interrupts are off (the caller's IrqGuard), so the hart cannot change.
+base::Result<void> Pool::refill(unsigned hart) {
+    HartCache& cache = m_cache[hart];
+    arch::SpinlockGuard guard(m_lock);
+    if (!m_free) TRY(grow_locked());
+    while (m_free && cache.count < kBatch) {
+        cache.objects[cache.count++] = m_free;
+        m_free = m_free->next;
+        --m_shared_free;
+    }
+    std::uint64_t out = m_capacity - m_shared_free;
+    if (out > m_high_water) m_high_water = out;
+    return {};
+}
+
+// Returns objects from `hart`'s cache to the shared list until `keep` remain.
+void Pool::flush(unsigned hart, unsigned keep) {
+    HartCache& cache = m_cache[hart];
+    arch::SpinlockGuard guard(m_lock);
+    while (cache.count > keep) {
+        FreeObject* object = cache.objects[--cache.count];
+        object->next = m_free;
+        m_free = object;
+        ++m_shared_free;
+    }
+}
+
+// The path through refill(), kept out of allocate() so the common case
+// needs no saved registers.
+[[gnu::noinline]] base::Result<void*> Pool::allocate_slow() {
+    {
+        arch::IrqGuard irq;
+        TRY(refill(arch::this_hart().index));
+    }
+    return allocate();
 }
 
 base::Result<void*> Pool::allocate() {
     VERIFY(!arch::in_interrupt()); // no allocation in interrupt context
     FreeObject* object;
     {
-        arch::SpinlockGuard guard(m_lock);
-        if (!m_free) TRY(grow_locked());
-        object = m_free;
-        m_free = object->next;
-        --m_free_count;
-        ++m_allocations;
-        if (++m_in_use > m_high_water) m_high_water = m_in_use;
-    }
-    if (!m_registered.load(std::memory_order_acquire)) { // first use: make it visible to statistics
-        arch::SpinlockGuard guard(g_registry_lock);
-        if (!m_registered.load(std::memory_order_relaxed)) {
-            g_registry.push_back(*this);
-            m_registered.store(true, std::memory_order_release);
-        }
+        arch::IrqGuard irq; // pins us to this hart's cache
+        HartCache& cache = m_cache[arch::this_hart().index];
+        if (cache.count == 0) [[unlikely]]
+            return allocate_slow(); // (the guard restores interrupts first)
+        object = cache.objects[--cache.count];
+        ++cache.allocations;
     }
 #if CONFIG_MM_POISON
     auto* bytes = reinterpret_cast<const std::uint8_t*>(object);
@@ -90,28 +126,6 @@ base::Result<void*> Pool::allocate() {
     object->marker = 0;
     return static_cast<void*>(object);
 }
-
-void Pool::destroy() {
-    if (m_registered.load(std::memory_order_acquire)) {
-        arch::SpinlockGuard guard(g_registry_lock);
-        g_registry.remove(*this);
-    }
-    arch::SpinlockGuard guard(m_lock);
-    if (m_in_use != 0) {
-        klog::error("mm-pool {}: destroyed with {} objects still allocated", m_name, m_in_use);
-        PANIC("mm-pool: pool destroyed while in use");
-    }
-    for (auto* slab = static_cast<SlabHeader*>(m_slab_list); slab;) {
-        SlabHeader* next = slab->next;
-        slab->magic = 0; // a stale pointer into it no longer looks like ours
-        mm_buddy::free_pages(slab);
-        slab = next;
-    }
-    m_slab_list = nullptr;
-    m_free = nullptr;
-}
-
-bool Pool::looks_freed(const void* object) { return static_cast<const FreeObject*>(object)->marker == kFreeMarker; }
 
 void Pool::bad_free(const void* object, const char* why) {
     klog::error("mm-pool {}: free({}): {}", m_name, object, why);
@@ -134,17 +148,23 @@ void Pool::free(void* p) {
     memset(object, kPoison, m_object_size);
 #endif
     object->marker = kFreeMarker;
-    arch::SpinlockGuard guard(m_lock);
-    object->next = m_free;
-    m_free = object;
-    ++m_free_count;
-    --m_in_use;
-    ++m_frees;
+    arch::IrqGuard irq;
+    unsigned hart = arch::this_hart().index;
+    HartCache& cache = m_cache[hart];
+    if (cache.count == kCacheSize) flush(hart, kCacheSize - kBatch);
+    cache.objects[cache.count++] = object;
+    ++cache.frees;
 }
 
 PoolStats Pool::stats() {
+    std::uint64_t allocations = 0, frees = 0;
+    for (const HartCache& cache : m_cache) { // racy snapshot of per-hart counters: statistics only
+        allocations += cache.allocations;
+        frees += cache.frees;
+    }
     arch::SpinlockGuard guard(m_lock);
-    return {m_name, m_object_size, m_slabs, m_in_use, m_free_count, m_high_water, m_allocations, m_frees};
+    std::uint64_t in_use = allocations - frees;
+    return {m_name, m_object_size, m_slabs, in_use, m_capacity - in_use, m_high_water, allocations, frees};
 }
 
 base::Result<void*> Pool::allocate(std::size_t size, std::size_t align) {
@@ -169,5 +189,33 @@ void for_each_pool(void (*visit)(const PoolStats&, void*), void* context) {
     }
     for (unsigned i = 0; i < n; ++i) visit(pools[i]->stats(), context);
 }
+
+void Pool::destroy() {
+    std::uint64_t in_use = stats().in_use;
+    for (unsigned h = 0; h < arch::kMaxHarts; ++h) flush(h, 0);
+    arch::SpinlockGuard guard(m_lock);
+    if (m_registered) {
+        arch::SpinlockGuard registry(g_registry_lock);
+        g_registry.remove(*this);
+        m_registered = false;
+    }
+    if (in_use != 0) {
+        klog::error("mm-pool {}: destroyed with {} objects still allocated", m_name, in_use);
+        PANIC("mm-pool: pool destroyed while in use");
+    }
+    for (auto* slab = static_cast<SlabHeader*>(m_slab_list); slab;) {
+        SlabHeader* next = slab->next;
+        slab->magic = 0; // a stale pointer into it no longer looks like ours
+        mm_buddy::free_pages(slab);
+        slab = next;
+    }
+    m_slab_list = nullptr;
+    m_free = nullptr;
+    m_capacity = m_slabs = m_shared_free = 0;
+    for (HartCache& cache : m_cache) cache.allocations = cache.frees = 0;
+}
+
+
+bool Pool::looks_freed(const void* object) { return static_cast<const FreeObject*>(object)->marker == kFreeMarker; }
 
 } // namespace tessera::mm_pool

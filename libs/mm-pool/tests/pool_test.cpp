@@ -32,7 +32,9 @@ KTEST(mm_pool, objects_are_distinct_aligned_and_reused) {
     for (auto* o : objects) g_small.free(o);
     s = g_small.stats();
     EXPECT_EQ(s.in_use, 0u);
-    EXPECT_EQ(s.high_water, 200u);
+    // High water counts objects off the shared list: in use or in a cache.
+    EXPECT_GE(s.high_water, 200u);
+    EXPECT_LE(s.high_water, 200u + 13);
     EXPECT_EQ(s.allocations, s.frees);
 }
 

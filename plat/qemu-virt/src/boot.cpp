@@ -18,13 +18,28 @@ extern "C" void (*__init_array_end[])();
 
 int main();
 
+// Seeds the stack canary (libs/stackprot). It must run before any function
+// built with the stack protector has a live frame that could still return,
+// since that frame would see the canary change under it: called first
+// thing below, the only such frame is tessera_boot's own, which never
+// returns. (The init table is too late: run_init_steps() is a protected
+// frame at -Og.) A no-op without the library.
+extern "C" [[gnu::weak]] void tessera_seed_stack_guard(const void*) {}
+
 namespace tessera::plat {
 
 namespace {
 
+constexpr std::size_t kMaxInitSteps = 64;
+constinit std::uint64_t g_step_instructions[kMaxInitSteps] = {};
+
 void run_init_steps() {
+    VERIFY(boot::init_steps().size() <= kMaxInitSteps);
+    std::size_t i = 0;
     for (const boot::InitStep& step : boot::init_steps()) {
+        std::uint64_t start = arch::rdinstret();
         auto result = step.run();
+        g_step_instructions[i++] = arch::rdinstret() - start;
         if (!result.ok()) {
             klog::error("init step {} ({}) failed: {}", step.name, step.component, result.error());
             PANIC("an init step failed");
@@ -39,6 +54,10 @@ void run_constructors() {
 
 } // namespace
 
+std::span<const std::uint64_t> boot::init_step_instructions() {
+    return {g_step_instructions, boot::init_steps().size()};
+}
+
 } // namespace tessera::plat
 
 using namespace tessera;
@@ -46,6 +65,7 @@ using namespace tessera;
 extern "C" [[noreturn]] void tessera_boot(std::uint64_t hart_id, const void* dtb) {
     arch::init_hart(0, hart_id);
     plat::console::init_early(CONFIG_PLAT_EARLY_UART_BASE);
+    tessera_seed_stack_guard(dtb);
     plat::mutable_boot_times().entry_ticks = g_boot_entry_time;
     plat::mutable_boot_times().entry_instret = g_boot_entry_instret;
 

@@ -7,11 +7,11 @@
 //
 //   outermost
 //     (scheduler, VFS and network locks will be listed here)
-//     mm_pool g_registry_lock   libs/mm-pool/src/pool.cpp: the list of pools.
-//                            Taken alone: never with a pool lock held, and
-//                            no pool lock is taken under it.
 //     mm_pool::Pool::m_lock  one per pool: its free list and counters. A
-//                            pool grows under it, so a zone lock nests inside.
+//                            pool grows under it, so the registry and zone
+//                            locks nest inside.
+//     mm_pool g_registry_lock   libs/mm-pool/src/pool.cpp: the list of pools.
+//                            No pool lock is ever taken under it.
 //     mm_buddy Zone::lock    libs/mm-buddy/src/buddy.cpp: one per RAM region,
 //                            its free lists and page states.
 //     klog::g_lock           libs/klog/src/klog.cpp: the log ring and console

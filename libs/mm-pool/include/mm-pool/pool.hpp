@@ -7,13 +7,15 @@
 // free is caught; with CONFIG_MM_POISON freed objects are also filled and
 // checked, catching writes after free.
 //
-// SMP-safe: each pool has one IRQ-safe spinlock, a leaf in the lock order
-// (base/lock_order.hpp); no per-CPU caches yet. Allocation is refused in
-// interrupt context (VERIFY); free() is allowed there.
+// SMP-safe. Each hart has a small cache of free objects in the pool, used
+// with interrupts off and no atomics (the common path); it is refilled
+// from, and flushed to, the pool's shared free list in batches under the
+// pool's IRQ-safe spinlock (lock order: base/lock_order.hpp). Allocation is
+// refused in interrupt context (VERIFY); free() is allowed there.
 // Limits: slabs go back to the page allocator only when the pool is
 // destroyed, not as they empty.
+#include <arch/hart.hpp>
 #include <arch/spinlock.hpp>
-#include <atomic>
 #include <base/allocator.hpp>
 #include <base/list.hpp>
 #include <cstddef>
@@ -28,8 +30,9 @@ struct PoolStats {
     std::size_t object_size;
     std::uint64_t slabs;
     std::uint64_t in_use;
-    std::uint64_t free;
-    std::uint64_t high_water; // most objects in use at once
+    std::uint64_t free;       // on the shared list or in hart caches
+    std::uint64_t high_water; // most objects outside the shared free list
+                              // (in use or cached), sampled at refills
     std::uint64_t allocations;
     std::uint64_t frees;
 };
@@ -82,7 +85,22 @@ private:
         return bytes;
     }
     base::Result<void> grow_locked();
+    base::Result<void> refill(unsigned hart);
+    base::Result<void*> allocate_slow();
+    void flush(unsigned hart, unsigned keep);
     void destroy();
+
+    static constexpr unsigned kCacheSize = 13; // objects per hart cache
+    static constexpr unsigned kBatch = 6;      // moved per refill/flush
+    // 128 bytes: one cache line pair per hart, indexed by a shift.
+    struct alignas(128) HartCache {
+        FreeObject* objects[kCacheSize] = {};
+        std::uint64_t count = 0;
+        std::uint64_t allocations = 0; // touched only by the owning hart
+        std::uint64_t frees = 0;
+    };
+    static_assert(sizeof(HartCache) == 128);
+    HartCache m_cache[arch::kMaxHarts];
     [[noreturn]] void bad_free(const void* object, const char* why);
 
     // Protects everything below. Lock order: leaf (base/lock_order.hpp).
@@ -93,9 +111,8 @@ private:
     std::size_t m_object_size;
     std::size_t m_stride;
     std::size_t m_slab_bytes;
-    std::uint64_t m_slabs = 0, m_in_use = 0, m_free_count = 0, m_high_water = 0;
-    std::uint64_t m_allocations = 0, m_frees = 0;
-    std::atomic<bool> m_registered{false}; // set once, under the registry lock
+    std::uint64_t m_slabs = 0, m_capacity = 0, m_shared_free = 0, m_high_water = 0;
+    bool m_registered = false; // in g_registry (pool.cpp); under m_lock
 };
 static_assert(base::Allocator<Pool>);
 

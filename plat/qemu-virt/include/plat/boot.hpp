@@ -30,4 +30,8 @@ struct Manifest {
 std::span<const InitStep> init_steps();
 const Manifest& manifest();
 
+// Guest instructions each init step took (rdinstret; exact under QEMU
+// -icount), in init_steps() order. For boot-cost benchmarks.
+std::span<const std::uint64_t> init_step_instructions();
+
 } // namespace tessera::plat::boot
