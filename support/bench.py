@@ -64,6 +64,19 @@ def boot_instructions(qemu):
     return int(m.group(1)), int(m.group(2))
 
 
+def mmbench(qemu, memory):
+    """Allocator costs and per-init-step costs, guest instructions."""
+    args = qemu_cmd(qemu, extra=["-icount", "shift=0"])
+    args[args.index("-m") + 1] = memory
+    out = subprocess.run(args, capture_output=True, text=True, timeout=120).stdout
+    if "mmbench: done" not in out:
+        sys.exit(f"bench: mmbench did not finish:\n{out[-2000:]}")
+    figures = {}
+    for m in re.finditer(r"^mmbench: (init )?(\S+) (\d+)\s*$", out, re.M):
+        figures[("init." if m.group(1) else "") + m.group(2)] = int(m.group(3))
+    return figures
+
+
 def wall_times(qemu, floor_elf):
     """Interleaved runs of the floor kernel and helloworld; seconds."""
     floor, hello = [], []
@@ -99,6 +112,19 @@ def main():
     record("boot.reset_to_kernel_entry", entry, "guest instructions")
     record("boot.kernel_entry_to_main", at_main - entry, "guest instructions", target=100000)
     record("boot.reset_to_main", at_main, "guest instructions")
+
+    _, mm_qemu = build("mmbench")
+    for memory in ("128M", "1G"):
+        figures = mmbench(mm_qemu, memory)
+        record(f"mm.init_memory.{memory}", figures["init.mm_buddy.memory"], "guest instructions",
+               target=2000000 if memory == "1G" else None, config="mmbench_defconfig")
+    record("mm.pool_alloc_free", figures["pool_alloc_free"], "guest instructions per pair", target=100,
+           config="mmbench_defconfig")
+    record("mm.buddy_order0_alloc_free", figures["buddy_order0_alloc_free"], "guest instructions per pair",
+           target=400, config="mmbench_defconfig")
+    record("mm.kmalloc64_alloc_free", figures["kmalloc64_alloc_free"], "guest instructions per pair",
+           config="mmbench_defconfig")
+    record("mm.arena_alloc", figures["arena_alloc"], "guest instructions per allocation", config="mmbench_defconfig")
 
     floor, hello = wall_times(qemu, floor_elf)
     record("wall.qemu_start_to_exit.floor", round(floor * 1000, 2), "ms (median)")
