@@ -18,6 +18,13 @@ FAULTS = {
                       r"kmalloc: heap buffer overflow"),
     "wrong-pool": (r"mm-pool memfault-b: free\(0x[0-9a-f]+\): not an object of this pool", r"mm-pool: invalid free"),
     "irq-alloc": (r"VERIFY failed: !arch::in_interrupt\(\)", r"at libs/mm-pool/src/kmalloc\.cpp:\d+"),
+    "write-text": (r"\*\*\* store/AMO page fault \(scause 0xf\) on hart 0 in thread 'boot'",
+                   r"stval is in kernel text \(read-only\)"),
+    "null-deref": (r"\*\*\* load page fault \(scause 0xd\)", r"stval is in page zero \(a null pointer\?\)"),
+    "stack-overflow": (r"\*\*\* stack overflow in thread 'boot' on hart 0: sp 0x[0-9a-f]+ is below the stack limit",
+                       r"stval is in the guard page below the boot stack"),
+    "guard-stack": (r"\*\*\* stack overflow in thread 'memfault-worker' on hart 0",
+                    r"stval is in unmapped memory \(a guard page, or no mapping\)"),
 }
 
 

@@ -1,2 +1,2 @@
 SRCS-y += main.cpp
-USES += mm-buddy mm-pool mm-arena
+USES += mm-buddy mm-pool mm-arena mmu

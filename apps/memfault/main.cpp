@@ -5,10 +5,14 @@
 #include <mm-buddy/buddy.hpp>
 #include <mm-pool/kmalloc.hpp>
 #include <mm-pool/pool.hpp>
+#include <arch/hart.hpp>
+#include <mmu/mmu.hpp>
 #include <plat/machine.hpp>
 #include <plat/timer.hpp>
 
 using namespace tessera;
+
+extern "C" char __text_start[];
 
 namespace {
 
@@ -20,6 +24,24 @@ template <typename T>
 T* opaque(T* p) {
     asm volatile("" : "+r"(p));
     return p;
+}
+
+// Each level takes a good bite of stack, so the guard is reached quickly.
+[[gnu::noinline]] unsigned recurse(unsigned depth) {
+    volatile char pad[512];
+    pad[0] = static_cast<char>(depth);
+    return depth == 0 ? 0 : recurse(depth - 1) + pad[0];
+}
+
+void recurse_forever() { (void)recurse(1u << 30); }
+
+// Runs fn on another stack, as a scheduler will: the hart's stack limit
+// follows the switch.
+void run_on_stack(void (*fn)(), const mmu::Stack& stack) {
+    arch::this_hart().stack_limit = stack.bottom;
+    arch::this_hart().thread_name = "memfault-worker";
+    asm volatile("mv sp, %1\n jalr %0" ::"r"(fn), "r"(stack.top) : "ra", "memory");
+    __builtin_unreachable(); // fn never returns here: it overflows
 }
 
 void allocate_in_interrupt() {
@@ -54,6 +76,16 @@ int fault(std::string_view kind) {
     } else if (kind == "wrong-pool") {
         void* p = g_pool_a.allocate().value();
         g_pool_b.free(opaque(p));
+    } else if (kind == "write-text") {
+        *opaque(reinterpret_cast<volatile std::uint32_t*>(__text_start + 64)) = 0; // W^X: text is read-only
+    } else if (kind == "null-deref") {
+        klog::print("read {}\n", *opaque(static_cast<volatile int*>(nullptr)));
+    } else if (kind == "stack-overflow") {
+        recurse_forever(); // runs into the guard page below the boot stack
+    } else if (kind == "guard-stack") {
+        auto stack = mmu::alloc_stack(8192).value();
+        klog::print("memfault: worker stack {:#x}-{:#x}, guard at {:#x}\n", stack.bottom, stack.top, stack.guard);
+        run_on_stack(recurse_forever, stack);
     } else if (kind == "irq-alloc") {
         plat::timer::set_handler(allocate_in_interrupt);
         plat::timer::arm(plat::timer::now() + 100);

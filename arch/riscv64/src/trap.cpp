@@ -11,6 +11,7 @@ namespace tessera::arch {
 namespace {
 
 constinit InterruptHandler g_handlers[16] = {};
+constinit AddressDescriber g_describer = nullptr;
 
 constexpr const char* kRegNames[32] = {
     "zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2", "a3", "a4", "a5",
@@ -48,12 +49,19 @@ void set_interrupt_handler(Interrupt which, InterruptHandler handler) {
         csr_clear<Csr::sie>(sie_bit(which));
 }
 
+void set_address_describer(AddressDescriber describer) { g_describer = describer; }
+
 void report_trap(const TrapFrame& frame) {
-    klog::print("\n*** {} (scause {:#x}) on hart {}\n",
+    klog::print("\n*** {} (scause {:#x}) on hart {} in thread '{}'\n",
                 frame.is_interrupt() ? std::string_view("unexpected interrupt") : exception_name(frame.code()),
-                frame.scause, this_hart().hart_id);
+                frame.scause, this_hart().hart_id, this_hart().thread_name);
     klog::print("    sepc {:#018x}  stval {:#018x}  sstatus {:#018x}\n", frame.sepc, frame.stval,
                 frame.sstatus);
+    // Access and page faults: say what the address is, if anyone knows.
+    std::uint64_t code = frame.code();
+    bool memory_fault = !frame.is_interrupt() && (code == 1 || code == 5 || code == 7 || code >= 12);
+    if (memory_fault && g_describer)
+        if (const char* what = g_describer(frame.stval)) klog::print("    stval is in {}\n", what);
     for (unsigned i = 1; i < 32; i += 4) {
         klog::print("    ");
         for (unsigned j = i; j < i + 4 && j < 32; ++j)
@@ -92,5 +100,19 @@ extern "C" void tessera_trap(arch::TrapFrame* frame) {
     arch::report_trap(*frame);
     klog::print("*** Kernel panic: unhandled {} — stopping (exit status {})\n",
                 frame->is_interrupt() ? "interrupt" : "exception", plat::kExitPanic);
+    plat::exit_machine(plat::kExitPanic);
+}
+
+// Entered from trap_entry.S on the emergency stack when a trap found the
+// current stack exhausted (sp below the hart's stack limit + one frame).
+extern "C" [[noreturn]] void tessera_stack_overflow(arch::TrapFrame* frame) {
+    arch::Hart& hart = arch::this_hart();
+    klog::enter_panic_mode();
+    klog::print("\n*** stack overflow in thread '{}' on hart {}: sp {:#x} is below the stack limit {:#x}\n",
+                hart.thread_name, hart.hart_id, frame->sp(), hart.stack_limit);
+    if (hart.reporting) plat::exit_machine(plat::kExitPanic);
+    hart.reporting = true;
+    arch::report_trap(*frame);
+    klog::print("*** Kernel panic: stack overflow — stopping (exit status {})\n", plat::kExitPanic);
     plat::exit_machine(plat::kExitPanic);
 }

@@ -4,8 +4,12 @@
  * C++ handlers compiled for lp64d may touch FP registers, and the
  * interrupted code's values must survive. Layout: arch/trap.hpp TrapFrame.
  *
- * The frame goes on the current stack. Kernel-only for now: there is no
- * user mode, so sscratch is unused.
+ * The frame goes on the current stack, unless that stack has no room left
+ * for it (sp at or below this hart's stack limit + a frame): then pushing
+ * would fault again on the guard page, forever. Instead the trap continues
+ * on the hart's emergency stack and is reported as a stack overflow (it is
+ * fatal). Kernel-only for now: no user mode, so sscratch is only a scratch
+ * register for that check.
  */
 #define FRAME_SIZE 560
 #define SEPC 256
@@ -14,11 +18,19 @@
 #define STVAL 280
 #define FCSR 544
 #define FS_AT_ENTRY 552
+/* arch/hart.hpp struct Hart (offsets checked by static_assert there) */
+#define HART_STACK_LIMIT 32
+#define HART_EMERGENCY_TOP 40
 
     .section .text.trap, "ax"
     .balign 4
     .global trap_vector
 trap_vector:
+    csrw    sscratch, t0
+    ld      t0, HART_STACK_LIMIT(tp)
+    addi    t0, t0, FRAME_SIZE + 64
+    bltu    sp, t0, .Lstack_overflow
+    csrr    t0, sscratch
     addi    sp, sp, -FRAME_SIZE
     sd      x1, 8(sp)
     sd      x3, 24(sp)
@@ -184,3 +196,57 @@ trap_vector:
     ld      x31, 248(sp)
     ld      sp, 16(sp)
     sret
+
+/* The current stack is exhausted: build the frame on the emergency stack,
+ * with the interrupted sp in it, and report. Never returns. */
+.Lstack_overflow:
+    ld      t0, HART_EMERGENCY_TOP(tp)
+    sd      sp, -8(t0)
+    addi    sp, t0, -16
+    csrr    t0, sscratch
+    addi    sp, sp, -FRAME_SIZE
+    sd      x1, 8(sp)
+    sd      x3, 24(sp)
+    sd      x4, 32(sp)
+    sd      x5, 40(sp)
+    sd      x6, 48(sp)
+    sd      x7, 56(sp)
+    sd      x8, 64(sp)
+    sd      x9, 72(sp)
+    sd      x10, 80(sp)
+    sd      x11, 88(sp)
+    sd      x12, 96(sp)
+    sd      x13, 104(sp)
+    sd      x14, 112(sp)
+    sd      x15, 120(sp)
+    sd      x16, 128(sp)
+    sd      x17, 136(sp)
+    sd      x18, 144(sp)
+    sd      x19, 152(sp)
+    sd      x20, 160(sp)
+    sd      x21, 168(sp)
+    sd      x22, 176(sp)
+    sd      x23, 184(sp)
+    sd      x24, 192(sp)
+    sd      x25, 200(sp)
+    sd      x26, 208(sp)
+    sd      x27, 216(sp)
+    sd      x28, 224(sp)
+    sd      x29, 232(sp)
+    sd      x30, 240(sp)
+    sd      x31, 248(sp)
+    ld      t0, FRAME_SIZE+8(sp)
+    sd      t0, 16(sp)
+    csrr    t0, sepc
+    sd      t0, SEPC(sp)
+    csrr    t0, sstatus
+    sd      t0, SSTATUS(sp)
+    csrr    t0, scause
+    sd      t0, SCAUSE(sp)
+    csrr    t0, stval
+    sd      t0, STVAL(sp)
+    sd      zero, FS_AT_ENTRY(sp)
+    mv      s0, zero
+    mv      a0, sp
+    call    tessera_stack_overflow
+1:  j       1b

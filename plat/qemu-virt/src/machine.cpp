@@ -72,7 +72,9 @@ Result<void> discover_cpus(const fdt::Node& cpus, std::uint64_t boot_hart, std::
 Result<void> discover_plic(const fdt::Node& plic, std::uint64_t boot_hart,
                            const std::uint32_t (&intc_phandles)[kMaxHarts],
                            const std::uint64_t (&intc_harts)[kMaxHarts], unsigned intc_count) {
-    g_machine.plic_base = TRY(plic.reg()).base;
+    fdt::Region plic_reg = TRY(plic.reg());
+    g_machine.plic_base = plic_reg.base;
+    g_machine.plic_size = plic_reg.size;
     g_machine.plic_sources = TRY(TRY(plic.property("riscv,ndev")).as_u32());
     // interrupts-extended = <&intc0 11 &intc0 9 &intc1 11 ...>: context i
     // is the i-th pair; we want the boot hart's supervisor external (9).

@@ -1,5 +1,6 @@
 #pragma once
 // Per-hart data, reached in O(1) through the tp register.
+#include <cstddef>
 #include <cstdint>
 
 namespace tessera::arch {
@@ -10,7 +11,15 @@ struct alignas(64) Hart {
     std::uint32_t trap_depth = 0;
     bool reporting = false;      // a fault report or panic is being printed
     std::uint64_t interrupts = 0;
+    // Lowest usable address of the stack this hart runs on (0: unknown).
+    // The trap vector refuses to push a frame below it (trap_entry.S).
+    // The scheduler will update it on every switch.
+    std::uint64_t stack_limit = 0;
+    std::uint64_t emergency_stack_top = 0; // for reporting stack overflows
+    const char* thread_name = "boot";      // named in fault reports
 };
+static_assert(offsetof(Hart, stack_limit) == 32 && offsetof(Hart, emergency_stack_top) == 40,
+              "trap_entry.S uses these offsets");
 
 inline constexpr unsigned kMaxHarts = 8;
 

@@ -41,4 +41,10 @@ std::string_view exception_name(std::uint64_t code);
 // Prints cause, sepc, stval, all registers and a frame-pointer backtrace.
 void report_trap(const TrapFrame& frame);
 
+// Lets a memory-management library say what a faulting address is (kernel
+// text, a guard page...) in fault reports. Returns nullptr if it has
+// nothing to say. Must not take locks that a faulting hart could hold.
+using AddressDescriber = const char* (*)(std::uint64_t address);
+void set_address_describer(AddressDescriber describer);
+
 } // namespace tessera::arch

@@ -37,6 +37,7 @@ struct MachineInfo {
     std::uint64_t uart_base;
     std::uint32_t uart_irq;
     std::uint64_t plic_base;
+    std::uint64_t plic_size;
     std::uint32_t plic_sources;  // riscv,ndev
     std::uint32_t plic_context;  // S-mode context of the boot hart
     std::uint64_t test_base;     // sifive,test0 (0 if absent)
