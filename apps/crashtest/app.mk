@@ -1,1 +1,2 @@
 SRCS-y += main.cpp
+USES += $(if $(filter y,$(CONFIG_LIB_UBSAN)),ubsan)
