@@ -4,7 +4,7 @@
 // the __ubsan_handle_* functions of this library, which prints
 //
 //     *** UBSan: signed integer overflow: 2147483647 + 1 cannot be represented in type 'int'
-//         at apps/crashtest/main.cpp:84:18
+//         at apps/crashtest/main.cpp:50:59
 //
 // and then panics (CONFIG_UBSAN_MODE_PANIC, exit status 70) or, in
 // CONFIG_UBSAN_MODE_REPORT, goes on (each check site reports once).
