@@ -121,8 +121,15 @@ newer_than = $(if $(wildcard $(2)),$(if $(strip $(1)),$(shell find $(1) -newer $
 KCONFIG_SET := $(BUILD)/kconfig-files.list
 ifneq ($(NEED_CONFIG),)
 ifneq ($(file <$(KCONFIG_SET)),$(sort $(KCONFIG_FILES)))
+ifeq ($(wildcard $(KCONFIG_SET)),)
+# First record for this build folder: nothing changed, so date it in the
+# past (it must not make a hand-edited .config look older than Kconfig).
 $(shell mkdir -p $(BUILD))
 $(file >$(KCONFIG_SET),$(sort $(KCONFIG_FILES)))
+$(shell touch -d @0 $(KCONFIG_SET))
+else
+$(file >$(KCONFIG_SET),$(sort $(KCONFIG_FILES)))
+endif
 endif
 ifneq ($(call newer_than,$(DEFCONFIG_FILE) $(FRAGMENTS) $(FRAG_STAMP),$(CONFIG)),)
 $(info $(shell printf '  %-7s %s' CONFIG '$(APP) from $(or $(DEFCONFIG_FILE),defaults) $(FRAGMENTS)'))
