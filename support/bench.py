@@ -83,7 +83,10 @@ def wall_times(qemu, floor_elf):
     for _ in range(RUNS):
         for kernel, sink in ((floor_elf, floor), (None, hello)):
             start = time.perf_counter()
-            r = subprocess.run(qemu_cmd(qemu, kernel), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            # stdin from /dev/null: -serial stdio reads it, and an inherited
+            # terminal or pipe would change what QEMU does while it runs.
+            r = subprocess.run(qemu_cmd(qemu, kernel), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL,
                                timeout=60)
             sink.append(time.perf_counter() - start)
             if r.returncode != 0:
