@@ -8,20 +8,7 @@ namespace tessera::mm_pool {
 
 namespace {
 
-constexpr std::uint64_t kSlabMagic = 0x736c6162'706f6f6cull; // "slabpool"
-// Second word of every object on a free list. An object freed while it
-// still carries the marker is a double free. (A live object whose owner
-// stores exactly this value there would be misreported; the odds are
-// negligible and the check is always on.)
-constexpr std::uint64_t kFreeMarker = 0xf7eef7eef7eef7eeull;
 constexpr std::uint8_t kPoison = 0x6b;
-
-struct SlabHeader {
-    std::uint64_t magic;
-    Pool* pool;
-    SlabHeader* next; // the pool's other slabs
-};
-static_assert(sizeof(SlabHeader) <= 64);
 
 // Registry of pools, for statistics. Lock order: inside a pool lock (a
 // pool registers itself when it grows its first slab), base/lock_order.hpp.
@@ -29,11 +16,6 @@ constinit arch::Spinlock g_registry_lock;
 constinit base::IntrusiveList<Pool, &Pool::registry_node> g_registry;
 
 } // namespace
-
-struct Pool::FreeObject {
-    FreeObject* next;
-    std::uint64_t marker;
-};
 
 base::Result<void> Pool::grow_locked() {
     auto block = mm_buddy::alloc_pages(mm_buddy::order_for(m_slab_bytes));
@@ -102,18 +84,18 @@ void Pool::flush(unsigned hart, unsigned keep) {
     return allocate();
 }
 
-base::Result<void*> Pool::allocate() {
+// The cache-hit path with the use-after-free check (CONFIG_MM_POISON).
+base::Result<void*> Pool::allocate_checked() {
     VERIFY(!arch::in_interrupt()); // no allocation in interrupt context
     FreeObject* object;
     {
-        arch::IrqGuard irq; // pins us to this hart's cache
+        arch::IrqGuard irq;
         HartCache& cache = m_cache[arch::this_hart().index];
         if (cache.count == 0) [[unlikely]]
-            return allocate_slow(); // (the guard restores interrupts first)
+            return allocate_slow();
         object = cache.objects[--cache.count];
         ++cache.allocations;
     }
-#if CONFIG_MM_POISON
     auto* bytes = reinterpret_cast<const std::uint8_t*>(object);
     for (std::size_t i = sizeof(FreeObject); i < m_object_size; ++i) {
         if (bytes[i] != kPoison) {
@@ -122,38 +104,25 @@ base::Result<void*> Pool::allocate() {
             PANIC("mm-pool: use after free");
         }
     }
-#endif
     object->marker = 0;
     return static_cast<void*>(object);
+}
+
+// free() after its checks, with poisoning (CONFIG_MM_POISON).
+void Pool::free_checked(void* p) {
+    auto* object = static_cast<FreeObject*>(p);
+    memset(object, kPoison, m_object_size);
+    object->marker = kFreeMarker;
+    arch::IrqGuard irq;
+    HartCache& cache = m_cache[arch::this_hart().index];
+    if (cache.count == kCacheSize) flush(arch::this_hart().index, kCacheSize - kBatch);
+    cache.objects[cache.count++] = object;
+    ++cache.frees;
 }
 
 void Pool::bad_free(const void* object, const char* why) {
     klog::error("mm-pool {}: free({}): {}", m_name, object, why);
     PANIC("mm-pool: invalid free");
-}
-
-void Pool::free(void* p) {
-    if (!p) return;
-    auto address = reinterpret_cast<std::uintptr_t>(p);
-    auto* slab = reinterpret_cast<const SlabHeader*>(address & ~(m_slab_bytes - 1));
-    std::size_t offset = address - reinterpret_cast<std::uintptr_t>(slab);
-    // Reading the slab header is safe: the page holding `p` is mapped RAM
-    // if `p` came from anywhere sensible; a wild pointer faults right here,
-    // which also ends in a report.
-    if (slab->magic != kSlabMagic || slab->pool != this) bad_free(p, "not an object of this pool");
-    if (offset < kSlabHeader || (offset - kSlabHeader) % m_stride) bad_free(p, "not the start of an object");
-    auto* object = static_cast<FreeObject*>(p);
-    if (object->marker == kFreeMarker) bad_free(p, "double free");
-#if CONFIG_MM_POISON
-    memset(object, kPoison, m_object_size);
-#endif
-    object->marker = kFreeMarker;
-    arch::IrqGuard irq;
-    unsigned hart = arch::this_hart().index;
-    HartCache& cache = m_cache[hart];
-    if (cache.count == kCacheSize) flush(hart, kCacheSize - kBatch);
-    cache.objects[cache.count++] = object;
-    ++cache.frees;
 }
 
 PoolStats Pool::stats() {

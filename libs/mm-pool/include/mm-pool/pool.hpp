@@ -18,6 +18,7 @@
 #include <arch/spinlock.hpp>
 #include <base/allocator.hpp>
 #include <base/list.hpp>
+#include <base/verify.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -55,6 +56,7 @@ public:
         destroy();
     }
 
+    // Inline fast paths (below): a hit in this hart's cache costs no call.
     [[nodiscard]] base::Result<void*> allocate();
     void free(void* object);
     [[nodiscard]] PoolStats stats();
@@ -72,8 +74,25 @@ public:
     base::ListNode registry_node;
 
 private:
-    struct FreeObject;
-    static constexpr std::size_t kSlabHeader = 64;
+    // A free object: the free-list link, then the marker that tells a
+    // double free (see kFreeMarker).
+    struct FreeObject {
+        FreeObject* next;
+        std::uint64_t marker;
+    };
+    struct SlabHeader {
+        std::uint64_t magic;
+        Pool* pool;
+        SlabHeader* next; // the pool's other slabs
+    };
+    static constexpr std::uint64_t kSlabMagic = 0x736c6162'706f6f6cull; // "slabpool"
+    // Second word of every object on a free list or in a cache. An object
+    // freed while it still carries the marker is a double free. (A live
+    // object whose owner stores exactly this value there would be
+    // misreported; the odds are negligible and the check is always on.)
+    static constexpr std::uint64_t kFreeMarker = 0xf7eef7eef7eef7eeull;
+    static constexpr std::size_t kSlabHeader = 64; // room for SlabHeader, keeps objects aligned
+    static_assert(sizeof(SlabHeader) <= kSlabHeader);
     static constexpr std::size_t stride_for(std::size_t size) {
         std::size_t s = base::align_up(size, 16);
         return s >= 64 ? base::align_up(s, 64) : s;
@@ -87,6 +106,8 @@ private:
     base::Result<void> grow_locked();
     base::Result<void> refill(unsigned hart);
     base::Result<void*> allocate_slow();
+    base::Result<void*> allocate_checked(); // CONFIG_MM_POISON
+    void free_checked(void* object);        // CONFIG_MM_POISON
     void flush(unsigned hart, unsigned keep);
     void destroy();
 
@@ -115,6 +136,50 @@ private:
     bool m_registered = false; // in g_registry (pool.cpp); under m_lock
 };
 static_assert(base::Allocator<Pool>);
+
+inline base::Result<void*> Pool::allocate() {
+#if CONFIG_MM_POISON
+    return allocate_checked();
+#else
+    VERIFY(!arch::in_interrupt()); // no allocation in interrupt context
+    arch::IrqGuard irq;            // pins us to this hart's cache
+    HartCache& cache = m_cache[arch::this_hart().index];
+    if (cache.count == 0) [[unlikely]]
+        return allocate_slow();
+    FreeObject* object = cache.objects[--cache.count];
+    ++cache.allocations;
+    object->marker = 0;
+    return static_cast<void*>(object);
+#endif
+}
+
+inline void Pool::free(void* p) {
+    if (!p) return;
+    auto address = reinterpret_cast<std::uintptr_t>(p);
+    // The slab header names the owner: this rejects other pools' objects,
+    // pointers into an object and memory that is no slab at all. (A wild
+    // pointer into unmapped memory faults right here, which also reports.)
+    auto* slab = reinterpret_cast<const SlabHeader*>(address & ~(m_slab_bytes - 1));
+    std::size_t offset = address - reinterpret_cast<std::uintptr_t>(slab);
+    if (slab->magic != kSlabMagic || slab->pool != this) [[unlikely]]
+        bad_free(p, "not an object of this pool");
+    if (offset < kSlabHeader || (offset - kSlabHeader) % m_stride) [[unlikely]]
+        bad_free(p, "not the start of an object");
+    auto* object = static_cast<FreeObject*>(p);
+    if (object->marker == kFreeMarker) [[unlikely]]
+        bad_free(p, "double free");
+#if CONFIG_MM_POISON
+    free_checked(p);
+#else
+    object->marker = kFreeMarker;
+    arch::IrqGuard irq;
+    HartCache& cache = m_cache[arch::this_hart().index];
+    if (cache.count == kCacheSize) [[unlikely]]
+        flush(arch::this_hart().index, kCacheSize - kBatch);
+    cache.objects[cache.count++] = object;
+    ++cache.frees;
+#endif
+}
 
 // Visits the statistics of every pool that has allocated at least once.
 void for_each_pool(void (*visit)(const PoolStats&, void*), void* context);
