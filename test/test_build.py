@@ -157,3 +157,12 @@ def test_defconfig_then_the_same_fragments_reapplies_them(tmp_path):
     assert "CONFIG_OPTIMIZE_OS=y" not in open(os.path.join(build, ".config")).read()
     make("APP=helloworld", f"BUILD={build}", "FRAGMENTS=configs/size.config")
     assert "CONFIG_OPTIMIZE_OS=y" in open(os.path.join(build, ".config")).read()
+
+
+def test_debug_fragment_turns_on_heap_checks(tmp_path):
+    build = str(tmp_path / "b")
+    make("APP=memfault", f"BUILD={build}", "FRAGMENTS=configs/debug.config", "defconfig")
+    config = open(os.path.join(build, ".config")).read()
+    assert "CONFIG_DEBUG_KERNEL=y" in config
+    assert "CONFIG_MM_POISON=y" in config and "CONFIG_MM_REDZONE=y" in config
+    make("APP=helloworld", f"BUILD={tmp_path / 'h'}", "FRAGMENTS=configs/debug.config", "defconfig")  # no heap: fine
