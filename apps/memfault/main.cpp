@@ -87,7 +87,7 @@ int fault(std::string_view kind) {
         klog::print("memfault: worker stack {:#x}-{:#x}, guard at {:#x}\n", stack.bottom, stack.top, stack.guard);
         run_on_stack(recurse_forever, stack);
     } else if (kind == "irq-alloc") {
-        plat::timer::set_handler(allocate_in_interrupt);
+        (void)plat::timer::set_handler(allocate_in_interrupt);
         plat::timer::arm(plat::timer::now() + 100);
         for (;;) arch::wfi();
     } else {

@@ -12,6 +12,7 @@ namespace {
 
 constinit InterruptHandler g_handlers[16] = {};
 constinit AddressDescriber g_describer = nullptr;
+constinit InterruptExitHook g_interrupt_exit = nullptr;
 
 constexpr const char* kRegNames[32] = {
     "zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2", "a3", "a4", "a5",
@@ -50,6 +51,7 @@ void set_interrupt_handler(Interrupt which, InterruptHandler handler) {
 }
 
 void set_address_describer(AddressDescriber describer) { g_describer = describer; }
+void set_interrupt_exit_hook(InterruptExitHook hook) { g_interrupt_exit = hook; }
 
 void report_trap(const TrapFrame& frame) {
     klog::print("\n*** {} (scause {:#x}) on hart {} in thread '{}'\n",
@@ -86,6 +88,7 @@ extern "C" void tessera_trap(arch::TrapFrame* frame) {
         if (handler) [[likely]] {
             handler(*frame);
             --hart.trap_depth;
+            if (arch::g_interrupt_exit) arch::g_interrupt_exit();
             return;
         }
     }

@@ -21,7 +21,7 @@ void clobbering_timer_handler() {
 } // namespace
 
 KTEST(arch, fp_registers_survive_interrupts) {
-    plat::timer::set_handler(clobbering_timer_handler);
+    auto previous_handler = plat::timer::set_handler(clobbering_timer_handler);
     g_timer_fired = false;
     std::uint64_t in[4] = {0x400921fb54442d18ull, 0x4005bf0a8b145769ull, 0x3ff0000000000001ull, 0xc0dec0dec0dec0deull};
     std::uint64_t out[4] = {};
@@ -37,7 +37,7 @@ KTEST(arch, fp_registers_survive_interrupts) {
         :
         : [in] "r"(in), [out] "r"(out), [flag] "r"(&g_timer_fired)
         : "t0", "ft0", "ft1", "fs0", "fa0", "memory");
-    plat::timer::set_handler(nullptr);
+    plat::timer::set_handler(previous_handler);
     ASSERT_TRUE(g_timer_fired);
     for (int i = 0; i < 4; ++i) EXPECT_EQ(out[i], in[i]);
 }

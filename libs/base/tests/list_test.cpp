@@ -10,7 +10,23 @@ struct Item {
 };
 using List = base::IntrusiveList<Item, &Item::node>;
 constinit List g_global_list; // must need no run-time constructor
+constinit List g_list_array[4]; // arrays too (zero-initialized is valid)
 } // namespace
+
+KTEST(base_list, lists_in_arrays_work) {
+    Item a{1, {}}, b{2, {}};
+    EXPECT_TRUE(g_list_array[2].is_empty());
+    g_list_array[2].push_back(a);
+    g_list_array[3].push_front(b);
+    EXPECT_EQ(g_list_array[2].first(), &a);
+    EXPECT_EQ(g_list_array[3].last(), &b);
+    int visited = 0;
+    for (Item& i : g_list_array[1]) visited += i.value; // empty, never linked
+    EXPECT_EQ(visited, 0);
+    g_list_array[2].remove(a);
+    g_list_array[3].remove(b);
+    EXPECT_TRUE(g_list_array[2].is_empty() && g_list_array[3].is_empty());
+}
 
 KTEST(base_list, constinit_global_list_works) {
     Item a{7, {}};

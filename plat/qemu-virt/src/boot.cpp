@@ -26,6 +26,13 @@ int main();
 // frame at -Og.) A no-op without the library.
 extern "C" [[gnu::weak]] void tessera_seed_stack_guard(const void*) {}
 
+// Runs main() on the boot stack and stops the machine with its status. The
+// scheduler library overrides it to give main() a thread of its own (the
+// boot context then becomes the idle thread).
+extern "C" [[gnu::weak]] [[noreturn]] void tessera_run_main() {
+    tessera::plat::boot::finish_main(main());
+}
+
 namespace tessera::plat {
 
 namespace {
@@ -54,6 +61,16 @@ void run_constructors() {
 
 } // namespace
 
+void boot::finish_main(int status) {
+    arch::irq_disable();
+    klog::debug("main() returned {}", status);
+    // QEMU's exit status has 8 bits; a non-zero status must never wrap to
+    // 0 (a pass), so e.g. 256 becomes 1.
+    int exit_status = status & 0xff;
+    if (status != 0 && exit_status == 0) exit_status = 1;
+    exit_machine(exit_status);
+}
+
 std::span<const std::uint64_t> boot::init_step_instructions() {
     return {g_step_instructions, boot::init_steps().size()};
 }
@@ -80,16 +97,9 @@ extern "C" [[noreturn]] void tessera_boot(std::uint64_t hart_id, const void* dtb
     plat::run_init_steps();
     arch::irq_enable();
     plat::run_constructors();
-
     auto& times = plat::mutable_boot_times();
     times.main_instret = arch::rdinstret();
     times.main_ticks = arch::rdtime();
-    int status = main();
-    arch::irq_disable();
-    klog::debug("main() returned {}", status);
-    // QEMU's exit status has 8 bits; a non-zero status must never wrap to
-    // 0 (a pass), so e.g. 256 becomes 1.
-    int exit_status = status & 0xff;
-    if (status != 0 && exit_status == 0) exit_status = 1;
-    plat::exit_machine(exit_status);
+
+    tessera_run_main();
 }

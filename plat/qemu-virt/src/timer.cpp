@@ -43,7 +43,12 @@ std::uint64_t ns_to_ticks(std::uint64_t ns) {
     return ns / 1000000000ull * f + ns % 1000000000ull * f / 1000000000ull;
 }
 
-void set_handler(Handler handler) { g_handler = handler; }
+Handler set_handler(Handler handler) {
+    arch::IrqGuard guard;
+    Handler previous = g_handler;
+    g_handler = handler;
+    return previous;
+}
 
 void arm(std::uint64_t deadline) {
     arch::IrqGuard guard;

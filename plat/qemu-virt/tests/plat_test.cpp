@@ -29,7 +29,7 @@ KTEST(plat, machine_discovered_from_device_tree) {
 }
 
 KTEST(plat, oneshot_timer_fires_after_deadline) {
-    plat::timer::set_handler(record_time);
+    auto previous_handler = plat::timer::set_handler(record_time);
     auto before = plat::timer::stats();
     for (int round = 0; round < 5; ++round) {
         g_fired_at = 0;
@@ -40,7 +40,7 @@ KTEST(plat, oneshot_timer_fires_after_deadline) {
     }
     auto after = plat::timer::stats();
     EXPECT_EQ(after.fired, before.fired + 5);
-    plat::timer::set_handler(nullptr);
+    plat::timer::set_handler(previous_handler);
 }
 
 KTEST(plat, rearming_same_deadline_is_skipped) {
@@ -83,12 +83,12 @@ KTEST(plat, many_short_timers_never_lose_a_wakeup) {
     // Deadlines at or just past "now" make the interrupt land right around
     // the sleep: the window in which a naive check-then-wfi loop loses the
     // wake-up and hangs (regression: this hung the suite under host load).
-    plat::timer::set_handler(record_time);
+    auto previous_handler = plat::timer::set_handler(record_time);
     for (int i = 0; i < 500; ++i) {
         g_fired_at = 0;
         plat::timer::arm(plat::timer::now() + static_cast<std::uint64_t>(i % 3));
         arch::wait_until([] { return g_fired_at != 0; });
     }
-    plat::timer::set_handler(nullptr);
+    plat::timer::set_handler(previous_handler);
     EXPECT_TRUE(arch::irqs_enabled());
 }

@@ -35,6 +35,14 @@ using InterruptHandler = void (*)(TrapFrame&);
 // handler runs with interrupts disabled and must not block or allocate.
 void set_interrupt_handler(Interrupt which, InterruptHandler handler);
 
+// Called after every handled interrupt, with interrupts still disabled and
+// the hart already out of interrupt context (trap_depth decremented): the
+// scheduler switches threads here when the interrupt made a more urgent
+// thread runnable (preemption). The interrupted thread's trap frame stays
+// on its own stack until it is switched back in.
+using InterruptExitHook = void (*)();
+void set_interrupt_exit_hook(InterruptExitHook hook);
+
 // Exception causes (privileged spec, table "Supervisor cause register").
 std::string_view exception_name(std::uint64_t code);
 

@@ -23,17 +23,26 @@ private:
 template <typename T, ListNode T::*Member>
 class IntrusiveList {
 public:
-    // constexpr, so that a list can be a constinit global (no run-time
-    // constructors in kernel libraries).
-    constexpr IntrusiveList() { m_head.m_prev = m_head.m_next = &m_head; }
+    // All-zero is a valid empty list (the head links itself on the first
+    // insertion): lists can be constinit globals, live in .bss, or sit in
+    // arrays. (GCC 12 evaluates arrays of objects whose constexpr
+    // constructor stores their own address as all-zero, so a self-linked
+    // head cannot be relied on there.)
+    constexpr IntrusiveList() = default;
     IntrusiveList(const IntrusiveList&) = delete;
     IntrusiveList& operator=(const IntrusiveList&) = delete;
 
-    [[nodiscard]] bool is_empty() const { return m_head.m_next == &m_head; }
+    [[nodiscard]] bool is_empty() const { return m_head.m_next == nullptr || m_head.m_next == &m_head; }
     [[nodiscard]] std::size_t size() const { return m_size; }
 
-    void push_back(T& item) { insert_before(m_head, node_of(item)); }
-    void push_front(T& item) { insert_before(*m_head.m_next, node_of(item)); }
+    void push_back(T& item) {
+        link_head();
+        insert_before(m_head, node_of(item));
+    }
+    void push_front(T& item) {
+        link_head();
+        insert_before(*m_head.m_next, node_of(item));
+    }
 
     // Inserts `item` before `position` (which must be in this list).
     void insert_before(T& position, T& item) { insert_before(node_of(position), node_of(item)); }
@@ -51,6 +60,10 @@ public:
     T* last() { return is_empty() ? nullptr : &item_of(*m_head.m_prev); }
     T* next(T& item) {
         ListNode* n = node_of(item).m_next;
+        return n == &m_head ? nullptr : &item_of(*n);
+    }
+    T* previous(T& item) {
+        ListNode* n = node_of(item).m_prev;
         return n == &m_head ? nullptr : &item_of(*n);
     }
 
@@ -71,7 +84,7 @@ public:
     private:
         ListNode* m_node;
     };
-    Iterator begin() { return {m_head.m_next}; }
+    Iterator begin() { return {is_empty() ? &m_head : m_head.m_next}; }
     Iterator end() { return {&m_head}; }
 
 private:
@@ -80,6 +93,9 @@ private:
         // The offset of Member inside T, computed from a null-based object.
         auto offset = reinterpret_cast<std::size_t>(&(static_cast<T*>(nullptr)->*Member));
         return *reinterpret_cast<T*>(reinterpret_cast<char*>(&node) - offset);
+    }
+    void link_head() {
+        if (!m_head.m_next) m_head.m_prev = m_head.m_next = &m_head;
     }
     void insert_before(ListNode& position, ListNode& n) {
         VERIFY(!n.is_linked()); // a node is on at most one list

@@ -30,6 +30,10 @@ struct Manifest {
 std::span<const InitStep> init_steps();
 const Manifest& manifest();
 
+// Stops the machine with main()'s return value as the exit status (a
+// non-zero status never becomes 0). Whoever runs main() calls this.
+[[noreturn]] void finish_main(int status);
+
 // Guest instructions each init step took (rdinstret; exact under QEMU
 // -icount), in init_steps() order. For boot-cost benchmarks.
 std::span<const std::uint64_t> init_step_instructions();

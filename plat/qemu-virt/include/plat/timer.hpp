@@ -15,8 +15,9 @@ std::uint64_t ns_to_ticks(std::uint64_t ns);
 
 using Handler = void (*)();
 // Called in interrupt context when the armed deadline has passed. The timer
-// is disarmed before the call; the handler may arm it again.
-void set_handler(Handler handler);
+// is disarmed before the call; the handler may arm it again. Returns the
+// previous handler, so that a temporary user (a test) can put it back.
+Handler set_handler(Handler handler);
 void arm(std::uint64_t deadline_ticks);
 void disarm();
 

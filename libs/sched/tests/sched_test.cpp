@@ -1,0 +1,192 @@
+#include <arch/cpu.hpp>
+#include <arch/trap.hpp>
+#include <arch/sbi.hpp>
+#include <arch/hart.hpp>
+#include <ktest/ktest.hpp>
+#include <plat/timer.hpp>
+#include <sched/sched.hpp>
+
+using namespace tessera;
+using base::Error;
+
+namespace {
+
+struct Log {
+    char order[16] = {};
+    unsigned n = 0;
+    void add(char c) { if (n < sizeof(order) - 1) order[n++] = c; }
+    std::string_view view() const { return {order, n}; }
+};
+
+struct Tagged {
+    Log* log;
+    char tag;
+};
+
+void append_tag(void* p) {
+    auto* t = static_cast<Tagged*>(p);
+    t->log->add(t->tag);
+}
+
+void return_seven(void*) { sched::exit(7); }
+
+} // namespace
+
+KTEST(sched, join_returns_the_exit_status) {
+    auto h = sched::spawn(return_seven, nullptr, {"seven", 20});
+    ASSERT_OK(h);
+    auto status = sched::join(h.value());
+    ASSERT_OK(status);
+    EXPECT_EQ(status.value(), 7);
+    // The slot is gone: the handle is stale now.
+    EXPECT_ERROR(sched::join(h.value()), Error::NotFound);
+    EXPECT_ERROR(sched::unpark(h.value()), Error::NotFound);
+}
+
+KTEST(sched, stale_handles_never_name_a_new_thread) {
+    auto first = sched::spawn(return_seven, nullptr, {"first", 20});
+    ASSERT_OK(first);
+    ASSERT_OK(sched::join(first.value()));
+    auto second = sched::spawn(return_seven, nullptr, {"second", 20}); // likely the same slot
+    ASSERT_OK(second);
+    EXPECT_NE(first.value(), second.value());
+    EXPECT_ERROR(sched::join(first.value()), Error::NotFound);
+    EXPECT_EQ(sched::join(second.value()).value(), 7);
+}
+
+KTEST(sched, more_urgent_threads_run_first) {
+    Log log;
+    Tagged a{&log, 'a'}, b{&log, 'b'}, c{&log, 'c'};
+    // All below main (16): none runs until main blocks in join.
+    auto ha = sched::spawn(append_tag, &a, {"a", 5});
+    auto hb = sched::spawn(append_tag, &b, {"b", 9});
+    auto hc = sched::spawn(append_tag, &c, {"c", 7});
+    ASSERT_OK(ha);
+    ASSERT_OK(hb);
+    ASSERT_OK(hc);
+    EXPECT_EQ(log.view(), std::string_view(""));
+    ASSERT_OK(sched::join(ha.value())); // the others are more urgent than a
+    EXPECT_EQ(log.view(), std::string_view("bca"));
+    ASSERT_OK(sched::join(hb.value()));
+    ASSERT_OK(sched::join(hc.value()));
+}
+
+KTEST(sched, a_more_urgent_thread_preempts_its_creator) {
+    Log log;
+    Tagged t{&log, 'x'};
+    auto h = sched::spawn(append_tag, &t, {"urgent", 30});
+    ASSERT_OK(h);
+    EXPECT_EQ(log.view(), std::string_view("x")); // already ran, before spawn returned
+    ASSERT_OK(sched::join(h.value()));
+}
+
+namespace {
+struct Spinner {
+    volatile std::uint64_t count = 0;
+    volatile bool stop = false;
+};
+void spin(void* p) {
+    auto* s = static_cast<Spinner*>(p);
+    while (!s->stop) s->count = s->count + 1;
+}
+} // namespace
+
+KTEST(sched, equal_priorities_share_the_hart) {
+    // Two busy threads at one level, main (more urgent) sleeping meanwhile:
+    // round robin must give both a fair share.
+    Spinner one, two;
+    auto h1 = sched::spawn(spin, &one, {"spin1", 10});
+    auto h2 = sched::spawn(spin, &two, {"spin2", 10});
+    ASSERT_OK(h1);
+    ASSERT_OK(h2);
+    auto before = sched::stats();
+    sched::sleep_for_ns(40'000'000); // 40 ms: about 20 quanta
+    one.stop = true;
+    two.stop = true;
+    ASSERT_OK(sched::join(h1.value()));
+    ASSERT_OK(sched::join(h2.value()));
+    EXPECT_GT(one.count, 0u);
+    EXPECT_GT(two.count, 0u);
+    std::uint64_t low = one.count < two.count ? one.count : two.count;
+    std::uint64_t high = one.count < two.count ? two.count : one.count;
+    EXPECT_GE(low * 3, high); // within a factor of 3 of each other
+    EXPECT_GT(sched::stats().preemptions, before.preemptions + 5);
+}
+
+KTEST(sched, sleep_wakes_on_time) {
+    for (std::uint64_t us : {300u, 1000u, 5000u}) {
+        std::uint64_t start = plat::timer::now();
+        sched::sleep_for_ns(us * 1000);
+        std::uint64_t slept_ns = plat::timer::ticks_to_ns(plat::timer::now() - start);
+        EXPECT_GE(slept_ns, us * 1000);
+        EXPECT_LT(slept_ns, us * 1000 + 5'000'000); // generous: the host is shared
+    }
+}
+
+namespace {
+struct ParkState {
+    volatile bool woke = false;
+    volatile bool seen_by_spinner = false;
+};
+ParkState g_park;
+sched::ThreadHandle g_parked;
+
+void parker(void*) {
+    sched::park();
+    g_park.woke = true;
+}
+
+void unpark_from_interrupt(arch::TrapFrame&) {
+    arch::csr_clear<arch::Csr::sip>(arch::sie_bit(arch::Interrupt::Software));
+    (void)sched::unpark(g_parked);
+}
+} // namespace
+
+KTEST(sched, an_interrupt_that_wakes_an_urgent_thread_preempts_at_once) {
+    g_park = {};
+    auto h = sched::spawn(parker, nullptr, {"parker", 25});
+    ASSERT_OK(h);
+    g_parked = h.value(); // it ran (more urgent than main) and parked
+    arch::set_interrupt_handler(arch::Interrupt::Software, unpark_from_interrupt);
+    auto before = sched::stats();
+    ASSERT_OK(arch::sbi::send_ipi(1, arch::this_hart().hart_id)); // interrupt ourselves
+    // The parked thread must have run before main gets here again.
+    for (int i = 0; i < 1000 && !g_park.woke; ++i) arch::pause();
+    EXPECT_TRUE(g_park.woke);
+    EXPECT_GT(sched::stats().preemptions, before.preemptions);
+    arch::set_interrupt_handler(arch::Interrupt::Software, nullptr);
+    ASSERT_OK(sched::join(h.value()));
+}
+
+KTEST(sched, unpark_before_park_is_not_lost) {
+    ASSERT_OK(sched::unpark(sched::self()));
+    sched::park(); // returns at once: the token was there
+    EXPECT_TRUE(true);
+}
+
+KTEST(sched, bad_requests) {
+    EXPECT_ERROR(sched::spawn(nullptr, nullptr), Error::InvalidArgument);
+    EXPECT_ERROR(sched::spawn(return_seven, nullptr, {"p0", 0}), Error::InvalidArgument);
+    EXPECT_ERROR(sched::spawn(return_seven, nullptr, {"p32", 32}), Error::InvalidArgument);
+    EXPECT_ERROR(sched::spawn(return_seven, nullptr, {"tiny", 10, 100}), Error::InvalidArgument);
+    EXPECT_ERROR(sched::join(sched::self()), Error::InvalidArgument);
+    EXPECT_ERROR(sched::join({12345, 1}), Error::NotFound);
+}
+
+KTEST(sched, detached_threads_clean_up_after_themselves) {
+    auto before = sched::stats();
+    for (int i = 0; i < 20; ++i) {
+        auto h = sched::spawn(return_seven, nullptr, {"detached", 20});
+        ASSERT_OK(h);
+        // More urgent than main: it has run and exited already; detaching
+        // releases it at once.
+        ASSERT_OK(sched::detach(h.value()));
+        EXPECT_ERROR(sched::detach(h.value()), Error::NotFound);
+    }
+    auto h = sched::spawn(return_seven, nullptr, {"detached", 5}); // lower: still waiting to run
+    ASSERT_OK(h);
+    ASSERT_OK(sched::detach(h.value()));
+    EXPECT_ERROR(sched::join(h.value()), Error::InvalidArgument);
+    sched::sleep_for_ns(1'000'000); // let it run, exit and be reaped
+    EXPECT_EQ(sched::stats().live, before.live); // every slot came back
+}
