@@ -6,7 +6,12 @@
 // order at run time.
 //
 //   outermost
-//     (scheduler, VFS and network locks will be listed here)
+//     (VFS and network locks will be listed here)
+//     sched g_lock           libs/sched/src/sched.cpp: threads, run queue,
+//                            sleepers. Held across context switches; thread
+//                            stacks are freed under it (mmu, zone locks).
+//     mmu g_lock             libs/mmu/src/mmu.cpp: the page tables; zone
+//                            locks nest inside (tables come from mm-buddy).
 //     mm_pool::Pool::m_lock  one per pool: its free list and counters. A
 //                            pool grows under it, so the registry and zone
 //                            locks nest inside.
