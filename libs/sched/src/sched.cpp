@@ -105,19 +105,25 @@ Thread* take_most_urgent() {
     return t;
 }
 
-// The one-shot timer goes to the nearest of: the first sleeper's wake-up,
-// the end of the running thread's slice (only if another thread of its
-// priority is waiting for it).
-void program_timer(std::uint64_t now) {
-    std::uint64_t deadline = ~0ull;
+constexpr std::uint64_t kNever = ~0ull;
+constinit std::uint64_t g_armed = kNever; // what the timer is set to
+
+// The one-shot timer must fire no later than the nearest of: the first
+// sleeper's wake-up, the end of the running thread's slice (only if another
+// thread of its priority is waiting for it). It is only moved *earlier*
+// here; a timer that fires before anything is due just re-evaluates
+// (on_timer), which keeps timer writes off most context switches.
+void program_timer() {
+    std::uint64_t deadline = kNever;
     if (Thread* first = g_sleepers.first()) deadline = first->wake_at;
     if (g_current != g_idle && (g_ready_bitmap >> g_current->priority) & 1)
         deadline = g_slice_end < deadline ? g_slice_end : deadline;
-    (void)now;
-    if (deadline == ~0ull)
-        plat::timer::disarm();
-    else
-        plat::timer::arm(deadline);
+    // An armed time already in the past means the timer was taken over
+    // meanwhile (a test borrowing plat::timer): re-arm rather than trust it.
+    if (deadline < g_armed || g_armed <= plat::timer::now()) {
+        g_armed = deadline;
+        if (deadline == kNever) plat::timer::disarm(); else plat::timer::arm(deadline);
+    }
 }
 
 void free_stack(Thread& t) {
@@ -159,9 +165,8 @@ void reschedule() {
     hart.thread_name = next->name;
     next->state = State::Running;
     g_current = next;
-    std::uint64_t now = plat::timer::now();
-    g_slice_end = now + g_quantum_ticks;
-    program_timer(now);
+    g_slice_end = plat::timer::now() + g_quantum_ticks;
+    program_timer();
     ++g_stats.switches;
     arch_switch_context(&prev->context, &next->context);
     // Running again (g_current == prev): free what died meanwhile.
@@ -171,6 +176,7 @@ void reschedule() {
 // Timer interrupt: wake sleepers that are due, rotate a slice that is over.
 void on_timer() {
     arch::SpinlockGuard guard(g_lock);
+    g_armed = kNever; // the one-shot has fired
     std::uint64_t now = plat::timer::now();
     while (Thread* t = g_sleepers.first()) {
         if (t->wake_at > now) break;
@@ -183,7 +189,7 @@ void on_timer() {
         else
             g_slice_end = now + g_quantum_ticks;
     }
-    program_timer(now);
+    program_timer();
 }
 
 // Interrupt exit: preempt if the interrupt made something more urgent ready

@@ -2,6 +2,7 @@
 #include <arch/trap.hpp>
 #include <arch/sbi.hpp>
 #include <arch/hart.hpp>
+#include <atomic>
 #include <ktest/ktest.hpp>
 #include <plat/timer.hpp>
 #include <sched/sched.hpp>
@@ -81,13 +82,16 @@ KTEST(sched, a_more_urgent_thread_preempts_its_creator) {
 }
 
 namespace {
+// Flags shared between threads are atomics, not volatile: volatile is no
+// synchronization (and GCC 12 with -fsanitize=bool even hoists the re-load
+// of a volatile bool out of a loop like this one).
 struct Spinner {
-    volatile std::uint64_t count = 0;
-    volatile bool stop = false;
+    std::atomic<std::uint64_t> count{0};
+    std::atomic<bool> stop{false};
 };
 void spin(void* p) {
     auto* s = static_cast<Spinner*>(p);
-    while (!s->stop) s->count = s->count + 1;
+    while (!s->stop.load(std::memory_order_relaxed)) s->count.fetch_add(1, std::memory_order_relaxed);
 }
 } // namespace
 
@@ -103,12 +107,13 @@ KTEST(sched, equal_priorities_share_the_hart) {
     sched::sleep_for_ns(40'000'000); // 40 ms: about 20 quanta
     one.stop = true;
     two.stop = true;
+    std::uint64_t one_count = one.count, two_count = two.count;
     ASSERT_OK(sched::join(h1.value()));
     ASSERT_OK(sched::join(h2.value()));
-    EXPECT_GT(one.count, 0u);
-    EXPECT_GT(two.count, 0u);
-    std::uint64_t low = one.count < two.count ? one.count : two.count;
-    std::uint64_t high = one.count < two.count ? two.count : one.count;
+    EXPECT_GT(one_count, 0u);
+    EXPECT_GT(two_count, 0u);
+    std::uint64_t low = one_count < two_count ? one_count : two_count;
+    std::uint64_t high = one_count < two_count ? two_count : one_count;
     EXPECT_GE(low * 3, high); // within a factor of 3 of each other
     EXPECT_GT(sched::stats().preemptions, before.preemptions + 5);
 }
@@ -124,16 +129,12 @@ KTEST(sched, sleep_wakes_on_time) {
 }
 
 namespace {
-struct ParkState {
-    volatile bool woke = false;
-    volatile bool seen_by_spinner = false;
-};
-ParkState g_park;
+std::atomic<bool> g_woke{false};
 sched::ThreadHandle g_parked;
 
 void parker(void*) {
     sched::park();
-    g_park.woke = true;
+    g_woke = true;
 }
 
 void unpark_from_interrupt(arch::TrapFrame&) {
@@ -143,7 +144,7 @@ void unpark_from_interrupt(arch::TrapFrame&) {
 } // namespace
 
 KTEST(sched, an_interrupt_that_wakes_an_urgent_thread_preempts_at_once) {
-    g_park = {};
+    g_woke = false;
     auto h = sched::spawn(parker, nullptr, {"parker", 25});
     ASSERT_OK(h);
     g_parked = h.value(); // it ran (more urgent than main) and parked
@@ -151,8 +152,8 @@ KTEST(sched, an_interrupt_that_wakes_an_urgent_thread_preempts_at_once) {
     auto before = sched::stats();
     ASSERT_OK(arch::sbi::send_ipi(1, arch::this_hart().hart_id)); // interrupt ourselves
     // The parked thread must have run before main gets here again.
-    for (int i = 0; i < 1000 && !g_park.woke; ++i) arch::pause();
-    EXPECT_TRUE(g_park.woke);
+    for (int i = 0; i < 1000 && !g_woke; ++i) arch::pause();
+    EXPECT_TRUE(g_woke.load());
     EXPECT_GT(sched::stats().preemptions, before.preemptions);
     arch::set_interrupt_handler(arch::Interrupt::Software, nullptr);
     ASSERT_OK(sched::join(h.value()));

@@ -90,9 +90,16 @@ public:
 private:
     static ListNode& node_of(T& item) { return item.*Member; }
     static T& item_of(ListNode& node) {
-        // The offset of Member inside T, computed from a null-based object.
-        auto offset = reinterpret_cast<std::size_t>(&(static_cast<T*>(nullptr)->*Member));
-        return *reinterpret_cast<T*>(reinterpret_cast<char*>(&node) - offset);
+        return *reinterpret_cast<T*>(reinterpret_cast<char*>(&node) - member_offset());
+    }
+    // The offset of Member inside T, measured on suitably aligned storage
+    // that is never read (the classic null-pointer form is undefined
+    // behaviour, and under -fsanitize=null GCC does compile it differently).
+    static std::size_t member_offset() {
+        alignas(T) static constexpr unsigned char storage[sizeof(T)] = {};
+        const T* probe = reinterpret_cast<const T*>(storage);
+        return static_cast<std::size_t>(reinterpret_cast<const char*>(&(probe->*Member)) -
+                                        reinterpret_cast<const char*>(probe));
     }
     void link_head() {
         if (!m_head.m_next) m_head.m_prev = m_head.m_next = &m_head;
