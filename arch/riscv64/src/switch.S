@@ -30,6 +30,8 @@ arch_switch_context:
     fsd     fs9, 184(a0)
     fsd     fs10, 192(a0)
     fsd     fs11, 200(a0)
+    frcsr   t0
+    sd      t0, 208(a0)
     ld      ra, 0(a1)
     ld      sp, 8(a1)
     ld      s0, 16(a1)
@@ -56,6 +58,8 @@ arch_switch_context:
     fld     fs9, 184(a1)
     fld     fs10, 192(a1)
     fld     fs11, 200(a1)
+    ld      t0, 208(a1)
+    fscsr   t0
     ret
 
 /* First code of a new thread: s1 = entry, s2 = argument (init_context).

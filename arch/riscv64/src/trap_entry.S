@@ -5,7 +5,8 @@
  * interrupted code's values must survive. Layout: arch/trap.hpp TrapFrame.
  *
  * The frame goes on the current stack, unless that stack has no room left
- * for it (sp at or below this hart's stack limit + a frame): then pushing
+ * for it and the handlers (sp below this hart's stack limit + a frame +
+ * 1 KiB): then pushing
  * would fault again on the guard page, forever. Instead the trap continues
  * on the hart's emergency stack and is reported as a stack overflow (it is
  * fatal). Kernel-only for now: no user mode, so sscratch is only a scratch
@@ -28,7 +29,7 @@
 trap_vector:
     csrw    sscratch, t0
     ld      t0, HART_STACK_LIMIT(tp)
-    addi    t0, t0, FRAME_SIZE + 64
+    addi    t0, t0, FRAME_SIZE + 1024  /* the frame + room for the handlers */
     bltu    sp, t0, .Lstack_overflow
     csrr    t0, sscratch
     addi    sp, sp, -FRAME_SIZE

@@ -77,11 +77,20 @@ void Pool::flush(unsigned hart, unsigned keep) {
 // The path through refill(), kept out of allocate() so the common case
 // needs no saved registers.
 [[gnu::noinline]] base::Result<void*> Pool::allocate_slow() {
+    FreeObject* object;
     {
-        arch::IrqGuard irq;
-        TRY(refill(arch::this_hart().index));
+        arch::IrqGuard irq; // refill and take in one go: nobody can drain it between
+        unsigned hart = arch::this_hart().index;
+        TRY(refill(hart));
+        HartCache& cache = m_cache[hart];
+        object = cache.objects[--cache.count];
+        ++cache.allocations;
     }
-    return allocate();
+#if CONFIG_MM_POISON
+    check_poison(object);
+#endif
+    object->marker = 0;
+    return static_cast<void*>(object);
 }
 
 // The cache-hit path with the use-after-free check (CONFIG_MM_POISON).
@@ -96,16 +105,20 @@ base::Result<void*> Pool::allocate_checked() {
         object = cache.objects[--cache.count];
         ++cache.allocations;
     }
+    check_poison(object);
+    object->marker = 0;
+    return static_cast<void*>(object);
+}
+
+void Pool::check_poison(const FreeObject* object) const {
     auto* bytes = reinterpret_cast<const std::uint8_t*>(object);
     for (std::size_t i = sizeof(FreeObject); i < m_object_size; ++i) {
         if (bytes[i] != kPoison) {
             klog::error("mm-pool {}: object {} was written after it was freed (byte {} is {:#04x}, not {:#04x})",
-                        m_name, static_cast<void*>(object), i, bytes[i], kPoison);
+                        m_name, static_cast<const void*>(object), i, bytes[i], kPoison);
             PANIC("mm-pool: use after free");
         }
     }
-    object->marker = 0;
-    return static_cast<void*>(object);
 }
 
 // free() after its checks, with poisoning (CONFIG_MM_POISON).

@@ -100,17 +100,19 @@ Result<void> map(std::uintptr_t va, std::uintptr_t pa, std::size_t size, Access 
     if (access == Access::None) return Error::InvalidArgument;
     arch::SpinlockGuard guard(g_lock);
     if (!g_root) return Error::Unavailable;
-    TRY(set_range(va, pa, size, flags_for(access)));
+    // Flushed even on failure: a range can be partly changed when a table
+    // allocation fails midway (the caller gets the error).
+    auto result = set_range(va, pa, size, flags_for(access));
     flush_all();
-    return {};
+    return result;
 }
 
 Result<void> unmap(std::uintptr_t va, std::size_t size) {
     arch::SpinlockGuard guard(g_lock);
     if (!g_root) return Error::Unavailable;
-    TRY(set_range(va, 0, size, 0));
+    auto result = set_range(va, 0, size, 0);
     flush_all();
-    return {};
+    return result;
 }
 
 namespace {
@@ -138,7 +140,7 @@ Access access_of(std::uintptr_t va) {
 }
 
 Result<Stack> alloc_stack(std::size_t size) {
-    if (size == 0) return Error::InvalidArgument;
+    if (size == 0 || size > (mm_buddy::kPageSize << mm_buddy::kMaxOrder) - kPageSize) return Error::InvalidArgument;
     std::size_t bytes = page_up(size) + kPageSize; // + the guard page
     void* block = TRY(mm_buddy::alloc_pages(mm_buddy::order_for(bytes)));
     Stack stack{addr(block), addr(block) + kPageSize, addr(block) + (kPageSize << mm_buddy::order_for(bytes))};

@@ -84,11 +84,17 @@ ThreadHandle handle_of(const Thread& t) {
     return {static_cast<std::uint32_t>(&t - g_threads), t.generation};
 }
 
+void program_timer();
+
 void make_ready(Thread& t) {
     t.state = State::Ready;
     g_ready[t.priority].push_back(t);
     g_ready_bitmap |= 1u << t.priority;
-    if (g_current && t.priority > g_current->priority) g_need_resched = true;
+    if (!g_current) return;
+    if (t.priority > g_current->priority) g_need_resched = true;
+    // Someone now waits for the running thread's level: its slice must end
+    // (the slice timer is only armed while a peer is waiting).
+    else if (t.priority == g_current->priority && g_current != g_idle && &t != g_current) program_timer();
 }
 
 // Puts the running thread back in line before a switch. The idle thread is
@@ -106,7 +112,6 @@ Thread* take_most_urgent() {
 }
 
 constexpr std::uint64_t kNever = ~0ull;
-constinit std::uint64_t g_armed = kNever; // what the timer is set to
 
 // The one-shot timer must fire no later than the nearest of: the first
 // sleeper's wake-up, the end of the running thread's slice (only if another
@@ -118,10 +123,11 @@ void program_timer() {
     if (Thread* first = g_sleepers.first()) deadline = first->wake_at;
     if (g_current != g_idle && (g_ready_bitmap >> g_current->priority) & 1)
         deadline = g_slice_end < deadline ? g_slice_end : deadline;
-    // An armed time already in the past means the timer was taken over
-    // meanwhile (a test borrowing plat::timer): re-arm rather than trust it.
-    if (deadline < g_armed || g_armed <= plat::timer::now()) {
-        g_armed = deadline;
+    // Compared with what the hardware really holds (someone else, a test
+    // borrowing plat::timer, may have changed it), and re-armed when that
+    // is later than needed or already in the past.
+    std::uint64_t armed = plat::timer::deadline();
+    if (deadline < armed || armed <= plat::timer::now()) {
         if (deadline == kNever) plat::timer::disarm(); else plat::timer::arm(deadline);
     }
 }
@@ -176,7 +182,6 @@ void reschedule() {
 // Timer interrupt: wake sleepers that are due, rotate a slice that is over.
 void on_timer() {
     arch::SpinlockGuard guard(g_lock);
-    g_armed = kNever; // the one-shot has fired
     std::uint64_t now = plat::timer::now();
     while (Thread* t = g_sleepers.first()) {
         if (t->wake_at > now) break;
@@ -213,8 +218,9 @@ void on_interrupt_exit() {
     self->state = State::Exited;
     ++g_stats.exited;
     if (self->joiner) {
+        // The joiner stays recorded, so no one else can join or detach (and
+        // release) the slot before the joiner has collected the status.
         make_ready(*self->joiner);
-        self->joiner = nullptr;
     } else if (self->detached) {
         g_dead.push_back(*self); // freed by whoever runs next
     }
@@ -290,6 +296,7 @@ Result<ThreadHandle> spawn(void (*entry)(void*), void* arg, const ThreadAttribut
 
 Result<int> join(ThreadHandle h) {
     VERIFY(!arch::in_interrupt());
+    VERIFY(g_current != g_idle); // the idle (boot) context never blocks
     arch::IrqGuard irq;
     arch::SpinlockGuard guard(g_lock);
     Thread* t = lookup(h);
@@ -307,6 +314,7 @@ Result<int> join(ThreadHandle h) {
 }
 
 Result<void> detach(ThreadHandle h) {
+    VERIFY(!arch::in_interrupt());
     arch::SpinlockGuard guard(g_lock);
     Thread* t = lookup(h);
     if (!t) return Error::NotFound;
@@ -318,12 +326,14 @@ Result<void> detach(ThreadHandle h) {
 }
 
 void exit(int status) {
+    VERIFY(!arch::in_interrupt() && g_current != g_idle);
     arch::irq_disable();
     g_lock.lock();
     exit_locked(status);
 }
 
 void yield() {
+    VERIFY(!arch::in_interrupt()); // a handler must not switch away mid-way
     arch::IrqGuard irq;
     arch::SpinlockGuard guard(g_lock);
     requeue_current();
@@ -332,6 +342,7 @@ void yield() {
 
 void sleep_until(std::uint64_t deadline) {
     VERIFY(!arch::in_interrupt());
+    VERIFY(g_current != g_idle); // the idle (boot) context never blocks
     arch::IrqGuard irq;
     arch::SpinlockGuard guard(g_lock);
     if (deadline <= plat::timer::now()) return;
@@ -349,6 +360,7 @@ void sleep_for_ns(std::uint64_t ns) { sleep_until(plat::timer::now() + plat::tim
 
 void park() {
     VERIFY(!arch::in_interrupt());
+    VERIFY(g_current != g_idle); // the idle (boot) context never blocks
     arch::IrqGuard irq;
     arch::SpinlockGuard guard(g_lock);
     if (g_current->unpark_token) {
@@ -390,6 +402,7 @@ std::string_view name(ThreadHandle h) {
 }
 
 Result<void> set_priority(ThreadHandle h, unsigned priority) {
+    VERIFY(!arch::in_interrupt());
     if (priority == kIdlePriority || priority >= kPriorities) return Error::InvalidArgument;
     arch::IrqGuard irq;
     arch::SpinlockGuard guard(g_lock);

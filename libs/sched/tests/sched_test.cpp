@@ -191,3 +191,52 @@ KTEST(sched, detached_threads_clean_up_after_themselves) {
     sched::sleep_for_ns(1'000'000); // let it run, exit and be reaped
     EXPECT_EQ(sched::stats().live, before.live); // every slot came back
 }
+
+namespace {
+sched::ThreadHandle g_target;
+std::atomic<int> g_rival_join{-1000};
+
+void rival(void*) { // tries to join a thread another thread is joining
+    auto r = sched::join(g_target);
+    g_rival_join = r.ok() ? r.value() : -static_cast<int>(r.error());
+}
+
+void exits_after_starting_a_rival(void*) {
+    sched::sleep_for_ns(500'000);
+    // The rival is less urgent than us but more urgent than main: it runs
+    // right after we exit, before main (the joiner) collects our status.
+    (void)sched::spawn(rival, nullptr, {"rival", 18});
+    sched::exit(3);
+}
+} // namespace
+
+KTEST(sched, a_thread_being_joined_cannot_be_joined_or_released_by_another) {
+    auto before = sched::stats();
+    g_rival_join = -1000;
+    auto t = sched::spawn(exits_after_starting_a_rival, nullptr, {"target", 20});
+    ASSERT_OK(t);
+    g_target = t.value();
+    auto status = sched::join(t.value());
+    ASSERT_OK(status);
+    EXPECT_EQ(status.value(), 3);
+    EXPECT_EQ(g_rival_join.load(), -static_cast<int>(Error::Busy)); // regression: it used to succeed
+    sched::sleep_for_ns(1'000'000); // the rival (joinable, never joined) has exited
+    EXPECT_EQ(sched::stats().live, before.live + 1); // the rival's slot, not one less
+}
+
+namespace {
+std::atomic<bool> g_peer_ran{false};
+void set_peer_ran(void*) { g_peer_ran = true; }
+} // namespace
+
+KTEST(sched, a_peer_of_equal_priority_gets_the_hart_within_a_quantum) {
+    // Regression: a peer made ready outside the timer path armed no slice
+    // end, so a busy thread of the same priority kept the hart for ever.
+    g_peer_ran = false;
+    auto peer = sched::spawn(set_peer_ran, nullptr, {"peer", CONFIG_SCHED_MAIN_PRIORITY});
+    ASSERT_OK(peer);
+    std::uint64_t give_up = plat::timer::now() + plat::timer::ns_to_ticks(500'000'000);
+    while (!g_peer_ran && plat::timer::now() < give_up) arch::pause(); // busy: no yield
+    EXPECT_TRUE(g_peer_ran.load());
+    ASSERT_OK(sched::join(peer.value()));
+}

@@ -64,6 +64,8 @@ void disarm() {
     if (g_deadline != kNever) program(kNever);
 }
 
+std::uint64_t deadline() { return g_deadline; }
+
 Stats stats() { return g_stats; }
 
 } // namespace tessera::plat::timer

@@ -1,6 +1,6 @@
 #pragma once
 // Kernel thread context: what a voluntary switch must keep, i.e. the
-// callee-saved registers of the lp64d ABI (ra, sp, s0-s11, fs0-fs11).
+// callee-saved registers of the lp64d ABI (ra, sp, s0-s11, fs0-fs11) and fcsr.
 // Everything else is either caller-saved (the compiler already saved what
 // it needs before calling switch_context) or lives in a trap frame on the
 // thread's own stack when the thread was preempted.
@@ -14,8 +14,10 @@ struct Context {
     std::uint64_t sp;
     std::uint64_t s[12];
     std::uint64_t fs[12];
+    std::uint64_t fcsr; // rounding mode and flags are per thread too
 };
-static_assert(sizeof(Context) == 208 && offsetof(Context, fs) == 112, "switch.S uses this layout");
+static_assert(sizeof(Context) == 216 && offsetof(Context, fs) == 112 && offsetof(Context, fcsr) == 208,
+              "switch.S uses this layout");
 
 // Prepares `context` so that switching to it calls entry(arg) on a fresh
 // stack whose highest address is `stack_top`. entry starts with interrupts

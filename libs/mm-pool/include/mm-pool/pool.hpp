@@ -108,6 +108,7 @@ private:
     base::Result<void*> allocate_slow();
     base::Result<void*> allocate_checked(); // CONFIG_MM_POISON
     void free_checked(void* object);        // CONFIG_MM_POISON
+    void check_poison(const FreeObject* object) const;
     void flush(unsigned hart, unsigned keep);
     void destroy();
 
@@ -124,7 +125,8 @@ private:
     HartCache m_cache[arch::kMaxHarts];
     [[noreturn]] void bad_free(const void* object, const char* why);
 
-    // Protects everything below. Lock order: leaf (base/lock_order.hpp).
+    // Protects everything below. Lock order (base/lock_order.hpp): the
+    // registry and mm-buddy zone locks nest inside it.
     arch::Spinlock m_lock;
     FreeObject* m_free = nullptr;
     void* m_slab_list = nullptr; // slabs chained through their headers

@@ -20,6 +20,8 @@ using Handler = void (*)();
 Handler set_handler(Handler handler);
 void arm(std::uint64_t deadline_ticks);
 void disarm();
+// What the hardware is armed to now (~0 when disarmed).
+std::uint64_t deadline();
 
 struct Stats {
     std::uint64_t programmed; // hardware/SBI writes
