@@ -23,16 +23,7 @@
 #define HART_STACK_LIMIT 32
 #define HART_EMERGENCY_TOP 40
 
-    .section .text.trap, "ax"
-    .balign 4
-    .global trap_vector
-trap_vector:
-    csrw    sscratch, t0
-    ld      t0, HART_STACK_LIMIT(tp)
-    addi    t0, t0, FRAME_SIZE + 1024  /* the frame + room for the handlers */
-    bltu    sp, t0, .Lstack_overflow
-    csrr    t0, sscratch
-    addi    sp, sp, -FRAME_SIZE
+.macro SAVE_GPRS  /* x1, x3..x31 into the frame at sp (x2 is stored apart) */
     sd      x1, 8(sp)
     sd      x3, 24(sp)
     sd      x4, 32(sp)
@@ -63,6 +54,19 @@ trap_vector:
     sd      x29, 232(sp)
     sd      x30, 240(sp)
     sd      x31, 248(sp)
+.endm
+
+    .section .text.trap, "ax"
+    .balign 4
+    .global trap_vector
+trap_vector:
+    csrw    sscratch, t0
+    ld      t0, HART_STACK_LIMIT(tp)
+    addi    t0, t0, FRAME_SIZE + 1024  /* the frame + room for the handlers */
+    bltu    sp, t0, .Lstack_overflow
+    csrr    t0, sscratch
+    addi    sp, sp, -FRAME_SIZE
+    SAVE_GPRS
     addi    t0, sp, FRAME_SIZE
     sd      t0, 16(sp)
     csrr    t0, sepc
@@ -206,36 +210,7 @@ trap_vector:
     addi    sp, t0, -16
     csrr    t0, sscratch
     addi    sp, sp, -FRAME_SIZE
-    sd      x1, 8(sp)
-    sd      x3, 24(sp)
-    sd      x4, 32(sp)
-    sd      x5, 40(sp)
-    sd      x6, 48(sp)
-    sd      x7, 56(sp)
-    sd      x8, 64(sp)
-    sd      x9, 72(sp)
-    sd      x10, 80(sp)
-    sd      x11, 88(sp)
-    sd      x12, 96(sp)
-    sd      x13, 104(sp)
-    sd      x14, 112(sp)
-    sd      x15, 120(sp)
-    sd      x16, 128(sp)
-    sd      x17, 136(sp)
-    sd      x18, 144(sp)
-    sd      x19, 152(sp)
-    sd      x20, 160(sp)
-    sd      x21, 168(sp)
-    sd      x22, 176(sp)
-    sd      x23, 184(sp)
-    sd      x24, 192(sp)
-    sd      x25, 200(sp)
-    sd      x26, 208(sp)
-    sd      x27, 216(sp)
-    sd      x28, 224(sp)
-    sd      x29, 232(sp)
-    sd      x30, 240(sp)
-    sd      x31, 248(sp)
+    SAVE_GPRS
     ld      t0, FRAME_SIZE+8(sp)
     sd      t0, 16(sp)
     csrr    t0, sepc

@@ -16,13 +16,8 @@ fdt::Blob boot_blob() { return fdt::Blob::from_address(plat::machine().dtb).valu
 // A copy of the boot DTB to corrupt (QEMU's is about 4-8 KiB).
 alignas(8) std::uint8_t g_copy[64 * 1024];
 
-std::uint64_t g_seed = 0x9e3779b97f4a7c15ull;
-std::uint64_t next_random() { // xorshift64*: deterministic across runs
-    g_seed ^= g_seed >> 12;
-    g_seed ^= g_seed << 25;
-    g_seed ^= g_seed >> 27;
-    return g_seed * 0x2545f4914f6cdd1dull;
-}
+ktest::Random g_random(0x9e3779b97f4a7c15ull);
+std::uint64_t next_random() { return g_random.next(); }
 
 void put_be32(std::uint8_t* p, std::uint32_t v) {
     p[0] = std::uint8_t(v >> 24); p[1] = std::uint8_t(v >> 16); p[2] = std::uint8_t(v >> 8); p[3] = std::uint8_t(v);

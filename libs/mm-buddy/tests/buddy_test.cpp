@@ -10,13 +10,8 @@ using base::Error;
 using mm_buddy::kPageSize;
 
 namespace {
-std::uint64_t g_seed = 0x2545f4914f6cdd1dull;
-std::uint64_t next_random() {
-    g_seed ^= g_seed >> 12;
-    g_seed ^= g_seed << 25;
-    g_seed ^= g_seed >> 27;
-    return g_seed * 0x2545f4914f6cdd1dull;
-}
+ktest::Random g_random(0x2545f4914f6cdd1dull);
+std::uint64_t next_random() { return g_random.next(); }
 } // namespace
 
 KTEST(mm_buddy, every_order_is_aligned_and_returns_to_the_pool) {

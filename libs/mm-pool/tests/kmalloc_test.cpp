@@ -9,13 +9,8 @@ using namespace tessera;
 using base::Error;
 
 namespace {
-std::uint64_t g_seed = 0x9e3779b97f4a7c15ull;
-std::uint64_t next_random() {
-    g_seed ^= g_seed >> 12;
-    g_seed ^= g_seed << 25;
-    g_seed ^= g_seed >> 27;
-    return g_seed * 0x2545f4914f6cdd1dull;
-}
+ktest::Random g_random(0x9e3779b97f4a7c15ull);
+std::uint64_t next_random() { return g_random.next(); }
 
 std::uint64_t kmalloc_slabs() {
     std::uint64_t slabs = 0;

@@ -13,9 +13,26 @@
 // the values involved. Cases run one after another on the boot hart.
 #include <base/format.hpp>
 #include <base/result.hpp>
+#include <cstdint>
 #include <type_traits>
 
 namespace tessera::ktest {
+
+// Deterministic pseudo-random numbers for tests (xorshift64*): the same
+// sequence on every run, so a failure can be reproduced.
+class Random {
+public:
+    explicit constexpr Random(std::uint64_t seed = 0x9e3779b97f4a7c15ull) : m_state(seed ? seed : 1) {}
+    std::uint64_t next() {
+        m_state ^= m_state >> 12;
+        m_state ^= m_state << 25;
+        m_state ^= m_state >> 27;
+        return m_state * 0x2545f4914f6cdd1dull;
+    }
+
+private:
+    std::uint64_t m_state;
+};
 
 class Context {
 public:
