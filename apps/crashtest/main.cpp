@@ -1,5 +1,6 @@
 // Deliberate failures for the panic-path tests (test/test_panic.py). Each
 // kind must produce a report on the console and a non-zero QEMU exit.
+#include <base/opaque.hpp>
 #include <base/string.hpp>
 #include <base/verify.hpp>
 #include <climits>
@@ -13,18 +14,9 @@ using namespace tessera;
 
 namespace {
 
-// `v` as a run-time unknown: the compiler can neither fold what is done
-// with it nor prove it safe, so the faulting operation (and any check the
-// hardening libraries add) really runs.
-template <typename T>
-T launder(T v) {
-    asm volatile("" : "+r"(v));
-    return v;
-}
-
 // An address the compiler cannot reason about (below RAM, not a device on
 // virt): accesses fault in the PMP/bus instead of being optimized.
-std::uintptr_t bad_address() { return launder<std::uintptr_t>(0x40); }
+std::uintptr_t bad_address() { return base::opaque<std::uintptr_t>(0x40); }
 
 // noinline + a frame of their own, so the backtrace has several entries.
 [[gnu::noinline]] void do_illegal() { asm volatile(".word 0x00000000"); }
@@ -47,13 +39,13 @@ std::uintptr_t bad_address() { return launder<std::uintptr_t>(0x40); }
 [[gnu::noinline]] int do_ubsan_overflow() {
     volatile int result = 0; // each sum is stored, so each check runs
     // One site failing twice: report mode must report it once.
-    for (int i = 0; i < 2; ++i) result = launder(INT_MAX) + 1;
+    for (int i = 0; i < 2; ++i) result = base::opaque(INT_MAX) + 1;
     return result;
 }
-[[gnu::noinline]] int do_ubsan_shift() { return launder(1) << launder(40); }
+[[gnu::noinline]] int do_ubsan_shift() { return base::opaque(1) << base::opaque(40); }
 [[gnu::noinline]] std::uint32_t do_ubsan_misaligned() {
     alignas(4) unsigned char bytes[8] = {1, 2, 3, 4, 5, 6, 7, 8};
-    return *reinterpret_cast<const std::uint32_t*>(launder(bytes + 1));
+    return *reinterpret_cast<const std::uint32_t*>(base::opaque(bytes + 1));
 }
 #endif
 
@@ -64,7 +56,7 @@ std::uintptr_t bad_address() { return launder<std::uintptr_t>(0x40); }
 #if CONFIG_LIB_STACKPROT
 [[gnu::noinline]] void do_stack_smash(std::size_t n) {
     char buffer[16];
-    char* p = launder(buffer);
+    char* p = base::opaque(buffer);
     for (std::size_t i = 0; i < n; ++i) p[i] = 'A';
     klog::print("crashtest: wrote {} bytes into a {}-byte buffer\n", n, sizeof(buffer));
 }
@@ -96,7 +88,7 @@ std::uintptr_t bad_address() { return launder<std::uintptr_t>(0x40); }
 #if CONFIG_LIB_STACKPROT
     // The 16-byte buffer and the 8-byte canary GCC puts right above it; the
     // saved registers beyond stay intact, so the backtrace is complete.
-    else if (kind == "stack-smash") do_stack_smash(launder(std::size_t{24}));
+    else if (kind == "stack-smash") do_stack_smash(base::opaque(std::size_t{24}));
 #else
     else if (kind == "stack-smash") {
         klog::print("crashtest: not built with CONFIG_LIB_STACKPROT\n");

@@ -1,6 +1,7 @@
 // Deliberate memory bugs for test/test_memory.py. Each must be caught by
 // the allocator that owns the memory and end in a report and exit 70.
 #include <arch/cpu.hpp>
+#include <base/opaque.hpp>
 #include <klog/klog.hpp>
 #include <mm-buddy/buddy.hpp>
 #include <mm-pool/kmalloc.hpp>
@@ -18,13 +19,6 @@ namespace {
 
 constinit mm_pool::Pool g_pool_a("memfault-a", 48);
 constinit mm_pool::Pool g_pool_b("memfault-b", 48);
-
-// The compiler must not see through these (it could drop "dead" stores).
-template <typename T>
-T* opaque(T* p) {
-    asm volatile("" : "+r"(p));
-    return p;
-}
 
 // Each level takes a good bite of stack, so the guard is reached quickly.
 [[gnu::noinline]] unsigned recurse(unsigned depth) {
@@ -53,33 +47,33 @@ int fault(std::string_view kind) {
     if (kind == "buddy-double-free") {
         void* p = mm_buddy::alloc_pages(0).value();
         mm_buddy::free_pages(p);
-        mm_buddy::free_pages(opaque(p));
+        mm_buddy::free_pages(base::opaque(p));
     } else if (kind == "buddy-foreign") {
         static char not_from_the_allocator[64];
-        mm_buddy::free_pages(opaque(not_from_the_allocator));
+        mm_buddy::free_pages(base::opaque(not_from_the_allocator));
     } else if (kind == "kfree-double") {
         void* p = mm_pool::kmalloc(100).value();
         mm_pool::kfree(p);
-        mm_pool::kfree(opaque(p));
+        mm_pool::kfree(base::opaque(p));
     } else if (kind == "kfree-foreign") {
         void* p = mm_pool::kmalloc(100).value();
-        mm_pool::kfree(opaque(static_cast<char*>(p) + 16)); // inside a block
+        mm_pool::kfree(base::opaque(static_cast<char*>(p) + 16)); // inside a block
     } else if (kind == "pool-use-after-free") {
         auto* p = static_cast<std::uint8_t*>(g_pool_a.allocate().value());
         g_pool_a.free(p);
-        opaque(p)[40] = 1;              // write after free
+        base::opaque(p)[40] = 1;              // write after free
         (void)g_pool_a.allocate();      // reuse finds the poison disturbed
     } else if (kind == "heap-overflow") {
         auto* p = static_cast<char*>(mm_pool::kmalloc(100).value());
-        opaque(p)[100] = 'x';           // one past the end
+        base::opaque(p)[100] = 'x';           // one past the end
         mm_pool::kfree(p);
     } else if (kind == "wrong-pool") {
         void* p = g_pool_a.allocate().value();
-        g_pool_b.free(opaque(p));
+        g_pool_b.free(base::opaque(p));
     } else if (kind == "write-text") {
-        *opaque(reinterpret_cast<volatile std::uint32_t*>(__text_start + 64)) = 0; // W^X: text is read-only
+        *base::opaque(reinterpret_cast<volatile std::uint32_t*>(__text_start + 64)) = 0; // W^X: text is read-only
     } else if (kind == "null-deref") {
-        klog::print("read {}\n", *opaque(static_cast<volatile int*>(nullptr)));
+        klog::print("read {}\n", *base::opaque(static_cast<volatile int*>(nullptr)));
     } else if (kind == "stack-overflow") {
         recurse_forever(); // runs into the guard page below the boot stack
     } else if (kind == "guard-stack") {
