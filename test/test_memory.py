@@ -2,8 +2,7 @@
 in a report naming the problem and a failing exit (70), never silent
 corruption."""
 import pytest
-
-PANIC_STATUS = 70
+from harness import PANIC_STATUS
 
 FAULTS = {
     "buddy-double-free": (r"mm-buddy: free_pages\(0x[0-9a-f]+\): block of order \d+ is already free",

@@ -1,13 +1,7 @@
 """Faults and panics end in a report on the console and a failing exit."""
-import os
-import sys
-
 import pytest
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "support"))
-from symbolize import symbolize  # noqa: E402
-
-PANIC_STATUS = 70
+from harness import PANIC_STATUS
+from symbolize import symbolize  # support/, on the path through conftest.py
 
 EXCEPTIONS = {
     "illegal": (r"illegal instruction \(scause 0x2\)", "do_illegal"),
