@@ -113,7 +113,7 @@ def test_ubsan_report_mode_in_kernel_tests(build, machine):
     """The ubsan ktest cases that need report mode (once per location, the
     interrupts-off path) run there instead of being skipped."""
     image = build("ktest", fragments=HARDENING, extra=REPORT_MODE)
-    m = machine(image).start()
+    m = machine(image, icount=True).start()  # timed cases judge the kernel, not the host (test_ktest.py)
     assert m.wait_exit(timeout=120) == 0
     results = ktap.parse(m.serial_text())
     ubsan = {n: r for n, r in results.items() if r.suite == "ubsan"}
@@ -148,7 +148,7 @@ def test_ktest_passes_hardened(build, machine):
     """Every in-kernel test of every library, with all of the kernel under
     UBSan (panic mode) and stack canaries: no report, no failure."""
     image = build("ktest", fragments=HARDENING)
-    m = machine(image).start()
+    m = machine(image, icount=True).start()  # timed cases judge the kernel, not the host (test_ktest.py)
     assert m.wait_exit(timeout=120) == 0
     text = m.serial_text()
     passed, failed, _ = ktap.summary(text)

@@ -2,7 +2,12 @@
 
 Collection boots the ktest image with `ktest.list` to learn the case names;
 each variant (timer through Sstc, and through SBI) then runs the whole image
-once per worker and each case test reads its own KTAP line."""
+once per worker and each case test reads its own KTAP line.
+
+The variants run under `-icount shift=0`: guest time is then a function of
+the instructions executed, so the cases that measure time (EDF deadlines
+and budgets, sleep accuracy, callout grids) judge the kernel, not the load
+on the host or TCG's translation pauses."""
 import os
 import re
 
@@ -47,7 +52,7 @@ def pytest_generate_tests(metafunc):
 def run_variant(variant):
     if variant not in _runs:
         image = build_image("ktest", fragments=VARIANTS[variant])
-        with Machine(image, name=f"ktest-{variant}") as m:
+        with Machine(image, name=f"ktest-{variant}", icount=True) as m:
             m.start()
             try:
                 status = m.wait_exit(timeout=120)
@@ -91,7 +96,7 @@ def test_ktest_filter_runs_only_matching_cases():
 def test_a_failing_case_fails_the_run(fail_fast, machine):
     extra = ["CONFIG_KTEST_DEMO_FAILURE=y"] + (["CONFIG_KTEST_FAIL_FAST=y"] if fail_fast else [])
     image = build_image("ktest", extra=extra)
-    m = machine(image).start()
+    m = machine(image, icount=True).start()  # see the module docstring
     assert m.wait_exit(timeout=120) == 1
     text = m.serial_text()
     results = ktap.parse(text)

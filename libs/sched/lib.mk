@@ -1,9 +1,14 @@
-# libs/sched: threads and the fixed-priority scheduler.
-SRCS-y += src/sched.cpp
+# libs/sched: threads, per-hart run queues, the fixed-priority scheduler,
+# and the deadline-class mechanism when sched-edf is enabled.
+SRCS-y += src/core.cpp src/threads.cpp
+SRCS-$(CONFIG_LIB_SCHED_EDF) += src/deadline.cpp
 TESTS-y += tests/sched_test.cpp
-USES += mm-buddy
+USES += mm-buddy time
 ifeq ($(CONFIG_LIB_MMU),y)
 USES += mmu
 endif
+ifeq ($(CONFIG_LIB_SMP),y)
+USES += smp
+endif
 INIT += sched.start
-INIT-AFTER-sched.start := plat.timer mm_buddy.memory ?mmu.enable
+INIT-AFTER-sched.start := plat.timer time.start mm_buddy.memory ?mmu.enable

@@ -17,6 +17,7 @@ std::string_view error_name(Error e) {
     case Error::NotSupported: return "not supported";
     case Error::IoError: return "I/O error";
     case Error::Unavailable: return "unavailable";
+    case Error::Overloaded: return "overloaded";
     }
     return "unknown error";
 }

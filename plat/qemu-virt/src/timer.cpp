@@ -1,5 +1,6 @@
 #include "internal.hpp"
 #include <arch/cpu.hpp>
+#include <arch/hart.hpp>
 #include <arch/sbi.hpp>
 #include <arch/trap.hpp>
 #include <plat/timer.hpp>
@@ -9,21 +10,33 @@ namespace tessera::plat::timer {
 namespace {
 constexpr std::uint64_t kNever = ~0ull;
 constinit Handler g_handler = nullptr;
-constinit std::uint64_t g_deadline = kNever; // what the hardware holds now
-constinit Stats g_stats = {};
+constinit bool g_uses_sstc = false;
 
-void program(std::uint64_t deadline) {
-    if (g_stats.uses_sstc)
+// Each hart has its own comparator; only that hart touches its slot, with
+// interrupts off.
+struct alignas(64) PerHart {
+    std::uint64_t deadline = kNever; // what the hardware holds now
+    std::uint64_t programmed = 0;
+    std::uint64_t skipped = 0;
+    std::uint64_t fired = 0;
+};
+constinit PerHart g_harts[arch::kMaxHarts];
+
+PerHart& mine() { return g_harts[arch::this_hart().index]; }
+
+void program(PerHart& h, std::uint64_t deadline) {
+    if (g_uses_sstc)
         arch::csr_write<arch::Csr::stimecmp>(deadline);
     else
         (void)arch::sbi::set_timer(deadline); // clears the pending bit too
-    g_deadline = deadline;
-    ++g_stats.programmed;
+    h.deadline = deadline;
+    ++h.programmed;
 }
 
 void on_timer_interrupt(arch::TrapFrame&) {
-    ++g_stats.fired;
-    program(kNever); // one-shot: clears STIP until re-armed
+    PerHart& h = mine();
+    ++h.fired;
+    program(h, kNever); // one-shot: clears STIP until re-armed
     if (g_handler) g_handler();
 }
 } // namespace
@@ -52,21 +65,37 @@ Handler set_handler(Handler handler) {
 
 void arm(std::uint64_t deadline) {
     arch::IrqGuard guard;
-    if (deadline == g_deadline) {
-        ++g_stats.skipped;
+    PerHart& h = mine();
+    if (deadline == h.deadline) {
+        ++h.skipped;
         return;
     }
-    program(deadline);
+    program(h, deadline);
 }
 
 void disarm() {
     arch::IrqGuard guard;
-    if (g_deadline != kNever) program(kNever);
+    PerHart& h = mine();
+    if (h.deadline != kNever) program(h, kNever);
 }
 
-std::uint64_t deadline() { return g_deadline; }
+std::uint64_t deadline() { return mine().deadline; }
 
-Stats stats() { return g_stats; }
+Stats stats() {
+    Stats s = {};
+    s.uses_sstc = g_uses_sstc;
+    for (const PerHart& h : g_harts) {
+        s.programmed += h.programmed;
+        s.skipped += h.skipped;
+        s.fired += h.fired;
+    }
+    return s;
+}
+
+void init_this_hart() {
+    arch::IrqGuard guard;
+    program(mine(), kNever);
+}
 
 } // namespace tessera::plat::timer
 
@@ -74,10 +103,10 @@ namespace tessera::plat {
 
 // Init step plat.timer: pick stimecmp or SBI, start disarmed.
 base::Result<void> init_timer() {
-    timer::g_stats.uses_sstc = machine().has_sstc;
+    timer::g_uses_sstc = machine().has_sstc;
     if (!machine().has_sstc && !arch::sbi::probe(arch::sbi::Extension::Timer))
         return base::Error::Unavailable;
-    timer::program(timer::kNever);
+    timer::init_this_hart();
     arch::set_interrupt_handler(arch::Interrupt::Timer, timer::on_timer_interrupt);
     return {};
 }

@@ -20,6 +20,7 @@ enum class Error : std::uint8_t {
     NotSupported,
     IoError,
     Unavailable,     // the device or service is not present on this machine
+    Overloaded,      // admission refused: a capacity or utilisation bound would be exceeded
 };
 
 [[nodiscard]] std::string_view error_name(Error e);

@@ -12,19 +12,28 @@
 // Handles carry a generation: once a thread is gone and its slot reused, an
 // old handle is rejected (NotFound), never mistaken for the new thread.
 //
-// SMP: one hart for now (the smp library will add per-hart run queues).
-// One IRQ-safe spinlock protects all scheduler state; lock order: outermost
+// SMP-safe. Each hart has its own run queue and idle thread (the smp
+// library starts the other harts). A thread that becomes ready goes to the
+// hart it last ran on if it would run there now, else to an idle hart it
+// may use, else to the least loaded one; a hart about to idle steals a
+// ready thread from another; a busy hart pulls work from one that has at
+// least two more ready threads every CONFIG_SCHED_BALANCE_MS. Threads
+// never leave the harts their affinity mask allows (pinned threads stay
+// put) and deadline-class threads (sched-edf) never migrate. One IRQ-safe
+// spinlock protects all scheduler state; lock order: outermost
 // (base/lock_order.hpp). unpark() may be called from interrupt handlers;
 // everything else only from threads.
 #include <base/result.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <time/histogram.hpp>
 
 namespace tessera::sched {
 
 inline constexpr unsigned kPriorities = 32;
 inline constexpr unsigned kIdlePriority = 0;
+inline constexpr std::uint32_t kAnyHart = ~0u; // affinity: bit i allows hart index i
 
 struct ThreadHandle {
     std::uint32_t index = ~0u;
@@ -36,6 +45,7 @@ struct ThreadAttributes {
     std::string_view name = "thread";
     unsigned priority = CONFIG_SCHED_MAIN_PRIORITY; // 1..31
     std::size_t stack_size = CONFIG_SCHED_STACK_KIB * 1024;
+    std::uint32_t affinity = kAnyHart; // must include an online hart
 };
 
 // Starts entry(arg) in a new thread. InvalidArgument for a bad priority or
@@ -63,14 +73,44 @@ base::Result<void> unpark(ThreadHandle thread); // also from interrupt context
 ThreadHandle self();
 std::string_view name(ThreadHandle thread);
 base::Result<void> set_priority(ThreadHandle thread, unsigned priority);
+// InvalidArgument if the mask allows no online hart; a running or ready
+// thread moves at once if its hart is no longer allowed.
+base::Result<void> set_affinity(ThreadHandle thread, std::uint32_t mask);
+// Dense index of the hart the caller runs on (0 = boot hart).
+unsigned current_hart();
+unsigned online_harts();
+
+struct HartStats {
+    std::uint64_t switches;
+    std::uint64_t preemptions;   // switches made as an interrupt returned
+    std::uint64_t migrations;    // threads that arrived from another hart
+    std::uint64_t steals;        // of those, taken by this hart when it would idle
+    std::uint64_t throttles;     // deadline-class budgets exhausted here
+    std::uint64_t deadline_misses;
+    std::uint64_t switch_ticks;  // summed cost of the switches (time ticks)
+    std::uint64_t switch_ticks_max;
+    std::uint64_t busy_ticks;    // time spent running threads other than idle
+    std::uint64_t idle_ticks;
+    std::uint32_t ready;         // threads waiting in its run queue now
+};
+HartStats hart_stats(unsigned hart);
 
 struct Stats {
     std::uint64_t switches;
-    std::uint64_t preemptions;  // switches made as an interrupt returned
+    std::uint64_t preemptions;
+    std::uint64_t migrations;
+    std::uint64_t steals;
+    std::uint64_t throttles;
+    std::uint64_t deadline_misses;
+    std::uint64_t switch_ticks_max;
     std::uint64_t spawned;
     std::uint64_t exited;
-    std::uint64_t live;         // threads that exist now, idle included
+    std::uint64_t live;          // threads that exist now, idle threads included
 };
-Stats stats();
+Stats stats();                   // sums over the harts
+// How late threads ran after the moment they were due (a sleep's deadline,
+// a deadline-class release), in ns, merged over the harts.
+time::Histogram wakeup_latency();
+void reset_wakeup_latency();
 
 } // namespace tessera::sched

@@ -2,8 +2,10 @@
 // Monotonic time from the `time` CSR and a one-shot timer interrupt. The
 // deadline goes to stimecmp directly when the device tree lists Sstc, else
 // through the SBI timer call. Re-arming with an unchanged deadline is
-// skipped (counted in Stats). SMP: per-hart hardware, but the handler slot
-// is global; the time library (scheduling issue) multiplexes it.
+// skipped (counted in Stats). SMP: arm/disarm/deadline act on the calling
+// hart's comparator; the handler is one for all harts (the time library
+// installs it and multiplexes the timer among its events). Stats sum all
+// harts.
 #include <cstdint>
 
 namespace tessera::plat::timer {
@@ -20,8 +22,10 @@ using Handler = void (*)();
 Handler set_handler(Handler handler);
 void arm(std::uint64_t deadline_ticks);
 void disarm();
-// What the hardware is armed to now (~0 when disarmed).
+// What this hart's hardware is armed to now (~0 when disarmed).
 std::uint64_t deadline();
+// A secondary hart starting up: its comparator to "never".
+void init_this_hart();
 
 struct Stats {
     std::uint64_t programmed; // hardware/SBI writes

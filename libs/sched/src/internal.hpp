@@ -1,0 +1,142 @@
+#pragma once
+// Scheduler internals shared by its source files (not a public header).
+//
+// State: a fixed thread table and one run queue per hart. A run queue holds
+// the hart's ready threads: deadline-class threads in a list sorted by
+// absolute deadline (picked first, when sched-edf is enabled), then one
+// FIFO list per fixed priority plus a bitmap of the non-empty levels.
+//
+// Locking: one IRQ-safe spinlock (g_lock) guards every thread and every run
+// queue, on all harts. It is held with interrupts off across
+// arch_switch_context(); the thread that resumes releases it. A global
+// lock keeps cross-hart wake-ups, migration and stealing free of lock-order
+// puzzles, and its hold times are short and bounded (the pick is O(1) for
+// fixed priorities); per-hart locks are the next step if 8-hart contention
+// ever shows in the statistics. Lock order: outermost
+// (base/lock_order.hpp); the time queues, mmu and zone locks nest inside.
+#include <arch/context.hpp>
+#include <arch/hart.hpp>
+#include <arch/spinlock.hpp>
+#include <base/list.hpp>
+#include <sched/deadline.hpp>
+#include <sched/sched.hpp>
+#include <time/histogram.hpp>
+#include <time/time.hpp>
+
+namespace tessera::sched::detail {
+
+#ifdef CONFIG_LIB_SCHED_EDF
+inline constexpr bool kDeadlineClass = true;
+#else
+inline constexpr bool kDeadlineClass = false;
+#endif
+#ifdef CONFIG_SCHED_CHECK_INVARIANTS
+inline constexpr bool kCheckInvariants = true;
+#else
+inline constexpr bool kCheckInvariants = false;
+#endif
+
+enum class State : std::uint8_t {
+    Free,
+    Ready,
+    Running,
+    Sleeping,
+    Parked,
+    Joining,
+    Exited,
+    AwaitingRelease, // deadline class: job done, next period not yet begun
+    Throttled,       // deadline class: budget spent, waiting for the refill
+    Idle,            // an idle thread while its hart runs something else
+};
+
+// Deadline-class parameters and the state of the current job.
+struct DeadlineState {
+    DeadlineParams params;
+    time::Ticks release;     // start of the current (or next) period
+    time::Ticks deadline;    // scheduling deadline: moves with each refill of a throttled job
+    time::Ticks job_deadline; // the current job's own deadline, for miss accounting
+    time::Ticks budget;      // runtime left in this period
+    DeadlineStats stats;
+};
+
+struct Thread {
+    arch::Context context = {};
+    base::ListNode node;         // in a run queue or the dead list
+    State state = State::Free;
+    std::uint8_t priority = 0;
+    std::uint8_t hart = 0;       // the run queue it is on, or ran on last
+    bool detached = false;
+    bool unpark_token = false;
+    bool deadline_class = false;
+    std::uint32_t affinity = kAnyHart;
+    std::uint32_t generation = 1;
+    std::uint32_t saved_trap_depth = 0;
+    int exit_status = 0;
+    time::Event timer;           // sleep wake-up or deadline-class release/refill
+    time::Ticks wake_due = time::kNever; // when it should have run: latency is measured from here
+    Thread* joiner = nullptr;
+    std::uint64_t stack_limit = 0;
+    std::uintptr_t stack_block = 0; // what to free (0: a boot stack)
+    void (*entry)(void*) = nullptr;
+    void* arg = nullptr;
+    DeadlineState dl = {};
+    char name[24] = {};
+};
+
+using ThreadList = base::IntrusiveList<Thread, &Thread::node>;
+
+struct alignas(64) RunQueue {
+    ThreadList ready[kPriorities];
+    ThreadList deadline_ready;   // sorted by dl.deadline, FIFO among equals
+    std::uint32_t bitmap;        // bit p: ready[p] is not empty
+    std::uint32_t nr_ready;
+    Thread* current;
+    Thread* idle;
+    bool online;
+    bool need_resched;           // switch at the next interrupt exit (or now)
+    bool slice_check;            // a remote hart queued an equal-priority peer
+    time::Ticks run_start;       // when `current` was switched in (or last charged)
+    time::Ticks slice_end;
+    time::Ticks switch_start;
+    time::Event slice_event;
+    time::Event budget_event;
+    time::Event balance_event;
+    HartStats stats;
+    time::Histogram wakeup;      // ns from wake_due to running
+};
+
+inline constexpr unsigned kMaxThreads = CONFIG_SCHED_MAX_THREADS;
+
+extern arch::Spinlock g_lock;
+extern Thread g_threads[kMaxThreads];
+extern RunQueue g_rq[arch::kMaxHarts];
+
+inline RunQueue& this_rq() { return g_rq[arch::this_hart().index]; }
+inline Thread& current() { return *this_rq().current; }
+
+using base::Error;
+using base::Result;
+
+Thread* lookup(ThreadHandle h);
+ThreadHandle handle_of(const Thread& t);
+
+// All of these: g_lock held, interrupts off.
+void make_ready(Thread& t);          // queue on a suitable hart, preempting if more urgent
+void requeue_current(RunQueue& rq);  // the running thread goes back in line (if still Running)
+void kick(RunQueue& rq);             // that hart must re-evaluate (IPI if remote)
+void reschedule();                   // switch to this hart's most urgent thread
+void preempt_if_needed();            // from thread context: switch now if something more urgent is ready
+void charge_current(RunQueue& rq, time::Ticks now); // deadline class: spend budget
+Result<Thread*> create_thread(void (*entry)(void*), void* arg, const ThreadAttributes& attributes); // returns with g_lock held
+[[noreturn]] void idle_loop();
+[[noreturn]] void exit_locked(int status);
+void hart_online(Thread& idle, unsigned hart, std::uint64_t stack_limit);
+void init_core();
+std::uint32_t online_mask();
+
+// Deadline class (deadline.cpp; stubs when sched-edf is off).
+void deadline_timer(Thread& t);      // release or refill due (timer callback, g_lock held)
+void deadline_budget_expired(RunQueue& rq, time::Ticks now);
+void deadline_exited(Thread& t);
+
+} // namespace tessera::sched::detail
