@@ -58,13 +58,8 @@ extern "C" [[noreturn]] void tessera_secondary_entry(std::uint64_t hart_id, cons
     // `entry` runs.
     const arch::SecondaryStart block = *start;
     arch::init_hart(block.index, hart_id, block.stack_limit);
-    if (block.satp) {
-        // The same switch-on sequence as the boot hart (sv39::enable):
-        // nothing stale may survive from the firmware.
-        asm volatile("sfence.vma" ::: "memory");
-        arch::csr_write<arch::Csr::satp>(block.satp);
-        asm volatile("sfence.vma" ::: "memory");
-    }
+    // After init_hart, which put this hart in the running mask: see there.
+    if (block.satp) arch::sv39::load_satp(block.satp);
     // The firmware leaves this hart's timer deadline as it was (0 with Sstc
     // under QEMU, i.e. due at once): push it out of reach before STIE is
     // set. The timer is armed later by whoever runs this hart.
