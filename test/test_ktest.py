@@ -2,12 +2,18 @@
 
 Collection boots the ktest image with `ktest.list` to learn the case names;
 each variant (timer through Sstc, and through SBI) then runs the whole image
-once per worker and each case test reads its own KTAP line.
+once per worker and each case test reads its own KTAP line. The hart-count
+variants (smp2, smp4) run only the cases their ktest.filter selects (the
+smp suite and the per-hart checks of other suites), so they add little
+time; the default variants run everything on one hart.
 
-The variants run under `-icount shift=0`: guest time is then a function of
-the instructions executed, so the cases that measure time (EDF deadlines
-and budgets, sleep accuracy, callout grids) judge the kernel, not the load
-on the host or TCG's translation pauses."""
+The one-hart variants run under `-icount shift=0`: guest time is then a
+function of the instructions executed, so the cases that measure time (EDF
+deadlines and budgets, sleep accuracy, callout grids) judge the kernel, not
+the load on the host or TCG's translation pauses. The multi-hart variants
+run without it: under -icount QEMU runs the harts round robin on one host
+thread, and a hart spinning on another's progress stalls."""
+import fnmatch
 import os
 import re
 
@@ -15,10 +21,19 @@ import pytest
 
 from harness import Machine, build_image, ktap
 
+# name: (fragments, ktest.filter or None for every case)
+SMP_FILTER = "smp.*,sched_smp.*,mmu.shootdowns_*,plat.usable_harts_*,arch.this_hart_*"
 VARIANTS = {
-    "sstc": (),
-    "sbi-timer": ("configs/nosstc.config",),
+    "sstc": ((), None),
+    "sbi-timer": (("configs/nosstc.config",), None),
+    "smp2": (("configs/smp2.config",), SMP_FILTER),
+    "smp4": (("configs/smp4.config",), SMP_FILTER),
 }
+
+
+def selected(variant, case):
+    pattern = VARIANTS[variant][1]
+    return pattern is None or any(fnmatch.fnmatchcase(case, g) for g in pattern.split(","))
 _runs = {}
 
 
@@ -45,14 +60,16 @@ def list_cases():
 def pytest_generate_tests(metafunc):
     if "ktest_case" in metafunc.fixturenames:
         cases = list_cases()
-        params = [(v, c) for v in VARIANTS for c in cases]
+        params = [(v, c) for v in VARIANTS for c in cases if selected(v, c)]
         metafunc.parametrize("variant,ktest_case", params, ids=[f"{v}:{c}" for v, c in params])
 
 
 def run_variant(variant):
     if variant not in _runs:
-        image = build_image("ktest", fragments=VARIANTS[variant])
-        with Machine(image, name=f"ktest-{variant}", icount=True) as m:
+        fragments, pattern = VARIANTS[variant]
+        image = build_image("ktest", fragments=fragments)
+        append = f"ktest.filter={pattern}" if pattern else None
+        with Machine(image, name=f"ktest-{variant}", append=append, icount=not pattern) as m:
             m.start()
             try:
                 status = m.wait_exit(timeout=120)

@@ -1,2 +1,5 @@
 SRCS-y += main.cpp
 USES += ktest
+ifeq ($(CONFIG_LIB_SCHED),y)
+USES += sched time
+endif

@@ -1,2 +1,2 @@
 SRCS-y += main.cpp
-USES += sched
+USES += sched time

@@ -49,6 +49,31 @@ _start:
     wfi
     j       .Lpark
 
+/*
+ * Secondary harts, started through SBI HSM hart_start (arch::start_secondary):
+ * a0 = hart id, a1 = opaque = the arch::SecondaryStart block (stack_top at
+ * offset 0). The firmware enters in S-mode with translation off and
+ * sstatus.SIE clear. tp is set by the C++ side (init_hart) before anything
+ * can trap on purpose; a fault before that has no per-hart data to report
+ * with.
+ */
+    .section .text, "ax"
+    .global _start_secondary
+_start_secondary:
+    csrw    sie, zero
+    csrci   sstatus, 2
+    ld      sp, 0(a1)               /* SecondaryStart::stack_top */
+    li      t1, (1 << 13)           /* FP on (FS = Initial), as on the boot hart */
+    csrs    sstatus, t1
+    fscsr   zero
+    la      t1, trap_vector
+    csrw    stvec, t1
+    mv      s0, zero                /* backtraces stop here */
+    mv      ra, zero
+    call    tessera_secondary_entry /* (hart id, block): never returns */
+1:  wfi
+    j       1b
+
     .section .data
     .balign 8
 boot_lottery:

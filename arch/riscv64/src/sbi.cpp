@@ -4,15 +4,17 @@ namespace tessera::arch::sbi {
 
 using base::Error;
 
-Raw call(Extension ext, std::uint64_t fid, std::uint64_t a0, std::uint64_t a1, std::uint64_t a2) {
+Raw call(Extension ext, std::uint64_t fid, std::uint64_t a0, std::uint64_t a1, std::uint64_t a2,
+         std::uint64_t a3) {
     // Calling convention (SBI spec 3): a7 = EID, a6 = FID, args in a0..a5,
     // returns error in a0 and value in a1.
     register std::uint64_t r_a0 asm("a0") = a0;
     register std::uint64_t r_a1 asm("a1") = a1;
     register std::uint64_t r_a2 asm("a2") = a2;
+    register std::uint64_t r_a3 asm("a3") = a3;
     register std::uint64_t r_a6 asm("a6") = fid;
     register std::uint64_t r_a7 asm("a7") = static_cast<std::uint64_t>(ext);
-    asm volatile("ecall" : "+r"(r_a0), "+r"(r_a1) : "r"(r_a2), "r"(r_a6), "r"(r_a7) : "memory");
+    asm volatile("ecall" : "+r"(r_a0), "+r"(r_a1) : "r"(r_a2), "r"(r_a3), "r"(r_a6), "r"(r_a7) : "memory");
     return {static_cast<long>(r_a0), static_cast<long>(r_a1)};
 }
 
@@ -43,6 +45,10 @@ Result<void> set_timer(std::uint64_t deadline) { return to_result(call(Extension
 
 Result<void> send_ipi(std::uint64_t mask, std::uint64_t base) {
     return to_result(call(Extension::Ipi, 0, mask, base).error);
+}
+
+Result<void> remote_sfence_vma(std::uint64_t mask, std::uint64_t base, std::uint64_t start, std::uint64_t size) {
+    return to_result(call(Extension::Rfence, 1, mask, base, start, size).error);
 }
 
 Result<void> hart_start(std::uint64_t hart, std::uint64_t addr, std::uint64_t opaque) {

@@ -12,7 +12,6 @@ namespace {
 
 constinit InterruptHandler g_handlers[16] = {};
 constinit AddressDescriber g_describer = nullptr;
-constinit InterruptExitHook g_interrupt_exit = nullptr;
 
 constexpr const char* kRegNames[32] = {
     "zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2", "a3", "a4", "a5",
@@ -51,7 +50,13 @@ void set_interrupt_handler(Interrupt which, InterruptHandler handler) {
 }
 
 void set_address_describer(AddressDescriber describer) { g_describer = describer; }
-void set_interrupt_exit_hook(InterruptExitHook hook) { g_interrupt_exit = hook; }
+void set_interrupt_exit_hook(InterruptExitHook hook) { this_hart().interrupt_exit = hook; }
+
+InterruptHandler interrupt_handler(Interrupt which) {
+    auto n = static_cast<unsigned>(which);
+    VERIFY(n < 16);
+    return g_handlers[n];
+}
 
 void report_trap(const TrapFrame& frame) {
     klog::print("\n*** {} (scause {:#x}) on hart {} in thread '{}'\n",
@@ -88,7 +93,7 @@ extern "C" void tessera_trap(arch::TrapFrame* frame) {
         if (handler) [[likely]] {
             handler(*frame);
             --hart.trap_depth;
-            if (arch::g_interrupt_exit) arch::g_interrupt_exit();
+            if (hart.interrupt_exit) hart.interrupt_exit();
             return;
         }
     }

@@ -171,7 +171,8 @@ trap_vector:
     csrw    sstatus, t0
     ld      x1, 8(sp)
     ld      x3, 24(sp)
-    ld      x4, 32(sp)
+    /* x4 (tp) is not restored: it names the hart, and a thread preempted
+     * on one hart may resume on another (the scheduler migrates it). */
     ld      x5, 40(sp)
     ld      x6, 48(sp)
     ld      x7, 56(sp)

@@ -1,4 +1,5 @@
 #include <arch/hart.hpp>
+#include <arch/sbi.hpp>
 #include <arch/spinlock.hpp>
 #include <arch/sv39.hpp>
 #include <arch/trap.hpp>
@@ -94,6 +95,23 @@ Result<void> set_range(std::uintptr_t va, std::uintptr_t pa, std::size_t size, s
 
 const char* describe_for_reports(std::uintptr_t a) { return describe(a); }
 
+// After a change to [va, va + size) and the local flush: other harts may
+// still hold the old translation (a guard page still mapped, a freed
+// stack's guard still unmapped). The firmware returns only once every
+// target has flushed. A hart that starts later loads satp after joining the
+// running mask, so it either is in `others` or walks the new tables
+// (arch::init_hart). Caller holds g_lock: the next update cannot overtake
+// this one's shootdown.
+void shoot_down(std::uintptr_t va, std::size_t size) {
+    std::uint64_t self = arch::this_hart().hart_id;
+    std::uint64_t others = arch::running_hart_mask() & ~(self < 64 ? std::uint64_t(1) << self : 0);
+    if (!others) return;
+    // Without RFENCE, harts would run on stale translations: libs/smp
+    // refuses to start secondaries under the MMU when it is missing.
+    VERIFY(arch::sbi::remote_sfence_vma(others, 0, va, size).ok());
+    ++g_stats.shootdowns;
+}
+
 } // namespace
 
 Result<void> map(std::uintptr_t va, std::uintptr_t pa, std::size_t size, Access access) {
@@ -104,6 +122,7 @@ Result<void> map(std::uintptr_t va, std::uintptr_t pa, std::size_t size, Access 
     // allocation fails midway (the caller gets the error).
     auto result = set_range(va, pa, size, flags_for(access));
     flush_all();
+    shoot_down(va, size);
     return result;
 }
 
@@ -112,6 +131,7 @@ Result<void> unmap(std::uintptr_t va, std::size_t size) {
     if (!g_root) return Error::Unavailable;
     auto result = set_range(va, 0, size, 0);
     flush_all();
+    shoot_down(va, size);
     return result;
 }
 
@@ -160,6 +180,11 @@ void free_stack(const Stack& stack) {
 Stats stats() {
     arch::SpinlockGuard guard(g_lock);
     return g_stats;
+}
+
+std::uint64_t satp() {
+    arch::SpinlockGuard guard(g_lock);
+    return g_stats.enabled ? satp_for(addr(g_root)) : 0;
 }
 
 const char* describe(std::uintptr_t a) {

@@ -1,4 +1,5 @@
 #include <arch/csr.hpp>
+#include <arch/hart.hpp>
 #include <arch/sv39.hpp>
 #include <ktest/ktest.hpp>
 #include <mm-buddy/buddy.hpp>
@@ -118,4 +119,19 @@ KTEST(mmu, fault_descriptions) {
     EXPECT_EQ(std::string_view(mmu::describe(a(__boot_stack_guard) + 100)),
               std::string_view("the guard page below the boot stack"));
     EXPECT_EQ(mmu::describe(a(&g_data)), nullptr);
+}
+
+KTEST(mmu, satp_names_the_live_table) {
+    // What a secondary hart loads must be what the boot hart runs on.
+    EXPECT_EQ(mmu::satp(), arch::csr_read<arch::Csr::satp>());
+}
+
+KTEST(mmu, shootdowns_only_when_other_harts_run) {
+    std::uint64_t self = std::uint64_t(1) << arch::this_hart().hart_id;
+    bool alone = arch::running_hart_mask() == self;
+    auto before = mmu::stats().shootdowns;
+    auto stack = mmu::alloc_stack(4096); // unmaps its guard page
+    ASSERT_OK(stack);
+    mmu::free_stack(stack.value());      // maps it again
+    EXPECT_EQ(mmu::stats().shootdowns - before, alone ? 0u : 2u);
 }

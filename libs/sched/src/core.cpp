@@ -369,10 +369,15 @@ namespace {
 void check_invariants() {
     std::uint16_t seen[kMaxThreads] = {};
     unsigned ready_total = 0;
+    unsigned running = 0;
     for (unsigned h = 0; h < arch::kMaxHarts; ++h) {
         RunQueue& rq = g_rq[h];
         if (!rq.online) continue;
-        VERIFY(rq.current && rq.current->state == State::Running);
+        // Running, or throttled by its budget with the switch due at that
+        // hart's interrupt exit (the one state change made outside a switch).
+        VERIFY(rq.current && (rq.current->state == State::Running ||
+                              (rq.current->state == State::Throttled && rq.need_resched)));
+        if (rq.current->state == State::Throttled) ++running;
         VERIFY(rq.current->hart == h);
         VERIFY(rq.idle->state == (rq.current == rq.idle ? State::Running : State::Idle));
         unsigned n = 0;
@@ -394,7 +399,6 @@ void check_invariants() {
         VERIFY(n == rq.nr_ready);
         ready_total += n;
     }
-    unsigned running = 0;
     for (Thread& t : g_threads) {
         VERIFY(seen[&t - g_threads] <= 1);
         if (t.state == State::Ready) VERIFY(seen[&t - g_threads] == 1);
@@ -424,11 +428,13 @@ void hart_online(Thread& idle, unsigned hart, std::uint64_t stack_limit) {
     g_online_mask |= 1u << hart;
 }
 
+void install_hart_hooks() { arch::set_interrupt_exit_hook(on_interrupt_exit); }
+
 void init_core() {
     g_quantum = time::from_us(CONFIG_SCHED_QUANTUM_US);
     g_balance_period = time::from_us(CONFIG_SCHED_BALANCE_MS * 1000ull);
     for (Thread& t : g_threads) t.timer.callback = on_thread_timer;
-    arch::set_interrupt_exit_hook(on_interrupt_exit);
+    install_hart_hooks();
 #if CONFIG_LIB_SMP
     smp::set_ipi_handler(on_ipi);
 #else

@@ -132,6 +132,7 @@ Result<Thread*> create_thread(void (*entry)(void*), void* arg, const ThreadAttri
 [[noreturn]] void exit_locked(int status);
 void hart_online(Thread& idle, unsigned hart, std::uint64_t stack_limit);
 void init_core();
+void install_hart_hooks(); // the interrupt-exit hook is per hart
 std::uint32_t online_mask();
 
 // Deadline class (deadline.cpp; stubs when sched-edf is off).

@@ -388,3 +388,18 @@ extern "C" [[noreturn]] void tessera_run_main() {
     if (!main_handle.ok()) PANIC("sched: cannot start the main thread");
     sched::detail::idle_loop();
 }
+
+#if CONFIG_LIB_SMP
+// A secondary hart started by the smp library: its start-up context becomes
+// the hart's idle thread, and the hart joins the scheduler.
+extern "C" [[noreturn]] void tessera_secondary_run(unsigned index) {
+    using namespace sched::detail;
+    install_hart_hooks();
+    arch::irq_disable();
+    g_lock.lock();
+    hart_online(*adopt_idle(index), index, arch::this_hart().stack_limit);
+    g_lock.unlock();
+    arch::irq_enable();
+    idle_loop();
+}
+#endif

@@ -123,11 +123,13 @@ base::Result<void> arm(Event& event, Ticks deadline) {
     sift_up(q, q.size++);
     ++q.armed;
     if (q.size > q.max_pending) q.max_pending = q.size;
-    bool is_head = slot_of(event) == 1;
+    Ticks head = q.heap[0]->deadline;
     q.lock.unlock();
-    // Only an earlier head needs the hardware; a later one is found when
-    // the armed deadline fires (and re-evaluates).
-    if (is_head && deadline < plat::timer::deadline()) plat::timer::arm(deadline);
+    // The hardware must fire no later than the head. Compared with what it
+    // really holds (not with the event just armed), so a hardware timer
+    // that someone borrowed and left disarmed is put right here too; a
+    // later deadline is found when the armed one fires and re-evaluates.
+    if (head < plat::timer::deadline()) plat::timer::arm(head);
     return {};
 }
 

@@ -15,6 +15,7 @@ extern "C" std::uint64_t g_boot_entry_time;
 extern "C" std::uint64_t g_boot_entry_instret;
 extern "C" void (*__init_array_start[])();
 extern "C" void (*__init_array_end[])();
+extern "C" char __boot_stack_bottom[];
 
 int main();
 
@@ -80,7 +81,7 @@ std::span<const std::uint64_t> boot::init_step_instructions() {
 using namespace tessera;
 
 extern "C" [[noreturn]] void tessera_boot(std::uint64_t hart_id, const void* dtb) {
-    arch::init_hart(0, hart_id);
+    arch::init_hart(0, hart_id, reinterpret_cast<std::uint64_t>(__boot_stack_bottom));
     plat::console::init_early(CONFIG_PLAT_EARLY_UART_BASE);
     tessera_seed_stack_guard(dtb);
     plat::mutable_boot_times().entry_ticks = g_boot_entry_time;

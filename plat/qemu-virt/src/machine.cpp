@@ -37,16 +37,30 @@ bool isa_has_extension(std::string_view isa, std::string_view ext) {
     return false;
 }
 
+// A hart the kernel can run on: enabled, and with an MMU (mmu-type), which
+// also means S-mode. Sv48 and Sv57 harts implement Sv39 too (privileged
+// spec: each larger scheme requires the smaller ones), which is all the
+// kernel uses.
+bool hart_is_usable(std::string_view status, std::string_view mmu_type) {
+    if (!status.empty() && status != "okay" && status != "ok") return false;
+    return !mmu_type.empty() && mmu_type != "riscv,none";
+}
+
 Result<void> discover_cpus(const fdt::Node& cpus, std::uint64_t boot_hart, std::uint32_t (&intc_phandles)[kMaxHarts],
                            std::uint64_t (&intc_harts)[kMaxHarts], unsigned& intc_count) {
     if (auto tb = cpus.property("timebase-frequency"); tb.ok())
         g_machine.timebase_hz = TRY(tb.value().as_u64());
+    // harts[0] is the boot hart whatever the tree says about it (it is
+    // running this code), so that dense index 0 is the boot hart; the
+    // others follow in tree order.
+    g_machine.harts[0] = boot_hart;
+    g_machine.hart_count = 1;
+    unsigned dropped = 0;
     TRY(cpus.for_each_child([&](const fdt::Node& cpu) {
         auto type = cpu.property("device_type");
         if (!type.ok() || type.value().as_string().value_or("") != "cpu") return true;
         auto reg = cpu.reg();
         if (!reg.ok()) return true;
-        ++g_machine.hart_count;
         std::uint64_t hart = reg.value().base;
         if (hart == boot_hart) {
             if (auto isa = cpu.property("riscv,isa"); isa.ok())
@@ -54,6 +68,18 @@ Result<void> discover_cpus(const fdt::Node& cpus, std::uint64_t boot_hart, std::
             if (g_machine.timebase_hz == 0)
                 if (auto tb = cpu.property("timebase-frequency"); tb.ok())
                     g_machine.timebase_hz = tb.value().as_u64().value_or(0);
+        } else {
+            // Looked up only for the other harts: a one-hart boot pays
+            // nothing for them (boot cost: see make bench).
+            auto status = cpu.property("status");
+            auto mmu_type = cpu.property("mmu-type");
+            if (hart_is_usable(status.ok() ? status.value().as_string().value_or("?") : "",
+                               mmu_type.ok() ? mmu_type.value().as_string().value_or("") : "")) {
+                if (g_machine.hart_count < kMaxHarts)
+                    g_machine.harts[g_machine.hart_count++] = hart;
+                else
+                    ++dropped;
+            }
         }
         (void)cpu.for_each_child([&](const fdt::Node& intc) {
             auto ph = intc.phandle();
@@ -65,6 +91,7 @@ Result<void> discover_cpus(const fdt::Node& cpus, std::uint64_t boot_hart, std::
         });
         return true;
     }));
+    if (dropped) klog::warn("device tree: {} harts beyond the first {} ignored", dropped, kMaxHarts);
     if (g_machine.timebase_hz == 0) return Error::Malformed;
     return {};
 }

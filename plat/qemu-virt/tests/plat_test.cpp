@@ -33,6 +33,17 @@ KTEST(plat, machine_discovered_from_device_tree) {
     EXPECT_GE(m.hart_count, 1u);
 }
 
+// The ktest image always runs with its configured -smp (qemu.json).
+KTEST(plat, usable_harts_listed_boot_hart_first) {
+    const plat::MachineInfo& m = plat::machine();
+    EXPECT_EQ(m.hart_count, unsigned(CONFIG_PLAT_HARTS));
+    ASSERT_LE(m.hart_count, arch::kMaxHarts);
+    EXPECT_EQ(m.harts[0], m.boot_hart);
+    EXPECT_EQ(m.harts[0], arch::this_hart().hart_id);
+    for (unsigned i = 0; i < m.hart_count; ++i)
+        for (unsigned k = i + 1; k < m.hart_count; ++k) EXPECT_NE(m.harts[i], m.harts[k]);
+}
+
 KTEST(plat, oneshot_timer_fires_after_deadline) {
     auto previous_handler = plat::timer::set_handler(record_time);
     auto before = plat::timer::stats();

@@ -1,9 +1,13 @@
 #pragma once
-// Per-hart data, reached in O(1) through the tp register.
+// Per-hart data, reached in O(1) through the tp register, and the entry
+// protocol for secondary harts.
+#include <base/result.hpp>
 #include <cstddef>
 #include <cstdint>
 
 namespace tessera::arch {
+
+using InterruptExitHook = void (*)();
 
 struct alignas(64) Hart {
     std::uint64_t hart_id = 0;   // as numbered by the platform (mhartid)
@@ -13,10 +17,14 @@ struct alignas(64) Hart {
     std::uint64_t interrupts = 0;
     // Lowest usable address of the stack this hart runs on (0: unknown).
     // The trap vector refuses to push a frame below it (trap_entry.S).
-    // The scheduler will update it on every switch.
+    // The scheduler updates it on every switch.
     std::uint64_t stack_limit = 0;
     std::uint64_t emergency_stack_top = 0; // for reporting stack overflows
     const char* thread_name = "boot";      // named in fault reports
+    // Run after every handled interrupt on this hart (arch/trap.hpp
+    // set_interrupt_exit_hook). Per hart, because a scheduler preempts only
+    // on the harts it runs on.
+    InterruptExitHook interrupt_exit = nullptr;
 };
 static_assert(offsetof(Hart, stack_limit) == 32 && offsetof(Hart, emergency_stack_top) == 40,
               "trap_entry.S uses these offsets");
@@ -33,7 +41,38 @@ inline Hart& this_hart() {
 // allocators and sleeping primitives refuse to run there.
 inline bool in_interrupt() { return this_hart().trap_depth != 0; }
 
-// Points tp at the slot for `index` and records the hardware id.
-void init_hart(unsigned index, std::uint64_t hart_id);
+// Points tp at the slot for `index`, records the hardware id and the
+// lowest usable address of the stack the hart runs on, and adds the hart to
+// running_hart_mask(). Called once per hart, first thing: by tessera_boot
+// for the boot hart (index 0), by the secondary entry for the others.
+void init_hart(unsigned index, std::uint64_t hart_id, std::uint64_t stack_limit);
+
+// The harts that run kernel code (init_hart has run on them), as an SBI
+// hart mask with base 0: bit n is hart id n. Remote TLB shootdowns go to
+// these harts. Hart ids of 64 and above are never added (smp refuses to
+// start such harts), so the mask is complete for every hart that runs.
+std::uint64_t running_hart_mask();
+
+// Secondary harts: how one starts (SBI HSM hart_start, docs/arch-riscv64.md).
+// The hart enters _start_secondary (entry.S) with a0 = its hart id and
+// a1 = the address of this block, which must stay valid until `entry` runs.
+// There it masks interrupts, takes sp from the block, turns the FPU on,
+// points stvec at the trap vector and calls C++, which runs
+// init_hart(index, hart_id, stack_limit), loads `satp` (if not 0) with the
+// TLB flushed, disarms the hart's timer, enables the software and timer
+// interrupts in sie (external interrupts stay with the boot hart) and calls
+// entry(index) with sstatus.SIE still clear.
+struct SecondaryStart {
+    std::uint64_t stack_top;    // initial sp, 16-byte aligned
+    std::uint64_t stack_limit;  // lowest usable stack address (Hart::stack_limit)
+    std::uint64_t satp;         // the kernel's satp, or 0 when translation is off
+    unsigned index;             // dense index, 1..kMaxHarts-1
+    void (*entry)(unsigned index); // must not return
+};
+static_assert(offsetof(SecondaryStart, stack_top) == 0, "entry.S reads stack_top at offset 0");
+
+// Asks the firmware to start `hart_id` as described by `start`. Errors as
+// sbi::hart_start (Busy: already started; InvalidArgument: no such hart).
+base::Result<void> start_secondary(std::uint64_t hart_id, const SecondaryStart& start);
 
 } // namespace tessera::arch

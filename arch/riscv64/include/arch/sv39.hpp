@@ -25,11 +25,17 @@ constexpr std::uint64_t make_pte(std::uint64_t pa, std::uint64_t flags) { return
 constexpr std::uint64_t pte_address(std::uint64_t pte) { return (pte >> 10) << 12; }
 constexpr bool is_leaf(std::uint64_t pte) { return pte & (R | W | X); }
 
-inline void enable(std::uint64_t root_pa) {
+constexpr std::uint64_t satp_for(std::uint64_t root_pa) { return (std::uint64_t(8) << 60) | (root_pa >> 12); } // MODE = Sv39
+
+// Switches this hart to the table `satp` names, with nothing stale left in
+// its TLB from before.
+inline void load_satp(std::uint64_t satp) {
     asm volatile("sfence.vma" ::: "memory");
-    csr_write<Csr::satp>((std::uint64_t(8) << 60) | (root_pa >> 12)); // MODE = Sv39
+    csr_write<Csr::satp>(satp);
     asm volatile("sfence.vma" ::: "memory");
 }
+
+inline void enable(std::uint64_t root_pa) { load_satp(satp_for(root_pa)); }
 
 inline void flush(std::uint64_t va) { asm volatile("sfence.vma %0, zero" ::"r"(va) : "memory"); }
 inline void flush_all() { asm volatile("sfence.vma" ::: "memory"); }

@@ -1,6 +1,7 @@
 #pragma once
 // The trap frame saved by the trap vector, and interrupt dispatch.
 #include <arch/csr.hpp>
+#include <arch/hart.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -33,14 +34,23 @@ using InterruptHandler = void (*)(TrapFrame&);
 
 // Installs the handler for one interrupt kind and enables it in sie. The
 // handler runs with interrupts disabled and must not block or allocate.
+// The table is shared by all harts; the sie bit is this hart's only
+// (secondaries enable software and timer interrupts when they start).
+// With the smp library the software interrupt (IPI) belongs to smp: hook
+// into it with smp::set_ipi_handler instead.
 void set_interrupt_handler(Interrupt which, InterruptHandler handler);
+// The handler installed for `which` (nullptr if none), e.g. to restore it.
+InterruptHandler interrupt_handler(Interrupt which);
 
 // Called after every handled interrupt, with interrupts still disabled and
 // the hart already out of interrupt context (trap_depth decremented): the
 // scheduler switches threads here when the interrupt made a more urgent
 // thread runnable (preemption). The interrupted thread's trap frame stays
 // on its own stack until it is switched back in.
-using InterruptExitHook = void (*)();
+// The hook is per hart: this installs it for the calling hart only, so a
+// scheduler runs it only on the harts it schedules (a secondary started by
+// the smp library has none until its scheduler installs one there).
+// InterruptExitHook is declared in arch/hart.hpp.
 void set_interrupt_exit_hook(InterruptExitHook hook);
 
 // Exception causes (privileged spec, table "Supervisor cause register").

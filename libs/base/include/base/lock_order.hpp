@@ -12,6 +12,9 @@
 //                            stacks are freed under it (mmu, zone locks).
 //     mmu g_lock             libs/mmu/src/mmu.cpp: the page tables; zone
 //                            locks nest inside (tables come from mm-buddy).
+//                            Held across the SBI remote fence (TLB
+//                            shootdown), which waits only for the other
+//                            harts' M-mode firmware, never for their locks.
 //     mm_pool::Pool::m_lock  one per pool: its free list and counters. A
 //                            pool grows under it, so the registry and zone
 //                            locks nest inside.
@@ -26,3 +29,4 @@
 //
 // Spinlocks (arch/spinlock.hpp) disable interrupts while held, so an
 // interrupt handler can never spin on a lock its own hart holds.
+// The smp library (IPIs, secondary start) uses atomics only, no locks.

@@ -10,8 +10,13 @@
 // change single ranges later; a 2 MiB page is split into 4 KiB pages on
 // demand. Page-table pages come from mm-buddy.
 //
-// SMP: table updates take one spinlock and flush this hart's TLB; other
-// harts will need a shootdown IPI (smp library). Not for interrupt context.
+// SMP: one table for all harts. Updates take one spinlock, flush this
+// hart's TLB, and, while other harts run kernel code
+// (arch::running_hart_mask()), shoot the changed range down in their TLBs
+// with SBI RFENCE remote_sfence_vma before returning, so no hart uses a
+// stale translation once map()/unmap() (and alloc_stack()/free_stack())
+// have returned. Secondary harts load satp() when they start (libs/smp).
+// Not for interrupt context.
 #include <base/result.hpp>
 #include <cstddef>
 #include <cstdint>
@@ -39,8 +44,13 @@ struct Stats {
     bool enabled;
     std::uint64_t table_pages;
     std::uint64_t splits;     // 2 MiB pages split into 4 KiB ones
+    std::uint64_t shootdowns; // remote TLB flushes sent to other harts
 };
 Stats stats();
+
+// The satp value that selects the kernel's table (Sv39 mode and root
+// page), for a secondary hart to load; 0 before mmu.enable has run.
+std::uint64_t satp();
 
 // What an address is, for fault reports ("kernel text (read-only)",
 // "guard page below the boot stack", "unmapped"...).

@@ -39,3 +39,12 @@ const Manifest& manifest();
 std::span<const std::uint64_t> init_step_instructions();
 
 } // namespace tessera::plat::boot
+
+// What a secondary hart runs once it is up (libs/smp): called on the
+// hart's own stack, with tp set (arch::this_hart().index == index), the
+// kernel's page table loaded, the software and timer interrupts enabled in
+// sie but sstatus.SIE still clear. Must not return. The smp library's weak
+// default enables interrupts and waits in wfi forever; a scheduler defines
+// it to run that hart's idle loop (and installs its interrupt-exit hook
+// there: arch::set_interrupt_exit_hook is per hart).
+extern "C" [[noreturn]] void tessera_secondary_run(unsigned index);

@@ -1,5 +1,6 @@
 #pragma once
 // What the device tree says about this machine, read once at boot.
+#include <arch/hart.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -23,6 +24,13 @@ struct MachineInfo {
     const void* dtb;
     std::size_t dtb_size;
     std::uint64_t boot_hart;
+    // The harts the kernel can run on, by platform hart id (the `reg` of
+    // /cpus/cpu@N), boot hart first: a hart's position here is its dense
+    // index (arch::Hart::index), so index 0 is always the boot hart.
+    // Skipped: status other than "okay", no mmu-type (or "riscv,none": no
+    // S-mode paging), and harts beyond the first arch::kMaxHarts (warned).
+    // hart_count entries are valid.
+    std::uint64_t harts[arch::kMaxHarts];
     unsigned hart_count;
     std::uint64_t timebase_hz;
     bool has_sstc;               // "sstc" in the boot hart's riscv,isa
