@@ -85,6 +85,23 @@ def schedbench(qemu):
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^schedbench: (\S+) (\d+)\s*$", out, re.M)}
 
 
+def rtdemo(qemu, options):
+    """One run of apps/rtdemo under -icount shift=0 (1 guest ns = 1 instruction):
+    its wake-up histogram summary, in ns."""
+    # sleep=off: when every thread sleeps, the virtual clock jumps to the
+    # next timer deadline, as a real hart's timer would fire on time. With
+    # the default sleep=on QEMU waits for it in host time and delivers the
+    # interrupt milliseconds late, with the host's noise, on idle runs.
+    out = subprocess.run(qemu_cmd(qemu, extra=["-icount", "shift=0,sleep=off", "-append", options]),
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300).stdout
+    if "rtdemo: done" not in out:
+        sys.exit(f"bench: rtdemo {options} did not finish:\n{out[-2000:]}")
+    hist = re.search(r"histogram wakeup count=(\d+) min=(\d+) mean=(\d+) p50=\d+ p90=\d+ p99=(\d+) p999=\d+ "
+                     r"max=(\d+)", out)
+    misses = int(re.search(r"rtdemo: jobs=\d+ misses=(\d+)", out).group(1))
+    return dict(zip(("count", "min", "mean", "p99", "max"), map(int, hist.groups())), misses=misses)
+
+
 def wall_times(qemu, floor_elf):
     """Interleaved runs of the floor kernel and helloworld; seconds."""
     floor, hello = [], []
@@ -146,6 +163,27 @@ def main():
            config="schedbench_defconfig")
     record("sched.park_unpark_switch", figures["park_unpark_switch"], "guest instructions per switch",
            config="schedbench_defconfig")
+    for ready in (1, 8, 64, 256):
+        record(f"sched.yield_switch.ready_{ready}", figures[f"yield_switch_ready_{ready}"],
+               "guest instructions per switch", config="schedbench_defconfig")
+
+    # Wake-up latency: from a periodic thread's release (its timer
+    # deadline) to the thread running, for 1 s of guest time. Under
+    # -icount shift=0 a guest ns is one instruction, so these figures are
+    # also the instructions from the timer interrupt to the thread.
+    _, rt_qemu = build("rtdemo")
+    runs = [("edf_1khz", "rtdemo.period_us=1000 rtdemo.runtime_us=200 rtdemo.work_us=100"),
+            ("edf_10khz", "rtdemo.period_us=100 rtdemo.runtime_us=20 rtdemo.work_us=10"),
+            ("fixed_1khz", "rtdemo.mode=fixed rtdemo.period_us=1000 rtdemo.work_us=100"),
+            ("fixed_10khz", "rtdemo.mode=fixed rtdemo.period_us=100 rtdemo.work_us=10")]
+    for name, options in runs:
+        for load, hogs in (("idle", 0), ("loaded", 3)):
+            w = rtdemo(rt_qemu, f"rtdemo.seconds=1 rtdemo.hogs={hogs} {options}")
+            base = f"sched.wakeup.{name}.{load}"
+            record(f"{base}.mean", w["mean"], "guest ns (= instructions)", target=2000, config="rtdemo_defconfig")
+            record(f"{base}.p99", w["p99"], "guest ns", target=20000, config="rtdemo_defconfig")
+            record(f"{base}.max", w["max"], "guest ns", config="rtdemo_defconfig")
+            record(f"{base}.misses", w["misses"], "deadline misses", config="rtdemo_defconfig")
 
     # QEMU itself adds a delay of about 50 ms to some runs, floor and app
     # alike, at random (whole runs take ~65 or ~115 ms here). The median

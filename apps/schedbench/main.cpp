@@ -26,6 +26,25 @@ void pinger(void* arg) {
     (void)sched::unpark(g_peer[1 - me]);
 }
 
+void nothing(void*) {}
+
+// Yield switches between two priority-10 threads while `ready` more
+// threads wait, ready, at priority 2 (they never get the hart until the
+// yielders finish): the pick must not slow down as the queues fill.
+std::uint64_t yield_switch_with_ready(unsigned ready) {
+    static sched::ThreadHandle waiting[256];
+    for (unsigned i = 0; i < ready; ++i) waiting[i] = sched::spawn(nothing, nullptr, {"ready", 2, 4096}).value();
+    auto a = sched::spawn(yielder, nullptr, {"yield-a", 10}).value();
+    auto b = sched::spawn(yielder, nullptr, {"yield-b", 10}).value();
+    auto before = sched::stats().switches;
+    std::uint64_t start = arch::rdinstret();
+    (void)sched::join(a);
+    (void)sched::join(b);
+    std::uint64_t per_switch = (arch::rdinstret() - start) / (sched::stats().switches - before);
+    for (unsigned i = 0; i < ready; ++i) (void)sched::join(waiting[i]);
+    return per_switch;
+}
+
 } // namespace
 
 int main() {
@@ -51,6 +70,8 @@ int main() {
     switches = sched::stats().switches - before;
     klog::print("schedbench: park_unpark_switch {}\n", (arch::rdinstret() - start) / switches);
     klog::print("schedbench: switches {}\n", switches);
+    for (unsigned ready : {1u, 8u, 64u, 256u})
+        klog::print("schedbench: yield_switch_ready_{} {}\n", ready, yield_switch_with_ready(ready));
     klog::print("schedbench: done\n");
     return 0;
 }

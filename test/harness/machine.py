@@ -56,7 +56,11 @@ class Machine:
             # Replace the configured command line (QEMU keeps only the last).
             args += ["-append", self.append]
         if self.icount:
-            args += ["-icount", "shift=0"]
+            # Guest time = instructions (1 ns each). sleep=off: while the
+            # guest idles, the virtual clock jumps to its next timer instead
+            # of waiting in host time, which would deliver the interrupt late
+            # by the host's scheduling noise (see docs/testing.md).
+            args += ["-icount", "shift=0,sleep=off"]
         args += ["-display", "none", "-monitor", "none", "-serial", "stdio",
                  "-qmp", f"unix:{self.qmp_path},server=on,wait=off", "-S"]
         return args + self.extra_args

@@ -251,7 +251,7 @@ void on_thread_timer(time::Event& event, time::Ticks) {
         break;
     case State::AwaitingRelease:
     case State::Throttled:
-        deadline_timer(t);
+        if constexpr (kDeadlineClass) deadline_timer(t);
         break;
     default:
         break; // a stale firing for a wait that ended otherwise
@@ -349,7 +349,7 @@ void reschedule() {
     switch_in(rq, *next, now);
     ++rq.stats.switches;
     if constexpr (kCheckInvariants) check_invariants();
-    rq.switch_start = time::now();
+    rq.switch_start = now;
     arch_switch_context(&prev->context, &next->context);
     finish_switch();
 }

@@ -102,7 +102,6 @@ void on_timer() {
 
 } // namespace
 
-Ticks now() { return plat::timer::now(); }
 std::uint64_t to_ns(Ticks ticks) { return plat::timer::ticks_to_ns(ticks); }
 Ticks from_ns(std::uint64_t ns) { return plat::timer::ns_to_ticks(ns); }
 

@@ -7,9 +7,17 @@
 //
 //   outermost
 //     (VFS and network locks will be listed here)
-//     sched g_lock           libs/sched/src/sched.cpp: threads, run queue,
-//                            sleepers. Held across context switches; thread
-//                            stacks are freed under it (mmu, zone locks).
+//     sched g_lock           libs/sched/src/core.cpp: threads and every
+//                            hart's run queue. Held across context switches;
+//                            thread stacks are freed under it (mmu, zone
+//                            locks); it arms and cancels timer events.
+//     sched_edf g_lock       libs/sched-edf/src/edf.cpp: admission ledgers
+//                            (the EDF exit hook runs under the sched lock).
+//     time Callout::m_lock   one per callout: arming state; arms its event
+//                            under it.
+//     time Queue::lock       libs/time/src/events.cpp: one per hart's event
+//                            heap; never two at once; callbacks run with it
+//                            released.
 //     mmu g_lock             libs/mmu/src/mmu.cpp: the page tables; zone
 //                            locks nest inside (tables come from mm-buddy).
 //                            Held across the SBI remote fence (TLB

@@ -20,6 +20,7 @@
 // the firing. The owner must expect a callback for an arming it has since
 // cancelled or replaced when the two race on different harts: cancel()
 // says whether it stopped the firing.
+#include <arch/csr.hpp>
 #include <base/result.hpp>
 #include <cstdint>
 #include <time/histogram.hpp>
@@ -29,7 +30,8 @@ namespace tessera::time {
 using Ticks = std::uint64_t;
 inline constexpr Ticks kNever = ~0ull;
 
-Ticks now();
+// Inline: the scheduler reads the clock on every switch.
+inline Ticks now() { return arch::rdtime(); }
 std::uint64_t to_ns(Ticks ticks);
 Ticks from_ns(std::uint64_t ns);
 inline Ticks from_us(std::uint64_t us) { return from_ns(us * 1000); }
