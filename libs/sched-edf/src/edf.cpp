@@ -14,13 +14,15 @@ constinit Ledger g_ledgers[arch::kMaxHarts];
 
 sched::DeadlineParams to_ticks(const Params& p) {
     std::uint64_t deadline = p.deadline_ns ? p.deadline_ns : p.period_ns;
-    return {time::from_ns(p.runtime_ns), time::from_ns(deadline), time::from_ns(p.period_ns)};
+    return {time::from_ns(p.runtime_ns), time::from_ns(deadline), time::from_ns(p.period_ns),
+            time::from_ns(p.runtime_hi_ns)};
 }
 
 std::uint64_t density_of(const sched::DeadlineParams& p) {
     // The same arithmetic as at admission, from the parameters the thread
     // holds (ticks: the ratio is what matters).
-    unsigned __int128 scaled = static_cast<unsigned __int128>(p.runtime) * kDensityScale;
+    time::Ticks budget = p.runtime_hi ? p.runtime_hi : p.runtime;
+    unsigned __int128 scaled = static_cast<unsigned __int128>(budget) * kDensityScale;
     return static_cast<std::uint64_t>((scaled + p.deadline - 1) / p.deadline);
 }
 

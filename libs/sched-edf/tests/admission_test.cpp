@@ -77,3 +77,9 @@ KTEST(edf_admission, release_returns_the_share) {
     EXPECT_EQ(hart.used(), 0u);
     EXPECT_EQ(hart.threads(), 0u);
 }
+
+KTEST(edf_admission, a_high_thread_is_admitted_at_its_hi_budget) {
+    EXPECT_EQ(density({200000, 0, 1000000, 500000}).value(), kDensityScale / 2);
+    EXPECT_ERROR(density({200000, 0, 1000000, 200000}), base::Error::InvalidArgument);  // not above runtime
+    EXPECT_ERROR(density({200000, 400000, 1000000, 500000}), base::Error::InvalidArgument); // past the deadline
+}

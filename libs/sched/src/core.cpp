@@ -193,11 +193,9 @@ void switch_in(RunQueue& rq, Thread& next, time::Ticks now) {
     rq.slice_end = now + g_quantum;
     if (has_peer(rq, next)) arm_slice(rq);
     if constexpr (kDeadlineClass) {
-        if (next.deadline_class) {
-            time::Ticks end = now + next.dl.budget;
-            if (!rq.budget_event.queued() || rq.budget_event.deadline > end) (void)time::arm(rq.budget_event, end);
-        }
+        if (next.deadline_class) arm_budget(rq, now + next.dl.budget);
     }
+    if constexpr (kDomains) arm_group_budget(rq, next, now);
     arm_balance(rq, now);
 }
 
@@ -238,6 +236,7 @@ void on_budget(time::Event& event, time::Ticks now) {
     arch::SpinlockGuard guard(g_lock);
     RunQueue& rq = *reinterpret_cast<RunQueue*>(reinterpret_cast<char*>(&event) - offsetof(RunQueue, budget_event));
     if constexpr (kDeadlineClass) deadline_budget_expired(rq, now);
+    if constexpr (kDomains) group_budget_expired(rq, now);
 }
 
 void on_thread_timer(time::Event& event, time::Ticks) {
@@ -292,6 +291,12 @@ Thread* lookup(ThreadHandle h) {
 ThreadHandle handle_of(const Thread& t) { return {static_cast<std::uint32_t>(&t - g_threads), t.generation}; }
 
 void make_ready(Thread& t) {
+    if constexpr (kDomains) {
+        if (gated(t)) { // its group is throttled, or it is Low in HI mode
+            t.state = State::Suspended;
+            return;
+        }
+    }
     RunQueue& rq = place(t);
     enqueue(rq, t);
     Thread& cur = *rq.current;
@@ -312,8 +317,20 @@ void make_ready(Thread& t) {
 void requeue_current(RunQueue& rq) {
     Thread& cur = *rq.current;
     if (&cur == rq.idle || cur.state != State::Running) return;
+    if constexpr (kDomains) {
+        if (gated(cur)) {
+            cur.state = State::Suspended;
+            return;
+        }
+    }
     if (cur.affinity >> index_of(rq) & 1) enqueue(rq, cur);
     else make_ready(cur); // its affinity changed: to an allowed hart
+}
+
+// The budget event is only ever moved earlier; a firing before the budget
+// is spent re-arms (on_budget's callees).
+void arm_budget(RunQueue& rq, time::Ticks end) {
+    if (!rq.budget_event.queued() || rq.budget_event.deadline > end) (void)time::arm(rq.budget_event, end);
 }
 
 void kick(RunQueue& rq) {
@@ -335,6 +352,7 @@ void reschedule() {
     Thread* prev = rq.current;
     time::Ticks now = time::now();
     if constexpr (kDeadlineClass) charge_current(rq, now);
+    if constexpr (kDomains) charge_group(rq, *prev, now);
     Thread* next = take_next(rq);
     rq.need_resched = false;
     if (next == prev) {

@@ -21,6 +21,7 @@ constinit DeadlineExitHook g_exit_hook = nullptr;
 // Starts the period beginning at t.dl.release.
 void begin_period(Thread& t) {
     t.dl.budget = t.dl.params.runtime;
+    t.dl.hi_extended = false;
     t.dl.deadline = t.dl.release + t.dl.params.deadline;
 }
 
@@ -43,6 +44,7 @@ void begin_job(Thread& t) {
 } // namespace
 
 void deadline_timer(Thread& t) {
+    if constexpr (kDomains) leave_hi_mode_if(t); // its refill ends the HI episode it caused
     if (t.state == State::AwaitingRelease) begin_job(t);
     begin_period(t);
     t.wake_due = t.dl.release;
@@ -55,8 +57,15 @@ void deadline_budget_expired(RunQueue& rq, time::Ticks now) {
     charge_current(rq, now);
     if (cur.dl.budget > 0) {
         // The event is only ever moved earlier (core.cpp); not yet due.
-        (void)time::arm(rq.budget_event, now + cur.dl.budget);
+        arm_budget(rq, now + cur.dl.budget);
         return;
+    }
+    if constexpr (kDomains) {
+        // A High thread past its LO budget: HI mode, and its HI remainder.
+        if (enter_hi_mode(rq, cur)) {
+            arm_budget(rq, now + cur.dl.budget);
+            return;
+        }
     }
     ++cur.dl.stats.overruns;
     ++rq.stats.throttles;
@@ -80,6 +89,9 @@ Result<ThreadHandle> spawn_deadline(void (*entry)(void*), void* arg, const Threa
                                     const DeadlineParams& params, unsigned hart) {
     if (!params.runtime || params.runtime > params.deadline || params.deadline > params.period)
         return Error::InvalidArgument;
+    if (params.runtime_hi && (!kDomains || params.runtime_hi <= params.runtime || params.runtime_hi > params.deadline))
+        return Error::InvalidArgument; // HI budgets need sched-domains
+
     if (hart >= arch::kMaxHarts || !(online_mask() >> hart & 1)) return Error::InvalidArgument;
     ThreadAttributes a = attributes;
     a.priority = kPriorities - 1; // unused while deadline-class; keeps the slot valid
@@ -89,6 +101,7 @@ Result<ThreadHandle> spawn_deadline(void (*entry)(void*), void* arg, const Threa
     t->deadline_class = true;
     t->hart = static_cast<std::uint8_t>(hart);
     t->dl.params = params;
+    if (params.runtime_hi) t->criticality = Criticality::High;
     t->dl.release = time::now();
     begin_job(*t);
     begin_period(*t);

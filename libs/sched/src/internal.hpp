@@ -19,6 +19,7 @@
 #include <arch/spinlock.hpp>
 #include <base/list.hpp>
 #include <sched/deadline.hpp>
+#include <sched/domains.hpp>
 #include <sched/sched.hpp>
 #include <time/histogram.hpp>
 #include <time/time.hpp>
@@ -29,6 +30,11 @@ namespace tessera::sched::detail {
 inline constexpr bool kDeadlineClass = true;
 #else
 inline constexpr bool kDeadlineClass = false;
+#endif
+#ifdef CONFIG_LIB_SCHED_DOMAINS
+inline constexpr bool kDomains = true;
+#else
+inline constexpr bool kDomains = false;
 #endif
 #ifdef CONFIG_SCHED_CHECK_INVARIANTS
 inline constexpr bool kCheckInvariants = true;
@@ -47,7 +53,10 @@ enum class State : std::uint8_t {
     AwaitingRelease, // deadline class: job done, next period not yet begun
     Throttled,       // deadline class: budget spent, waiting for the refill
     Idle,            // an idle thread while its hart runs something else
+    Suspended,       // runnable, but held back by its throttled group or the HI mode
 };
+
+struct Group;
 
 // Deadline-class parameters and the state of the current job.
 struct DeadlineState {
@@ -55,6 +64,7 @@ struct DeadlineState {
     time::Ticks release;     // start of the current (or next) period
     time::Ticks deadline;    // scheduling deadline: moves with each refill of a throttled job
     time::Ticks job_deadline; // the current job's own deadline, for miss accounting
+    bool hi_extended;        // High thread: this job already switched to HI mode
     time::Ticks budget;      // runtime left in this period
     DeadlineStats stats;
 };
@@ -68,6 +78,9 @@ struct Thread {
     bool detached = false;
     bool unpark_token = false;
     bool deadline_class = false;
+    Criticality criticality = Criticality::Normal;
+    Group* group = nullptr;
+    base::ListNode group_node;   // in its group's member list
     std::uint32_t affinity = kAnyHart;
     std::uint32_t generation = 1;
     std::uint32_t saved_trap_depth = 0;
@@ -84,6 +97,18 @@ struct Thread {
 };
 
 using ThreadList = base::IntrusiveList<Thread, &Thread::node>;
+using GroupMembers = base::IntrusiveList<Thread, &Thread::group_node>;
+
+struct Group {
+    bool in_use;
+    bool throttled;
+    GroupParams params;
+    time::Ticks remaining;        // budget left in this period
+    time::Ticks used_this_period;
+    time::Event refill;           // at each period boundary
+    GroupMembers members;
+    GroupStats stats;
+};
 
 struct alignas(64) RunQueue {
     ThreadList ready[kPriorities];
@@ -139,5 +164,16 @@ std::uint32_t online_mask();
 void deadline_timer(Thread& t);      // release or refill due (timer callback, g_lock held)
 void deadline_budget_expired(RunQueue& rq, time::Ticks now);
 void deadline_exited(Thread& t);
+
+// Budget groups and criticality (domains.cpp; compiled out without
+// sched-domains).
+bool gated(const Thread& t);                       // held back now?
+void charge_group(RunQueue& rq, Thread& t, time::Ticks now);
+void arm_group_budget(RunQueue& rq, Thread& t, time::Ticks now);
+void group_budget_expired(RunQueue& rq, time::Ticks now);
+bool enter_hi_mode(RunQueue& rq, Thread& t);       // a High thread spent its LO budget
+void leave_hi_mode_if(Thread& t);                  // t's release: back to LO if t caused HI
+void domains_exited(Thread& t);
+void arm_budget(RunQueue& rq, time::Ticks end);    // only ever earlier (core.cpp)
 
 } // namespace tessera::sched::detail

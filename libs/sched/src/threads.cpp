@@ -137,6 +137,7 @@ void exit_locked(int status) {
     if constexpr (kDeadlineClass) {
         if (self->deadline_class) deadline_exited(*self);
     }
+    if constexpr (kDomains) domains_exited(*self);
     (void)time::cancel(self->timer);
     if (self->joiner) {
         // The joiner stays recorded, so no one else can join or detach (and

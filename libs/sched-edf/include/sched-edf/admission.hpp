@@ -20,10 +20,16 @@ struct Params {
     std::uint64_t runtime_ns;
     std::uint64_t deadline_ns; // 0: same as the period
     std::uint64_t period_ns;
+    // A High-criticality thread's budget in HI mode (sched-domains):
+    // runtime < runtime_hi <= deadline. Admission counts it at this budget,
+    // so the hart keeps every promise in HI mode too. 0: not High.
+    std::uint64_t runtime_hi_ns = 0;
 };
 
 // InvalidArgument unless 0 < runtime <= deadline <= period (deadline 0
-// meaning period) and the period is at most an hour.
+// meaning period), the period is at most an hour, and a runtime_hi is
+// above the runtime and within the deadline. The density is taken at the
+// larger budget.
 base::Result<std::uint64_t> density(const Params& params);
 
 // One hart's admitted load. Not synchronised (edf.cpp guards it).

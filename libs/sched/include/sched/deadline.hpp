@@ -20,6 +20,9 @@ struct DeadlineParams {
     time::Ticks runtime;
     time::Ticks deadline; // relative; runtime <= deadline <= period
     time::Ticks period;
+    // Mixed criticality (sched-domains): a High thread's budget in HI mode,
+    // runtime < runtime_hi <= deadline. 0: not a High thread.
+    time::Ticks runtime_hi = 0;
 };
 
 struct DeadlineStats {
