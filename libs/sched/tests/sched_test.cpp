@@ -6,6 +6,7 @@
 #include <ktest/ktest.hpp>
 #include <plat/timer.hpp>
 #include <sched/sched.hpp>
+#include <time/callout.hpp>
 
 using namespace tessera;
 using base::Error;
@@ -318,4 +319,106 @@ KTEST(sched_smp, affinity_moves_a_running_thread_and_rejects_offline_masks) {
     sched::HartStats hs = sched::hart_stats(last);
     EXPECT_GT(hs.switches, 0u);
     EXPECT_GT(hs.busy_ticks, 0u);
+}
+
+namespace {
+
+struct PingPong {
+    sched::ThreadHandle peer[2];
+    std::atomic<unsigned> ready{0};
+    unsigned rounds = 0;
+    unsigned done[2] = {};
+};
+
+struct PingPongArg {
+    PingPong* game;
+    unsigned me;
+};
+
+void ping_pong(void* p) {
+    auto& a = *static_cast<PingPongArg*>(p);
+    PingPong& g = *a.game;
+    g.ready.fetch_add(1);
+    while (g.ready.load() < 2) sched::yield();
+    for (unsigned i = 0; i < g.rounds; ++i) {
+        (void)sched::unpark(g.peer[1 - a.me]);
+        sched::park();
+        ++g.done[a.me];
+    }
+    (void)sched::unpark(g.peer[1 - a.me]);
+}
+
+} // namespace
+
+// Each wake-up crosses harts (an IPI to a hart that may be idle in wfi):
+// a lost one would hang the game.
+KTEST(sched_smp, park_unpark_across_harts_loses_no_wake_up) {
+    unsigned last = sched::online_harts() - 1;
+    PingPong g;
+    g.rounds = 2000;
+    PingPongArg a0{&g, 0}, a1{&g, 1};
+    // Parked threads are handed to peers before they run: create both first.
+    auto t0 = sched::spawn(ping_pong, &a0, {"ping", 10, 16384, 1u});
+    auto t1 = sched::spawn(ping_pong, &a1, {"pong", 10, 16384, 1u << last});
+    ASSERT_OK(t0);
+    ASSERT_OK(t1);
+    g.peer[0] = t0.value();
+    g.peer[1] = t1.value();
+    EXPECT_OK(sched::join(t0.value()));
+    EXPECT_OK(sched::join(t1.value()));
+    EXPECT_EQ(g.done[0], g.rounds);
+    EXPECT_EQ(g.done[1], g.rounds);
+}
+
+
+namespace {
+
+struct Remote {
+    time::Callout* callout;
+    std::atomic<bool> started{false};
+    std::atomic<bool> inside{false};
+    std::atomic<unsigned> calls{0};
+    std::atomic<unsigned> finished{0};
+};
+
+void slow_callback(void* p) {
+    auto& r = *static_cast<Remote*>(p);
+    r.inside.store(true);
+    r.calls.fetch_add(1);
+    time::Ticks end = time::now() + time::from_us(2000);
+    while (time::now() < end) {}
+    r.finished.fetch_add(1);
+    r.inside.store(false);
+}
+
+void start_remote(void* p) {
+    auto& r = *static_cast<Remote*>(p);
+    // Armed from this thread's hart: it fires there.
+    (void)r.callout->start_periodic(time::now() + time::from_us(500), time::from_us(3000));
+    r.started.store(true);
+}
+
+} // namespace
+
+// time::Callout across harts (here because it needs threads to arm the
+// callout on another hart). The callback runs on another hart (on one hart: in this hart's timer
+// interrupt) while this thread cancels: cancel_and_wait returns only once
+// it has finished, and nothing fires afterwards.
+KTEST(sched_smp, callout_cancel_and_wait_waits_for_a_callback_running_elsewhere) {
+    unsigned last = sched::online_harts() - 1;
+    Remote r;
+    time::Callout c(slow_callback, &r);
+    r.callout = &c;
+    auto t = sched::spawn(start_remote, &r, {"arm-remote", 20, 16384, 1u << last});
+    ASSERT_OK(t);
+    ASSERT_OK(sched::join(t.value()));
+    std::uint64_t give_up = time::now() + time::from_us(1000000);
+    while (!r.inside.load() && time::now() < give_up) sched::yield();
+    ASSERT_TRUE(r.calls.load() >= 1);
+    ASSERT_OK(c.cancel_and_wait());
+    EXPECT_FALSE(c.running());
+    EXPECT_EQ(r.finished.load(), r.calls.load()); // nothing was cut short
+    unsigned calls = r.calls.load();
+    sched::sleep_for_ns(10'000'000);
+    EXPECT_EQ(r.calls.load(), calls); // and nothing ran after
 }

@@ -113,3 +113,4 @@ KTEST(time_callout, cancel_and_wait_from_the_callback_is_refused) {
     EXPECT_ERROR(p.self_wait, base::Error::InvalidArgument);
     ASSERT_OK(c.cancel_and_wait());
 }
+
