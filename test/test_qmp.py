@@ -1,5 +1,7 @@
 """Life cycle through QMP, and the interrupt-driven console, on the echo app
 (which idles in wfi waiting for console input)."""
+import time
+
 import pytest
 
 
@@ -62,10 +64,27 @@ def test_console_input_is_interrupt_driven(echo, machine):
     m.expect(r"echo: ready")
     line = "the quick brown fox jumps over the lazy dog " * 2
     m.write(line.strip() + "\r")
-    match = m.expect(r"echo: (.*) \(rx (\d+) bytes, (\d+) interrupts\)")
+    match = m.expect(r"echo: (.*) \(rx (\d+) bytes, (\d+) interrupts, background \d+\)")
     assert match.group(1).decode() == line.strip()
     assert int(match.group(2)) == len(line.strip()) + 1
     assert int(match.group(3)) >= 1
+
+
+def test_a_thread_blocked_on_console_input_lets_others_run(build, machine):
+    """With the scheduler, read() parks the reading thread (main, priority
+    16): the lowest-priority background thread runs while it waits, which
+    it could not if main waited in wfi."""
+    image = build("echo", extra=["CONFIG_LIB_SCHED=y"])
+    m = machine(image).start()
+    m.expect(r"echo: ready")
+    counts = []
+    for word in ("one", "two"):
+        m.write(word + "\r")
+        counts.append(int(m.expect(rf"echo: {word} \(.*background (\d+)\)").group(1)))
+        time.sleep(0.2)
+    assert counts[1] > counts[0] > 0, counts
+    m.write("exit 0\r")
+    assert m.wait_exit() == 0
 
 
 def test_exit_status_from_the_guest(echo, machine):

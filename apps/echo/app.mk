@@ -1,1 +1,4 @@
 SRCS-y += main.cpp
+ifeq ($(CONFIG_LIB_SCHED),y)
+USES += sched time
+endif

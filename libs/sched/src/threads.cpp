@@ -7,6 +7,7 @@
 #include <mm-buddy/buddy.hpp>
 #include <new>
 #include <plat/boot.hpp>
+#include <plat/console.hpp>
 #if CONFIG_LIB_MMU
 #include <mmu/mmu.hpp>
 #endif
@@ -364,9 +365,25 @@ Stats stats() {
     return sum_stats();
 }
 
+namespace {
+// A thread blocked in plat::console::read() parks; the receive interrupt
+// unparks it.
+constexpr plat::console::ReaderBlocking kConsoleBlocking = {
+    [] {
+        ThreadHandle h = self();
+        return std::uint64_t(h.index) << 32 | h.generation;
+    },
+    [] { park(); },
+    [](std::uint64_t token) {
+        (void)unpark({static_cast<std::uint32_t>(token >> 32), static_cast<std::uint32_t>(token)});
+    },
+};
+} // namespace
+
 // Init step sched.start: the boot context becomes hart 0's idle thread.
 Result<void> init_start() {
     init_core();
+    plat::console::set_reader_blocking(&kConsoleBlocking);
     Thread& idle = g_threads[0];
     reset_slot(idle, "idle");
     hart_online(idle, 0, reinterpret_cast<std::uint64_t>(__boot_stack_bottom));

@@ -33,6 +33,10 @@ struct RxRing {
 };
 constinit RxRing g_rx;
 constinit Stats g_stats = {};
+constinit const ReaderBlocking* g_blocking = nullptr;
+constexpr std::uint64_t kNoReader = ~0ull;
+// The thread blocked in read(), if any; the interrupt takes it to wake it.
+constinit std::atomic<std::uint64_t> g_reader{kNoReader};
 
 arch::Mmio<std::uint8_t> reg(Reg r) { return arch::Mmio<std::uint8_t>(g_base + r); }
 
@@ -49,6 +53,8 @@ void on_rx_interrupt(void*) {
         g_rx.head.store(head + 1, std::memory_order_release);
         ++g_stats.rx_bytes;
     }
+    std::uint64_t reader = g_reader.exchange(kNoReader, std::memory_order_acq_rel);
+    if (reader != kNoReader && g_blocking) g_blocking->wake(reader);
 }
 
 } // namespace
@@ -84,9 +90,25 @@ std::optional<char> try_read() {
 
 char read() {
     std::optional<char> c;
-    arch::wait_until([&] { return (c = try_read()).has_value(); });
-    return *c;
+    if (!g_blocking || arch::in_interrupt()) {
+        arch::wait_until([&] { return (c = try_read()).has_value(); });
+        return *c;
+    }
+    for (;;) {
+        if ((c = try_read())) return *c;
+        // Registered before the second look: a byte that arrives after it
+        // finds the reader and wakes it (the wake is remembered if it
+        // comes before block()).
+        g_reader.store(g_blocking->current(), std::memory_order_release);
+        if ((c = try_read())) {
+            g_reader.store(kNoReader, std::memory_order_relaxed);
+            return *c;
+        }
+        g_blocking->block();
+    }
 }
+
+void set_reader_blocking(const ReaderBlocking* blocking) { g_blocking = blocking; }
 
 Stats stats() { return g_stats; }
 

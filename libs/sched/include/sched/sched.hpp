@@ -66,7 +66,10 @@ void sleep_until(std::uint64_t deadline_ticks);
 void sleep_for_ns(std::uint64_t ns);
 
 // Blocks until unpark(); an unpark that comes first is remembered (one
-// token), so no wake-up is lost between a check and park().
+// token), so no wake-up is lost between a check and park(). Like any
+// one-token park, it can return for an unpark meant for an earlier wait
+// (e.g. a console read that found its byte anyway): callers re-check
+// their condition in a loop.
 void park();
 base::Result<void> unpark(ThreadHandle thread); // also from interrupt context
 

@@ -15,9 +15,20 @@ void put_char(char c);
 
 // A received byte, if any, without waiting.
 std::optional<char> try_read();
-// Sleeps (wfi, without lost wake-ups) until a byte arrives. Needs
-// interrupts enabled: the receive interrupt is what fills the ring.
+// Waits until a byte arrives, without lost wake-ups. Needs interrupts
+// enabled: the receive interrupt is what fills the ring. Without a
+// scheduler the hart waits in wfi; with one, the calling thread blocks
+// (ReaderBlocking) and other threads run meanwhile. One reader at a time.
 char read();
+
+// How read() blocks the calling thread; the scheduler installs it
+// (sched.start). `block` may return spuriously (read re-checks the ring).
+struct ReaderBlocking {
+    std::uint64_t (*current)();        // a token naming the calling thread
+    void (*block)();                   // sleep until woken; an earlier wake is remembered
+    void (*wake)(std::uint64_t token); // called from the receive interrupt
+};
+void set_reader_blocking(const ReaderBlocking* blocking);
 
 struct Stats {
     std::uint64_t rx_bytes;
