@@ -114,7 +114,6 @@ Result<ThreadHandle> spawn_deadline(void (*entry)(void*), void* arg, const Threa
 
 Result<void> end_job() {
     VERIFY(!arch::in_interrupt());
-    arch::IrqGuard irq;
     arch::SpinlockGuard guard(g_lock);
     RunQueue& rq = this_rq();
     Thread& self = current();

@@ -207,7 +207,6 @@ Result<ThreadHandle> spawn(void (*entry)(void*), void* arg, const ThreadAttribut
 
 Result<int> join(ThreadHandle h) {
     VERIFY(!arch::in_interrupt());
-    arch::IrqGuard irq;
     arch::SpinlockGuard guard(g_lock);
     Thread& self = current();
     VERIFY(&self != this_rq().idle); // the idle context never blocks
@@ -246,7 +245,6 @@ void exit(int status) {
 
 void yield() {
     VERIFY(!arch::in_interrupt()); // a handler must not switch away mid-way
-    arch::IrqGuard irq;
     arch::SpinlockGuard guard(g_lock);
     requeue_current(this_rq());
     block_current();
@@ -254,7 +252,6 @@ void yield() {
 
 void sleep_until(std::uint64_t deadline) {
     VERIFY(!arch::in_interrupt());
-    arch::IrqGuard irq;
     arch::SpinlockGuard guard(g_lock);
     Thread& self = current();
     VERIFY(&self != this_rq().idle); // the idle context never blocks
@@ -269,7 +266,6 @@ void sleep_for_ns(std::uint64_t ns) { sleep_until(time::now() + time::from_ns(ns
 
 void park() {
     VERIFY(!arch::in_interrupt());
-    arch::IrqGuard irq;
     arch::SpinlockGuard guard(g_lock);
     Thread& self = current();
     VERIFY(&self != this_rq().idle); // the idle context never blocks
@@ -311,7 +307,6 @@ std::string_view name(ThreadHandle h) {
 Result<void> set_priority(ThreadHandle h, unsigned priority) {
     VERIFY(!arch::in_interrupt());
     if (priority == kIdlePriority || priority >= kPriorities) return Error::InvalidArgument;
-    arch::IrqGuard irq;
     arch::SpinlockGuard guard(g_lock);
     Thread* t = lookup(h);
     if (!t) return Error::NotFound;
@@ -338,7 +333,6 @@ Result<void> set_priority(ThreadHandle h, unsigned priority) {
 
 Result<void> set_affinity(ThreadHandle h, std::uint32_t mask) {
     VERIFY(!arch::in_interrupt());
-    arch::IrqGuard irq;
     arch::SpinlockGuard guard(g_lock);
     if (!(mask & online_mask())) return Error::InvalidArgument;
     Thread* t = lookup(h);
