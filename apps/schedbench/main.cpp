@@ -49,25 +49,18 @@ std::uint64_t yield_switch_with_ready(unsigned ready) {
 
 int main() {
     // yield: each call is one switch to the other thread.
-    auto a = sched::spawn(yielder, nullptr, {"yield-a", 10}).value();
-    auto b = sched::spawn(yielder, nullptr, {"yield-b", 10}).value();
-    auto before = sched::stats().switches;
-    std::uint64_t start = arch::rdinstret();
-    (void)sched::join(a);
-    (void)sched::join(b);
-    std::uint64_t switches = sched::stats().switches - before;
-    klog::print("schedbench: yield_switch {}\n", (arch::rdinstret() - start) / switches);
+    klog::print("schedbench: yield_switch {}\n", yield_switch_with_ready(0));
 
     // park/unpark ping-pong: the pattern of a thread waking another and
     // going to sleep (a request handed to a worker).
     g_peer[0] = sched::spawn(pinger, reinterpret_cast<void*>(0), {"ping", 10}).value();
     g_peer[1] = sched::spawn(pinger, reinterpret_cast<void*>(1), {"pong", 10}).value();
-    before = sched::stats().switches;
-    start = arch::rdinstret();
+    auto before = sched::stats().switches;
+    std::uint64_t start = arch::rdinstret();
     (void)sched::unpark(g_peer[0]);
     (void)sched::join(g_peer[0]);
     (void)sched::join(g_peer[1]);
-    switches = sched::stats().switches - before;
+    std::uint64_t switches = sched::stats().switches - before;
     klog::print("schedbench: park_unpark_switch {}\n", (arch::rdinstret() - start) / switches);
     klog::print("schedbench: switches {}\n", switches);
     for (unsigned ready : {1u, 8u, 64u, 256u})

@@ -35,15 +35,6 @@ bool migratable_to(const Thread& t, unsigned hart) {
     return !t.deadline_class && (t.affinity >> hart & 1);
 }
 
-void dequeue(RunQueue& rq, Thread& t) {
-    if (t.deadline_class) {
-        rq.deadline_ready.remove(t);
-    } else {
-        rq.ready[t.priority].remove(t);
-        if (rq.ready[t.priority].is_empty()) rq.bitmap &= ~(1u << t.priority);
-    }
-    --rq.nr_ready;
-}
 
 void enqueue(RunQueue& rq, Thread& t) {
     unsigned hart = index_of(rq);
@@ -284,6 +275,16 @@ void on_interrupt_exit() {
 void on_ipi() {} // the interrupt-exit hook does the work
 
 } // namespace
+
+void dequeue(RunQueue& rq, Thread& t) {
+    if (t.deadline_class) {
+        rq.deadline_ready.remove(t);
+    } else {
+        rq.ready[t.priority].remove(t);
+        if (rq.ready[t.priority].is_empty()) rq.bitmap &= ~(1u << t.priority);
+    }
+    --rq.nr_ready;
+}
 
 Thread* lookup(ThreadHandle h) {
     if (h.index >= kMaxThreads) return nullptr;

@@ -23,14 +23,7 @@ Group* group_of(GroupId id) {
 // ready, or switched out at its hart's next interrupt exit if running.
 void hold_back(Thread& t) {
     if (t.state == State::Ready) {
-        RunQueue& rq = g_rq[t.hart];
-        if (t.deadline_class) {
-            rq.deadline_ready.remove(t);
-        } else {
-            rq.ready[t.priority].remove(t);
-            if (rq.ready[t.priority].is_empty()) rq.bitmap &= ~(1u << t.priority);
-        }
-        --rq.nr_ready;
+        dequeue(g_rq[t.hart], t);
         t.state = State::Suspended;
     } else if (t.state == State::Running) {
         kick(g_rq[t.hart]); // requeue_current() suspends it there

@@ -147,6 +147,7 @@ ThreadHandle handle_of(const Thread& t);
 
 // All of these: g_lock held, interrupts off.
 void make_ready(Thread& t);          // queue on a suitable hart, preempting if more urgent
+void dequeue(RunQueue& rq, Thread& t); // a Ready thread off its run queue (state unchanged)
 void requeue_current(RunQueue& rq);  // the running thread goes back in line (if still Running)
 void kick(RunQueue& rq);             // that hart must re-evaluate (IPI if remote)
 void reschedule();                   // switch to this hart's most urgent thread

@@ -312,10 +312,7 @@ Result<void> set_priority(ThreadHandle h, unsigned priority) {
     if (!t) return Error::NotFound;
     if (t->priority == kIdlePriority || t->deadline_class) return Error::InvalidArgument;
     if (t->state == State::Ready) {
-        RunQueue& rq = g_rq[t->hart];
-        rq.ready[t->priority].remove(*t);
-        if (rq.ready[t->priority].is_empty()) rq.bitmap &= ~(1u << t->priority);
-        --rq.nr_ready;
+        dequeue(g_rq[t->hart], *t);
         t->priority = static_cast<std::uint8_t>(priority);
         make_ready(*t);
     } else {
@@ -342,10 +339,7 @@ Result<void> set_affinity(ThreadHandle h, std::uint32_t mask) {
     if (mask >> t->hart & 1) return {};
     // On a hart it may no longer use: move it now.
     if (t->state == State::Ready) {
-        RunQueue& rq = g_rq[t->hart];
-        rq.ready[t->priority].remove(*t);
-        if (rq.ready[t->priority].is_empty()) rq.bitmap &= ~(1u << t->priority);
-        --rq.nr_ready;
+        dequeue(g_rq[t->hart], *t);
         make_ready(*t);
     } else if (t->state == State::Running) {
         kick(g_rq[t->hart]); // requeue_current() places it on an allowed hart
