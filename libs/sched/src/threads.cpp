@@ -212,7 +212,7 @@ Result<int> join(ThreadHandle h) {
     VERIFY(&self != this_rq().idle); // the idle context never blocks
     Thread* t = lookup(h);
     if (!t) return Error::NotFound;
-    if (t == &self || t->detached || t->state == State::Idle || t == this_rq().idle) return Error::InvalidArgument;
+    if (t == &self || t->detached || t->priority == kIdlePriority) return Error::InvalidArgument; // idle threads never exit
     if (t->joiner) return Error::Busy;
     if (t->state != State::Exited) {
         t->joiner = &self;
