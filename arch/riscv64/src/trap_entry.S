@@ -19,6 +19,7 @@
 #define STVAL 280
 #define FCSR 544
 #define FS_AT_ENTRY 552
+#define SSTATUS_FS_DIRTY (3 << 13)
 /* arch/hart.hpp struct Hart (offsets checked by static_assert there) */
 #define HART_STACK_LIMIT 32
 #define HART_EMERGENCY_TOP 40
@@ -128,9 +129,27 @@ trap_vector:
     call    tessera_trap
     addi    sp, sp, 16
 
+    /* Leave FS Dirty instead of its value at entry if the trap made the
+     * registers we are about to reload differ from the thread's Context.
+     * That can only happen if the thread was switched out and back in
+     * during the trap (preempted at interrupt exit): if the switch-out found
+     * FS Dirty, it saved the handler chain's fs0-fs11 and fcsr, which need
+     * not be the values this exit restores. After the thread came back, FS
+     * is Clean and the registers hold its Context; so if FS is still Clean
+     * here and fcsr matches the frame, the chain changed nothing it will
+     * not restore and the frame agrees with the Context (a chain function
+     * that used an fs register restores it on return: a write, so FS would
+     * be Dirty). Without a switch, FS Clean here means nothing was written
+     * since entry. t4 = 1: force Dirty. See switch.S for the invariant. */
     ld      t2, FS_AT_ENTRY(sp)
+    li      t4, 0
     beqz    t2, 2f
+    csrr    t3, sstatus         /* before the loads below make FS Dirty */
+    frcsr   t4
     ld      t0, FCSR(sp)
+    xor     t4, t4, t0          /* fcsr changed during the trap */
+    srli    t3, t3, 63          /* sstatus.SD: FS is Dirty */
+    or      t4, t4, t3
     fscsr   t0
     fld     f0, 288(sp)
     fld     f1, 296(sp)
@@ -168,7 +187,10 @@ trap_vector:
     ld      t0, SEPC(sp)
     csrw    sepc, t0
     ld      t0, SSTATUS(sp)
-    csrw    sstatus, t0
+    beqz    t4, 3f
+    li      t1, SSTATUS_FS_DIRTY
+    or      t0, t0, t1
+3:  csrw    sstatus, t0
     ld      x1, 8(sp)
     ld      x3, 24(sp)
     /* x4 (tp) is not restored: it names the hart, and a thread preempted
