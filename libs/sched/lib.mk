@@ -2,7 +2,7 @@
 # and the deadline-class mechanism when sched-edf is enabled.
 SRCS-y += src/core.cpp src/threads.cpp
 SRCS-$(CONFIG_LIB_SCHED_EDF) += src/deadline.cpp
-TESTS-y += tests/sched_test.cpp
+TESTS-y += tests/sched_test.cpp tests/fp_test.cpp
 USES += mm-buddy time
 ifeq ($(CONFIG_LIB_MMU),y)
 USES += mmu
