@@ -17,9 +17,8 @@
  * Context, or that Context has no FP state and fcsr is 0. The trap exit
  * keeps it too (trap_entry.S).
  *
- * A thread that never writes FP state costs four instructions here (the
- * FS test, the fp_saved test) plus the fcsr test, instead of 28 loads and
- * stores. */
+ * A thread that never writes FP state costs six instructions here (the
+ * FS, fp_saved and fcsr tests) instead of 28 loads and stores. */
 #define CTX_FCSR 208
 #define CTX_FP_SAVED 216
 #define FS_DIRTY_TO_CLEAN (1 << 13) /* sstatus.FS: Dirty is 0b11, Clean 0b10 */

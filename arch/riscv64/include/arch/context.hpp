@@ -34,15 +34,15 @@ static_assert(sizeof(Context) == 224 && offsetof(Context, fs) == 112 && offsetof
 // stack whose highest address is `stack_top`. entry starts with interrupts
 // disabled (the switch happened with them off) and turns them on when it
 // may; it must not return (the scheduler's start wrapper exits the thread).
-// The new thread has no FP state yet (fp_saved = 0): it starts with whatever
-// the FP registers hold, FS not Dirty, and gets a saved copy once it writes
-// any.
+// The new thread has no FP state yet (fp_saved = 0): it starts with
+// fcsr = 0, FS not Dirty and whatever the FP registers hold, and gets a
+// saved copy at its first switch-out after it writes any.
 void init_context(Context& context, std::uintptr_t stack_top, void (*entry)(void*), void* arg);
 
 } // namespace tessera::arch
 
 // Saves the current context into *from and resumes *to. Interrupts must be
 // disabled by the caller; each side restores its own interrupt state.
-// Returns with sstatus.FS Clean if FP state was saved or loaded, else as it
-// was (Clean, or Initial before the first switch of a hart).
+// Returns with sstatus.FS Clean if it saved, loaded or reset FP state, else
+// as it was (Clean, or Initial before the first switch of a hart).
 extern "C" void arch_switch_context(tessera::arch::Context* from, const tessera::arch::Context* to);
