@@ -3,7 +3,7 @@
 SRCS-y += src/core.cpp src/threads.cpp
 SRCS-$(CONFIG_LIB_SCHED_EDF) += src/deadline.cpp
 SRCS-$(CONFIG_LIB_SCHED_DOMAINS) += src/domains.cpp
-TESTS-y += tests/sched_test.cpp
+TESTS-y += tests/sched_test.cpp tests/fp_test.cpp
 USES += mm-buddy time
 ifeq ($(CONFIG_LIB_MMU),y)
 USES += mmu

@@ -1,8 +1,21 @@
 /*
  * Trap vector (direct mode). Saves the full integer frame, the CSRs that
- * describe the trap, and the FP registers whenever sstatus.FS is not Off:
- * C++ handlers compiled for lp64d may touch FP registers, and the
- * interrupted code's values must survive. Layout: arch/trap.hpp TrapFrame.
+ * describe the trap, and the FP state the handlers could destroy: C++
+ * handlers compiled for lp64d may touch FP registers, and the interrupted
+ * code's values must survive. Layout: arch/trap.hpp TrapFrame.
+ *
+ * How much FP state, by sstatus.FS at entry:
+ *   - Off: none (the FPU is off; nothing touches it).
+ *   - Clean: fcsr only. FS becomes Clean only at a switch (switch.S), where
+ *     the thread resumes by returning from a call, so its caller-saved FP
+ *     registers (ft*, fa*) are dead; and FS Clean means it has written no
+ *     FP register since, so none of them holds a live value now either (a
+ *     trap exit that leaves FS Clean returns to code of which the same
+ *     holds). fs0-fs11 are callee-saved: every handler preserves them, and
+ *     a switch away at interrupt exit brings them back (they match the
+ *     Context while FS is Clean). fcsr is not preserved by calls: a
+ *     handler's arithmetic sets flags, so it is saved.
+ *   - Initial or Dirty: f0-f31 and fcsr.
  *
  * The frame goes on the current stack, unless that stack has no room left
  * for it and the handlers (sp below this hart's stack limit + a frame +
@@ -19,6 +32,8 @@
 #define STVAL 280
 #define FCSR 544
 #define FS_AT_ENTRY 552
+#define FS_CLEAN 2 /* sstatus.FS, shifted down */
+#define SSTATUS_FS_DIRTY (3 << 13)
 /* arch/hart.hpp struct Hart (offsets checked by static_assert there) */
 #define HART_STACK_LIMIT 32
 #define HART_EMERGENCY_TOP 40
@@ -81,7 +96,11 @@ trap_vector:
     srli    t2, t1, 13
     andi    t2, t2, 3
     sd      t2, FS_AT_ENTRY(sp)
-    beqz    t2, 1f
+    beqz    t2, 1f              /* Off */
+    frcsr   t0
+    sd      t0, FCSR(sp)
+    li      t0, FS_CLEAN
+    beq     t2, t0, 1f          /* Clean: fcsr is all (see above) */
     fsd     f0, 288(sp)
     fsd     f1, 296(sp)
     fsd     f2, 304(sp)
@@ -114,8 +133,6 @@ trap_vector:
     fsd     f29, 520(sp)
     fsd     f30, 528(sp)
     fsd     f31, 536(sp)
-    frcsr   t0
-    sd      t0, FCSR(sp)
 1:
     /* A frame record (ra = sepc, fp = interrupted s0) so backtraces from
      * inside the handler continue into the interrupted code. */
@@ -128,10 +145,31 @@ trap_vector:
     call    tessera_trap
     addi    sp, sp, 16
 
+    /* The FS to leave: the entry value, unless the trap may have put the
+     * thread's Context out of step with the FP state it returns with; then
+     * Dirty, so that its next switch saves that state. That can only
+     * happen if the thread was switched out and back in during the trap
+     * (preempted at interrupt exit) and the switch-out found FS Dirty: it
+     * saved the handler chain's fs0-fs11 and fcsr, which need not be what
+     * the thread returns to. Once the thread is back, FS is Clean and the
+     * registers hold its Context; if FS is still Clean here, the chain
+     * wrote no FP register on its way back, so it had none of fs0-fs11
+     * changed at the switch (it would have to restore it: a write) and
+     * only fcsr can differ, which is compared. Without a switch, FS Clean
+     * here means nothing was written since entry. t4 != 0: leave Dirty.
+     * switch.S states the invariant this keeps. */
     ld      t2, FS_AT_ENTRY(sp)
+    li      t4, 0
     beqz    t2, 2f
+    csrr    t3, sstatus         /* before the loads below make FS Dirty */
+    frcsr   t4
     ld      t0, FCSR(sp)
+    xor     t4, t4, t0          /* fcsr changed during the trap */
+    srli    t3, t3, 63          /* sstatus.SD: FS is Dirty */
+    or      t4, t4, t3
     fscsr   t0
+    li      t0, FS_CLEAN
+    beq     t2, t0, 2f          /* Clean at entry: only fcsr was saved */
     fld     f0, 288(sp)
     fld     f1, 296(sp)
     fld     f2, 304(sp)
@@ -168,7 +206,10 @@ trap_vector:
     ld      t0, SEPC(sp)
     csrw    sepc, t0
     ld      t0, SSTATUS(sp)
-    csrw    sstatus, t0
+    beqz    t4, 3f
+    li      t1, SSTATUS_FS_DIRTY
+    or      t0, t0, t1
+3:  csrw    sstatus, t0
     ld      x1, 8(sp)
     ld      x3, 24(sp)
     /* x4 (tp) is not restored: it names the hart, and a thread preempted

@@ -133,3 +133,34 @@ KTEST(arch, sbi_remote_sfence_vma_on_this_hart) {
     EXPECT_OK(arch::sbi::remote_sfence_vma(self, 0, 0x80200000, 4096));
     EXPECT_OK(arch::sbi::remote_sfence_vma(self, 0, 0, ~std::uint64_t(0)));
 }
+
+namespace {
+unsigned clz_by_bits(std::uint64_t x) {
+    unsigned n = 0;
+    for (std::uint64_t bit = 1ull << 63; bit && !(x & bit); bit >>= 1) ++n;
+    return n;
+}
+} // namespace
+
+// __builtin_clz(ll) calls __clzdi2 on rv64gc: ours (src/clz.S), not libgcc's.
+KTEST(arch, clz_matches_a_bit_count) {
+    unsigned failures = 0;
+    auto check = [&](std::uint64_t v) {
+        volatile std::uint64_t x = v; // keep the compiler from folding the call
+        unsigned got = static_cast<unsigned>(__builtin_clzll(x));
+        if (got != clz_by_bits(v) && failures++ == 0) EXPECT_EQ(got, clz_by_bits(v));
+    };
+    for (unsigned i = 0; i < 64; ++i) {
+        check(1ull << i);           // exactly one bit
+        check(~0ull >> (63 - i));   // that bit and every lower one
+        check((1ull << i) | 1);     // that bit and the lowest
+    }
+    ktest::Random random;
+    for (int i = 0; i < 2000; ++i) {
+        std::uint64_t v = random.next() >> (random.next() % 64); // every length
+        if (v) check(v);
+    }
+    EXPECT_EQ(failures, 0u);
+    volatile std::uint32_t bitmap = 0x0001'0400u; // the scheduler's use: 32-bit priority bitmaps
+    EXPECT_EQ(31 - __builtin_clz(bitmap), 16);
+}

@@ -15,8 +15,8 @@ struct TrapFrame {
     std::uint64_t sstatus;
     std::uint64_t scause;
     std::uint64_t stval;
-    std::uint64_t f[32];     // valid only if fs_at_entry != 0
-    std::uint64_t fcsr;
+    std::uint64_t f[32];     // valid only if fs_at_entry is Initial (1) or Dirty (3): see trap_entry.S
+    std::uint64_t fcsr;      // valid if fs_at_entry != 0 (Off)
     std::uint64_t fs_at_entry; // sstatus.FS when the trap was taken
 
     [[nodiscard]] bool is_interrupt() const { return scause >> 63; }
