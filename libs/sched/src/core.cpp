@@ -21,7 +21,9 @@ constinit std::uint32_t g_online_mask = 0;
 constinit time::Ticks g_quantum = 0;
 constinit time::Ticks g_balance_period = 0;
 
-unsigned index_of(const RunQueue& rq) { return static_cast<unsigned>(&rq - g_rq); }
+// Stored, not computed: RunQueue's size is not a power of two, and the
+// division would be on every switch.
+unsigned index_of(const RunQueue& rq) { return rq.index; }
 
 // Is `a` more urgent than `b`? Deadline class above fixed priorities,
 // earlier deadline first within it.
@@ -435,6 +437,8 @@ void check_invariants() {
 // thread (the boot context on the boot hart, the start-up stack elsewhere).
 void hart_online(Thread& idle, unsigned hart, std::uint64_t stack_limit) {
     RunQueue& rq = g_rq[hart];
+    rq.index = hart;
+    arch::this_hart().scheduler = &rq;
     idle.state = State::Running;
     idle.priority = kIdlePriority;
     idle.hart = static_cast<std::uint8_t>(hart);

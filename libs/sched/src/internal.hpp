@@ -113,6 +113,7 @@ struct Group {
 struct alignas(64) RunQueue {
     ThreadList ready[kPriorities];
     ThreadList deadline_ready;   // sorted by dl.deadline, FIFO among equals
+    std::uint32_t index;         // the hart's dense index (set when it comes online)
     std::uint32_t bitmap;        // bit p: ready[p] is not empty
     std::uint32_t nr_ready;
     Thread* current;
@@ -136,7 +137,7 @@ extern arch::Spinlock g_lock;
 extern Thread g_threads[kMaxThreads];
 extern RunQueue g_rq[arch::kMaxHarts];
 
-inline RunQueue& this_rq() { return g_rq[arch::this_hart().index]; }
+inline RunQueue& this_rq() { return *static_cast<RunQueue*>(arch::this_hart().scheduler); }
 inline Thread& current() { return *this_rq().current; }
 
 using base::Error;

@@ -44,8 +44,13 @@ void release_slot(Thread& t) {
     --g_live;
 }
 
-void reap_dead() {
+[[gnu::noinline]] void reap_dead_slow() {
     while (Thread* t = g_dead.pop_front()) release_slot(*t);
+}
+
+// On every block: the common empty case costs a load and a branch.
+inline void reap_dead() {
+    if (!g_dead.is_empty()) reap_dead_slow();
 }
 
 Thread* free_slot() {
@@ -400,11 +405,11 @@ extern "C" [[noreturn]] void tessera_run_main() {
 // the hart's idle thread, and the hart joins the scheduler.
 extern "C" [[noreturn]] void tessera_secondary_run(unsigned index) {
     using namespace sched::detail;
-    install_hart_hooks();
     arch::irq_disable();
     g_lock.lock();
     hart_online(*adopt_idle(index), index, arch::this_hart().stack_limit);
     g_lock.unlock();
+    install_hart_hooks(); // after hart_online: the hook finds the run queue through tp
     arch::irq_enable();
     idle_loop();
 }
