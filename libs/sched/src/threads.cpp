@@ -341,12 +341,13 @@ Result<void> set_affinity(ThreadHandle h, std::uint32_t mask) {
     if (!t) return Error::NotFound;
     if (t->priority == kIdlePriority || t->deadline_class) return Error::InvalidArgument;
     t->affinity = mask;
-    if (mask >> t->hart & 1) return {};
-    // On a hart it may no longer use: move it now.
     if (t->state == State::Ready) {
+        // Placed again under the new mask: off a hart it may no longer
+        // use, or onto one it now may (an idle hart would not notice it
+        // waiting elsewhere until it next looked for work).
         dequeue(g_rq[t->hart], *t);
         make_ready(*t);
-    } else if (t->state == State::Running) {
+    } else if (t->state == State::Running && !(mask >> t->hart & 1)) {
         kick(g_rq[t->hart]); // requeue_current() places it on an allowed hart
     }
     preempt_if_needed();

@@ -422,3 +422,22 @@ KTEST(sched_smp, callout_cancel_and_wait_waits_for_a_callback_running_elsewhere)
     sched::sleep_for_ns(10'000'000);
     EXPECT_EQ(r.calls.load(), calls); // and nothing ran after
 }
+
+// Threads queued behind each other on one hart spread out as soon as their
+// affinity allows other harts (placement again, not waiting for a pull).
+KTEST(sched_smp, widening_affinity_lets_queued_threads_spread) {
+    unsigned harts = sched::online_harts();
+    Spread s;
+    s.expected = harts;
+    sched::ThreadHandle h[arch::kMaxHarts];
+    for (unsigned i = 0; i < harts; ++i) {
+        // Below main: they wait, queued on the boot hart, until main blocks.
+        auto r = sched::spawn(spread_spinner, &s, {"queued", 10, 16384, 1u});
+        ASSERT_OK(r);
+        h[i] = r.value();
+    }
+    for (unsigned i = 0; i < harts; ++i) ASSERT_OK(sched::set_affinity(h[i], sched::kAnyHart));
+    for (unsigned i = 0; i < harts; ++i) EXPECT_OK(sched::join(h[i]));
+    EXPECT_EQ(s.arrived.load(), harts);
+    EXPECT_EQ(static_cast<unsigned>(__builtin_popcount(s.harts.load())), harts);
+}
