@@ -82,7 +82,9 @@ def test_a_thread_blocked_on_console_input_lets_others_run(build, machine):
         m.write(word + "\r")
         counts.append(int(m.expect(rf"echo: {word} \(.*background (\d+)\)").group(1)))
         time.sleep(0.2)
-    assert counts[1] > counts[0] > 0, counts
+    # It ran while main waited between the lines (the first line may come
+    # before it ever got the hart).
+    assert counts[1] > counts[0], counts
     m.write("exit 0\r")
     assert m.wait_exit() == 0
 
