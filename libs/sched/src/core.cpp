@@ -392,7 +392,6 @@ void preempt_if_needed() {
 namespace {
 void check_invariants() {
     std::uint16_t seen[kMaxThreads] = {};
-    unsigned ready_total = 0;
     unsigned running = 0;
     for (unsigned h = 0; h < arch::kMaxHarts; ++h) {
         RunQueue& rq = g_rq[h];
@@ -421,7 +420,6 @@ void check_invariants() {
             ++n;
         }
         VERIFY(n == rq.nr_ready);
-        ready_total += n;
     }
     for (Thread& t : g_threads) {
         VERIFY(seen[&t - g_threads] <= 1);
@@ -429,7 +427,6 @@ void check_invariants() {
         if (t.state == State::Running) ++running;
     }
     VERIFY(running == static_cast<unsigned>(__builtin_popcount(g_online_mask))); // one per hart
-    (void)ready_total;
 }
 } // namespace
 

@@ -62,7 +62,7 @@ void deadline_budget_expired(RunQueue& rq, time::Ticks now) {
     }
     if constexpr (kDomains) {
         // A High thread past its LO budget: HI mode, and its HI remainder.
-        if (enter_hi_mode(rq, cur)) {
+        if (enter_hi_mode(cur)) {
             arm_budget(rq, now + cur.dl.budget);
             return;
         }

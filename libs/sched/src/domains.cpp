@@ -109,12 +109,11 @@ void group_budget_expired(RunQueue& rq, time::Ticks now) {
     throttle(*g);
 }
 
-bool enter_hi_mode(RunQueue& rq, Thread& t) {
+bool enter_hi_mode(Thread& t) {
     if (t.criticality != Criticality::High || t.dl.hi_extended || t.dl.params.runtime_hi <= t.dl.params.runtime)
         return false;
     t.dl.hi_extended = true;
     t.dl.budget = t.dl.params.runtime_hi - t.dl.params.runtime;
-    (void)rq;
     g_hi_trigger = &t;
     if (g_mode.mode == Mode::Hi) return true; // another High thread already switched
     g_mode.mode = Mode::Hi;

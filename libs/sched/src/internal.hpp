@@ -173,7 +173,7 @@ bool gated(const Thread& t);                       // held back now?
 void charge_group(RunQueue& rq, Thread& t, time::Ticks now);
 void arm_group_budget(RunQueue& rq, Thread& t, time::Ticks now);
 void group_budget_expired(RunQueue& rq, time::Ticks now);
-bool enter_hi_mode(RunQueue& rq, Thread& t);       // a High thread spent its LO budget
+bool enter_hi_mode(Thread& t);                     // a High thread spent its LO budget
 void leave_hi_mode_if(Thread& t);                  // t's release: back to LO if t caused HI
 void domains_exited(Thread& t);
 void arm_budget(RunQueue& rq, time::Ticks end);    // only ever earlier (core.cpp)
