@@ -163,6 +163,10 @@ def main():
            config="schedbench_defconfig")
     record("sched.park_unpark_switch", figures["park_unpark_switch"], "guest instructions per switch",
            config="schedbench_defconfig")
+    record("sync.mutex_lock_unlock", figures["mutex_lock_unlock"], "guest instructions per pair", target=40,
+           config="schedbench_defconfig")
+    record("sync.semaphore_acquire_release", figures["semaphore_acquire_release"], "guest instructions per pair",
+           config="schedbench_defconfig")
     for ready in (1, 8, 64, 256):
         record(f"sched.yield_switch.ready_{ready}", figures[f"yield_switch_ready_{ready}"],
                "guest instructions per switch", config="schedbench_defconfig")

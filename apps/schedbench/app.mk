@@ -1,2 +1,2 @@
 SRCS-y += main.cpp
-USES += sched time
+USES += sched time sync

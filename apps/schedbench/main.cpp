@@ -5,6 +5,8 @@
 #include <arch/csr.hpp>
 #include <klog/klog.hpp>
 #include <sched/sched.hpp>
+#include <sync/mutex.hpp>
+#include <sync/semaphore.hpp>
 
 using namespace tessera;
 
@@ -63,6 +65,24 @@ int main() {
     std::uint64_t switches = sched::stats().switches - before;
     klog::print("schedbench: park_unpark_switch {}\n", (arch::rdinstret() - start) / switches);
     klog::print("schedbench: switches {}\n", switches);
+
+    // Uncontended mutex lock+unlock, and a semaphore acquire+release with
+    // a unit free: the fast paths, with call overhead.
+    static sync::Mutex mutex;
+    constexpr unsigned kPairs = 20000;
+    start = arch::rdinstret();
+    for (unsigned i = 0; i < kPairs; ++i) {
+        mutex.lock();
+        mutex.unlock();
+    }
+    klog::print("schedbench: mutex_lock_unlock {}\n", (arch::rdinstret() - start) / kPairs);
+    static sync::Semaphore sem(1);
+    start = arch::rdinstret();
+    for (unsigned i = 0; i < kPairs; ++i) {
+        (void)sem.acquire();
+        sem.release();
+    }
+    klog::print("schedbench: semaphore_acquire_release {}\n", (arch::rdinstret() - start) / kPairs);
     for (unsigned ready : {1u, 8u, 64u, 256u})
         klog::print("schedbench: yield_switch_ready_{} {}\n", ready, yield_switch_with_ready(ready));
     klog::print("schedbench: done\n");

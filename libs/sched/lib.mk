@@ -1,6 +1,6 @@
 # libs/sched: threads, per-hart run queues, the fixed-priority scheduler,
 # and the deadline-class mechanism when sched-edf is enabled.
-SRCS-y += src/core.cpp src/threads.cpp
+SRCS-y += src/core.cpp src/threads.cpp src/wait.cpp
 SRCS-$(CONFIG_LIB_SCHED_EDF) += src/deadline.cpp
 SRCS-$(CONFIG_LIB_SCHED_DOMAINS) += src/domains.cpp
 TESTS-y += tests/sched_test.cpp tests/fp_test.cpp

@@ -2,6 +2,7 @@
 // interrupt-exit preemption. See internal.hpp for the state and locking.
 #include "internal.hpp"
 #include <arch/cpu.hpp>
+#include <atomic>
 #include <arch/trap.hpp>
 #include <base/verify.hpp>
 #include <klog/klog.hpp>
@@ -213,11 +214,31 @@ void on_slice(time::Event& event, time::Ticks now) {
     else (void)time::arm(rq.slice_event, rq.slice_end);
 }
 
+// A relaxed look at the queue lengths, without the lock: is a pull worth
+// taking the scheduler's lock for? Every busy hart asks every period, and
+// the lock is shared by all harts.
+bool imbalance_likely(unsigned me) {
+    unsigned mine = std::atomic_ref<std::uint32_t>(g_rq[me].nr_ready).load(std::memory_order_relaxed);
+    for (unsigned i = 0; i < arch::kMaxHarts; ++i)
+        if (i != me && (g_online_mask >> i & 1) &&
+            std::atomic_ref<std::uint32_t>(g_rq[i].nr_ready).load(std::memory_order_relaxed) >= mine + 2)
+            return true;
+    return false;
+}
+
 void on_balance(time::Event& event, time::Ticks now) {
-    arch::SpinlockGuard guard(g_lock);
     RunQueue& rq = *reinterpret_cast<RunQueue*>(reinterpret_cast<char*>(&event) - offsetof(RunQueue, balance_event));
-    if (rq.current == rq.idle) return; // idle harts steal instead; no periodic wake-ups
     unsigned me = index_of(rq);
+    if (!imbalance_likely(me)) {
+        // Re-armed without the lock: the event is this hart's, and only
+        // this hart arms it (arm_balance, on a switch, runs here too with
+        // interrupts off, so it cannot interleave with this callback).
+        if (std::atomic_ref<Thread*>(rq.current).load(std::memory_order_relaxed) != rq.idle)
+            (void)time::arm(rq.balance_event, now + g_balance_period);
+        return;
+    }
+    arch::SpinlockGuard guard(g_lock);
+    if (rq.current == rq.idle) return; // idle harts steal instead; no periodic wake-ups
     if (RunQueue* busiest = busiest_other(me); busiest && busiest->nr_ready >= rq.nr_ready + 2) {
         if (Thread* t = take_migratable(*busiest, me)) {
             enqueue(rq, *t);
@@ -247,6 +268,9 @@ void on_thread_timer(time::Event& event, time::Ticks) {
     case State::AwaitingRelease:
     case State::Throttled:
         if constexpr (kDeadlineClass) deadline_timer(t);
+        break;
+    case State::Blocked:
+        wait_timed_out(t);
         break;
     default:
         break; // a stale firing for a wait that ended otherwise
@@ -286,6 +310,23 @@ void dequeue(RunQueue& rq, Thread& t) {
         if (rq.ready[t.priority].is_empty()) rq.bitmap &= ~(1u << t.priority);
     }
     --rq.nr_ready;
+}
+
+void set_effective_priority(Thread& t, unsigned priority) {
+    if (t.priority == priority) return;
+    bool lowered = priority < t.priority;
+    if (t.state == State::Ready && !t.deadline_class) {
+        RunQueue& rq = g_rq[t.hart];
+        dequeue(rq, t);
+        t.priority = static_cast<std::uint8_t>(priority);
+        enqueue(rq, t);
+        // Raised above what its hart runs: preempt there.
+        if (rq.current != &t && more_urgent(t, *rq.current)) kick(rq);
+    } else {
+        t.priority = static_cast<std::uint8_t>(priority);
+        // Running and lowered: a ready thread may now be more urgent.
+        if (t.state == State::Running && lowered) kick(g_rq[t.hart]);
+    }
 }
 
 Thread* lookup(ThreadHandle h) {
@@ -370,6 +411,7 @@ void reschedule() {
     hart.trap_depth = next->saved_trap_depth;
     hart.stack_limit = next->stack_limit;
     hart.thread_name = next->name;
+    hart.thread = next;
     switch_in(rq, *next, now);
     ++rq.stats.switches;
     if constexpr (kCheckInvariants) check_invariants();
@@ -442,6 +484,7 @@ void hart_online(Thread& idle, unsigned hart, std::uint64_t stack_limit) {
     idle.affinity = 1u << hart;
     idle.stack_limit = stack_limit;
     rq.idle = rq.current = &idle;
+    arch::this_hart().thread = &idle;
     rq.slice_event.callback = on_slice;
     rq.budget_event.callback = on_budget;
     rq.balance_event.callback = on_balance;

@@ -20,6 +20,7 @@
 #include <base/list.hpp>
 #include <sched/deadline.hpp>
 #include <sched/domains.hpp>
+#include <sched/wait.hpp>
 #include <sched/sched.hpp>
 #include <time/histogram.hpp>
 #include <time/time.hpp>
@@ -54,6 +55,7 @@ enum class State : std::uint8_t {
     Throttled,       // deadline class: budget spent, waiting for the refill
     Idle,            // an idle thread while its hart runs something else
     Suspended,       // runnable, but held back by its throttled group or the HI mode
+    Blocked,         // on a WaitQueue (sched/wait.hpp)
 };
 
 struct Group;
@@ -73,7 +75,8 @@ struct Thread {
     arch::Context context = {};
     base::ListNode node;         // in a run queue or the dead list
     State state = State::Free;
-    std::uint8_t priority = 0;
+    std::uint8_t priority = 0;      // effective: base, or inherited through owned wait queues
+    std::uint8_t base_priority = 0; // as spawned or set_priority()
     std::uint8_t hart = 0;       // the run queue it is on, or ran on last
     bool detached = false;
     bool unpark_token = false;
@@ -81,6 +84,10 @@ struct Thread {
     Criticality criticality = Criticality::Normal;
     Group* group = nullptr;
     base::ListNode group_node;   // in its group's member list
+    WaitNode waiting;            // in blocked_on's waiters
+    WaitQueue* blocked_on = nullptr;
+    bool timed_out = false;
+    base::IntrusiveList<WaitQueue, &WaitQueue::owned_node> owned; // PI queues it owns
     std::uint32_t affinity = kAnyHart;
     std::uint32_t generation = 1;
     std::uint32_t saved_trap_depth = 0;
@@ -160,6 +167,9 @@ Result<Thread*> create_thread(void (*entry)(void*), void* arg, const ThreadAttri
 void hart_online(Thread& idle, unsigned hart, std::uint64_t stack_limit);
 void init_core();
 void install_hart_hooks(); // the interrupt-exit hook is per hart
+void set_effective_priority(Thread& t, unsigned priority); // requeues a ready thread, kicks a running one
+void wait_timed_out(Thread& t);    // its wait's deadline passed (timer callback)
+void recompute_priority(Thread& t); // base or inherited, along the chain of owners
 std::uint32_t online_mask();
 
 // Deadline class (deadline.cpp; stubs when sched-edf is off).

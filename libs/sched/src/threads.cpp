@@ -123,7 +123,7 @@ Result<Thread*> create_thread(void (*entry)(void*), void* arg, const ThreadAttri
         return Error::NoMemory;
     }
     reset_slot(*t, attributes.name);
-    t->priority = static_cast<std::uint8_t>(attributes.priority);
+    t->priority = t->base_priority = static_cast<std::uint8_t>(attributes.priority);
     t->affinity = attributes.affinity;
     t->hart = static_cast<std::uint8_t>(arch::this_hart().index);
     t->stack_block = block;
@@ -316,15 +316,8 @@ Result<void> set_priority(ThreadHandle h, unsigned priority) {
     Thread* t = lookup(h);
     if (!t) return Error::NotFound;
     if (t->priority == kIdlePriority || t->deadline_class) return Error::InvalidArgument;
-    if (t->state == State::Ready) {
-        dequeue(g_rq[t->hart], *t);
-        t->priority = static_cast<std::uint8_t>(priority);
-        make_ready(*t);
-    } else {
-        t->priority = static_cast<std::uint8_t>(priority);
-        // Running elsewhere: its hart re-evaluates at its next interrupt exit.
-        if (t->state == State::Running && t != &current()) kick(g_rq[t->hart]);
-    }
+    t->base_priority = static_cast<std::uint8_t>(priority);
+    recompute_priority(*t); // inherited priority, if higher, still rules
     // Lowered ourselves below a ready thread, or raised one above us.
     RunQueue& rq = this_rq();
     if (rq.bitmap && (31 - static_cast<unsigned>(__builtin_clz(rq.bitmap))) > current().priority)

@@ -8,7 +8,9 @@
 //   outermost
 //     (VFS and network locks will be listed here)
 //     sched g_lock           libs/sched/src/core.cpp: threads and every
-//                            hart's run queue. Held across context switches;
+//                            hart's run queue, and every wait queue
+//                            (sync::Mutex and Semaphore have no lock of
+//                            their own). Held across context switches;
 //                            thread stacks are freed under it (mmu, zone
 //                            locks); it arms and cancels timer events.
 //     sched_edf g_lock       libs/sched-edf/src/edf.cpp: admission ledgers

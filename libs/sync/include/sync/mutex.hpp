@@ -1,0 +1,68 @@
+#pragma once
+// A sleeping mutex with priority inheritance.
+//
+// Uncontended lock and unlock are one compare-and-swap each on a word that
+// holds the owner (sched/wait.hpp's lock-word protocol). Under contention
+// the waiter blocks on the mutex's wait queue and lends its priority to
+// the owner, transitively along chains of owners; unlock hands the mutex
+// directly to the most urgent waiter (FIFO among equals), which owns it
+// before it even runs. Not recursive. Threads only (never in interrupt
+// context). SMP-safe.
+#include <atomic>
+#include <base/result.hpp>
+#include <sched/wait.hpp>
+#include <time/time.hpp>
+
+namespace tessera::sync {
+
+class Mutex {
+public:
+    constexpr Mutex() = default;
+    Mutex(const Mutex&) = delete;
+    Mutex& operator=(const Mutex&) = delete;
+
+    // Locking a mutex the caller holds is a bug: it panics.
+    void lock() {
+        if (!try_lock()) lock_slow_or_panic();
+    }
+    // TimedOut if `deadline` (absolute) passes first.
+    [[nodiscard]] base::Result<void> lock_until(time::Ticks deadline) {
+        if (try_lock()) return {};
+        return sched::pi_lock_slow(m_word, m_waiters, deadline);
+    }
+    [[nodiscard]] bool try_lock() {
+        std::uintptr_t expected = 0;
+        return m_word.compare_exchange_strong(expected, sched::current_token(), std::memory_order_acquire,
+                                              std::memory_order_relaxed);
+    }
+    // Unlocking a mutex the caller does not hold panics.
+    void unlock() {
+        std::uintptr_t expected = sched::current_token();
+        if (!m_word.compare_exchange_strong(expected, 0, std::memory_order_release, std::memory_order_relaxed))
+            unlock_slow();
+    }
+    bool is_locked() const { return m_word.load(std::memory_order_relaxed) != 0; }
+    bool held_by_me() const {
+        return (m_word.load(std::memory_order_relaxed) & ~sched::kPiWaiters) == sched::current_token();
+    }
+
+private:
+    void lock_slow_or_panic();
+    void unlock_slow();
+
+    std::atomic<std::uintptr_t> m_word{0};
+    sched::WaitQueue m_waiters;
+};
+
+class [[nodiscard]] MutexGuard {
+public:
+    explicit MutexGuard(Mutex& m) : m_mutex(m) { m_mutex.lock(); }
+    ~MutexGuard() { m_mutex.unlock(); }
+    MutexGuard(const MutexGuard&) = delete;
+    MutexGuard& operator=(const MutexGuard&) = delete;
+
+private:
+    Mutex& m_mutex;
+};
+
+} // namespace tessera::sync

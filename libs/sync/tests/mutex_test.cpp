@@ -1,0 +1,200 @@
+#include <arch/hart.hpp>
+#include <atomic>
+#include <ktest/ktest.hpp>
+#include <sched/sched.hpp>
+#include <sync/mutex.hpp>
+
+using namespace tessera;
+using base::Error;
+
+namespace {
+
+constexpr std::uint64_t kMs = 1000000;
+
+sched::ThreadAttributes pinned(std::string_view name, unsigned priority) {
+    return {name, priority, 16384, 1u};
+}
+
+unsigned effective(sched::ThreadHandle h) { return sched::priorities(h).value().effective; }
+
+struct Log {
+    char order[16] = {};
+    std::atomic<unsigned> n{0};
+    void add(char c) {
+        unsigned i = n.fetch_add(1);
+        if (i < sizeof(order)) order[i] = c;
+    }
+    std::string_view view() const { return {order, n.load() < sizeof(order) ? n.load() : sizeof(order)}; }
+};
+
+struct Contender {
+    sync::Mutex* mutex;
+    Log* log;
+    char tag;
+};
+
+void take_and_log(void* p) {
+    auto& c = *static_cast<Contender*>(p);
+    sync::MutexGuard guard(*c.mutex);
+    c.log->add(c.tag);
+}
+
+} // namespace
+
+KTEST(mutex, uncontended_lock_unlock_and_try_lock) {
+    sync::Mutex m;
+    EXPECT_FALSE(m.is_locked());
+    m.lock();
+    EXPECT_TRUE(m.held_by_me());
+    EXPECT_FALSE(m.try_lock()); // not recursive
+    m.unlock();
+    EXPECT_TRUE(m.try_lock());
+    m.unlock();
+    EXPECT_FALSE(m.is_locked());
+}
+
+KTEST(mutex, handover_goes_by_priority_then_fifo) {
+    sync::Mutex m;
+    Log log;
+    Contender c10{&m, &log, 'd'}, c12a{&m, &log, 'a'}, c12b{&m, &log, 'b'}, c11{&m, &log, 'c'};
+    m.lock();
+    sched::ThreadHandle h[4];
+    Contender* cs[4] = {&c10, &c12a, &c12b, &c11};
+    unsigned prio[4] = {10, 12, 12, 11};
+    for (unsigned i = 0; i < 4; ++i) h[i] = sched::spawn(take_and_log, cs[i], pinned("contender", prio[i])).value();
+    sched::sleep_for_ns(2 * kMs); // they all block on m, in this order
+    EXPECT_EQ(log.view(), "");
+    m.unlock();                   // each hands over to the next as it leaves
+    for (auto& t : h) EXPECT_OK(sched::join(t));
+    EXPECT_EQ(log.view(), "abcd");
+}
+
+namespace {
+
+struct Holder {
+    sync::Mutex* first;        // held while waiting for `then`
+    sync::Mutex* then = nullptr;
+    std::atomic<bool> holding{false};
+    std::atomic<bool> release{false};
+};
+
+void hold_until_released(void* p) {
+    auto& h = *static_cast<Holder*>(p);
+    h.first->lock();
+    h.holding.store(true);
+    if (h.then) {
+        h.then->lock(); // blocks: lends our (inherited) priority onwards
+        h.then->unlock();
+    }
+    while (!h.release.load()) sched::sleep_for_ns(200000);
+    h.first->unlock();
+}
+
+void lock_once(void* p) {
+    auto* m = static_cast<sync::Mutex*>(p);
+    m->lock();
+    m->unlock();
+}
+
+} // namespace
+
+KTEST(mutex, an_owner_inherits_its_waiters_priority_and_drops_it_on_release) {
+    sync::Mutex m;
+    Holder low{&m};
+    auto l = sched::spawn(hold_until_released, &low, pinned("low", 5));
+    ASSERT_OK(l);
+    while (!low.holding.load()) sched::sleep_for_ns(100000);
+    EXPECT_EQ(effective(l.value()), 5u);
+    auto h = sched::spawn(lock_once, &m, pinned("high", 20)); // blocks at once
+    ASSERT_OK(h);
+    EXPECT_EQ(effective(l.value()), 20u);
+    low.release.store(true);
+    EXPECT_OK(sched::join(h.value()));
+    EXPECT_OK(sched::join(l.value()));
+}
+
+KTEST(mutex, inheritance_follows_a_chain_of_owners) {
+    // c holds m2; b holds m1 and waits for m2; a waits for m1: c runs at
+    // a's priority, and so does b.
+    sync::Mutex m1, m2;
+    Holder c{&m2}, b{&m1, &m2};
+    auto tc = sched::spawn(hold_until_released, &c, pinned("c", 3));
+    ASSERT_OK(tc);
+    while (!c.holding.load()) sched::sleep_for_ns(100000);
+    auto tb = sched::spawn(hold_until_released, &b, pinned("b", 6));
+    ASSERT_OK(tb);
+    while (!b.holding.load()) sched::sleep_for_ns(100000);
+    sched::sleep_for_ns(1 * kMs); // b is now blocked on m2
+    EXPECT_EQ(effective(tc.value()), 6u);
+    auto ta = sched::spawn(lock_once, &m1, pinned("a", 25));
+    ASSERT_OK(ta);
+    EXPECT_EQ(effective(tb.value()), 25u);
+    EXPECT_EQ(effective(tc.value()), 25u);
+    c.release.store(true);
+    b.release.store(true);
+    EXPECT_OK(sched::join(ta.value()));
+    EXPECT_OK(sched::join(tb.value()));
+    EXPECT_OK(sched::join(tc.value()));
+}
+
+namespace {
+struct TimedLocker {
+    sync::Mutex* m;
+    base::Result<void> result = base::Error::Busy;
+};
+void lock_with_timeout(void* p) {
+    auto& t = *static_cast<TimedLocker*>(p);
+    t.result = t.m->lock_until(time::now() + time::from_us(2000));
+    if (t.result.ok()) t.m->unlock();
+}
+} // namespace
+
+KTEST(mutex, a_timed_lock_times_out_and_returns_the_boost) {
+    sync::Mutex m;
+    Holder low{&m};
+    auto l = sched::spawn(hold_until_released, &low, pinned("low", 5));
+    ASSERT_OK(l);
+    while (!low.holding.load()) sched::sleep_for_ns(100000);
+    TimedLocker t{&m};
+    auto h = sched::spawn(lock_with_timeout, &t, pinned("impatient", 20));
+    ASSERT_OK(h);
+    EXPECT_EQ(effective(l.value()), 20u);
+    EXPECT_OK(sched::join(h.value()));
+    EXPECT_ERROR(t.result, Error::TimedOut);
+    EXPECT_EQ(effective(l.value()), 5u); // the boost left with the waiter
+    low.release.store(true);
+    EXPECT_OK(sched::join(l.value()));
+    EXPECT_FALSE(m.is_locked());
+}
+
+namespace {
+struct Counter {
+    sync::Mutex m;
+    std::uint64_t value = 0; // guarded by m; plain on purpose
+    unsigned rounds = 0;
+};
+void count_under_mutex(void* p) {
+    auto& c = *static_cast<Counter*>(p);
+    for (unsigned i = 0; i < c.rounds; ++i) {
+        sync::MutexGuard guard(c.m);
+        std::uint64_t v = c.value;
+        if (i % 64 == 0) sched::yield(); // hold it across a switch now and then
+        c.value = v + 1;
+    }
+}
+} // namespace
+
+KTEST(mutex, threads_on_every_hart_count_without_losing_an_increment) {
+    Counter c;
+    c.rounds = 3000;
+    unsigned n = 2 * sched::online_harts() + 1;
+    sched::ThreadHandle h[2 * arch::kMaxHarts + 1];
+    for (unsigned i = 0; i < n; ++i) {
+        auto r = sched::spawn(count_under_mutex, &c, {"counter", 10 + i % 3});
+        ASSERT_OK(r);
+        h[i] = r.value();
+    }
+    for (unsigned i = 0; i < n; ++i) EXPECT_OK(sched::join(h[i]));
+    EXPECT_EQ(c.value, std::uint64_t(n) * c.rounds);
+    EXPECT_FALSE(c.m.is_locked());
+}

@@ -1,0 +1,103 @@
+#include <arch/hart.hpp>
+#include <atomic>
+#include <ktest/ktest.hpp>
+#include <sched/sched.hpp>
+#include <sync/semaphore.hpp>
+
+using namespace tessera;
+using base::Error;
+
+namespace {
+
+constexpr std::uint64_t kMs = 1000000;
+
+struct Waiter {
+    sync::Semaphore* sem;
+    char tag;
+    char* order;
+    std::atomic<unsigned>* n;
+};
+
+void acquire_and_log(void* p) {
+    auto& w = *static_cast<Waiter*>(p);
+    if (!w.sem->acquire().ok()) return;
+    w.order[w.n->fetch_add(1)] = w.tag;
+}
+
+} // namespace
+
+KTEST(semaphore, counts_units) {
+    sync::Semaphore s(2);
+    EXPECT_TRUE(s.try_acquire());
+    EXPECT_TRUE(s.try_acquire());
+    EXPECT_FALSE(s.try_acquire());
+    s.release();
+    EXPECT_EQ(s.count(), 1u);
+    EXPECT_OK(s.acquire());
+    EXPECT_EQ(s.count(), 0u);
+}
+
+KTEST(semaphore, release_hands_the_unit_to_the_most_urgent_waiter) {
+    sync::Semaphore s(0);
+    char order[4] = {};
+    std::atomic<unsigned> n{0};
+    Waiter lo{&s, 'l', order, &n}, hi{&s, 'h', order, &n}, mid{&s, 'm', order, &n};
+    sched::ThreadHandle h[3];
+    Waiter* ws[3] = {&lo, &hi, &mid};
+    unsigned prio[3] = {8, 12, 10};
+    for (unsigned i = 0; i < 3; ++i) h[i] = sched::spawn(acquire_and_log, ws[i], {"waiter", prio[i], 16384, 1u}).value();
+    sched::sleep_for_ns(1 * kMs); // all three wait
+    for (int i = 0; i < 3; ++i) s.release();
+    for (auto& t : h) EXPECT_OK(sched::join(t));
+    EXPECT_EQ(std::string_view(order, 3), "hml");
+    EXPECT_EQ(s.count(), 0u); // handed over, never counted
+}
+
+KTEST(semaphore, acquire_times_out_at_its_deadline) {
+    sync::Semaphore s(0);
+    time::Ticks deadline = time::now() + time::from_us(2000);
+    EXPECT_ERROR(s.acquire(deadline), Error::TimedOut);
+    EXPECT_GE(time::now(), deadline);
+    EXPECT_ERROR(s.acquire(time::now() - 1), Error::TimedOut); // already past
+}
+
+namespace {
+struct Pipe {
+    sync::Semaphore items{0};
+    sync::Semaphore slots{4};
+    std::atomic<std::uint64_t> produced{0}, consumed{0};
+    unsigned per_thread = 0;
+};
+void produce(void* p) {
+    auto& pipe = *static_cast<Pipe*>(p);
+    for (unsigned i = 0; i < pipe.per_thread; ++i) {
+        (void)pipe.slots.acquire();
+        pipe.produced.fetch_add(1);
+        pipe.items.release();
+    }
+}
+void consume(void* p) {
+    auto& pipe = *static_cast<Pipe*>(p);
+    for (unsigned i = 0; i < pipe.per_thread; ++i) {
+        (void)pipe.items.acquire();
+        pipe.consumed.fetch_add(1);
+        pipe.slots.release();
+    }
+}
+} // namespace
+
+KTEST(semaphore, producers_and_consumers_on_every_hart_conserve_units) {
+    Pipe pipe;
+    pipe.per_thread = 500;
+    unsigned pairs = sched::online_harts() + 1;
+    sched::ThreadHandle h[2 * (arch::kMaxHarts + 1)];
+    for (unsigned i = 0; i < pairs; ++i) {
+        h[2 * i] = sched::spawn(produce, &pipe, {"producer", 10}).value();
+        h[2 * i + 1] = sched::spawn(consume, &pipe, {"consumer", 11}).value();
+    }
+    for (unsigned i = 0; i < 2 * pairs; ++i) EXPECT_OK(sched::join(h[i]));
+    EXPECT_EQ(pipe.produced.load(), std::uint64_t(pairs) * pipe.per_thread);
+    EXPECT_EQ(pipe.consumed.load(), pipe.produced.load());
+    EXPECT_EQ(pipe.items.count(), 0u);
+    EXPECT_EQ(pipe.slots.count(), 4u);
+}
