@@ -25,8 +25,10 @@ struct alignas(64) Hart {
     // set_interrupt_exit_hook). Per hart, because a scheduler preempts only
     // on the harts it runs on.
     InterruptExitHook interrupt_exit = nullptr;
-    // The scheduler's per-hart state (its run queue), one load away from tp.
+    // The scheduler's per-hart state (its run queue) and the thread running
+    // here, one load away from tp.
     void* scheduler = nullptr;
+    void* thread = nullptr;
 };
 static_assert(offsetof(Hart, stack_limit) == 32 && offsetof(Hart, emergency_stack_top) == 40,
               "trap_entry.S uses these offsets");
