@@ -175,8 +175,11 @@ Result<void> pi_lock_slow(std::atomic<std::uintptr_t>& word, WaitQueue& q, time:
             !word.compare_exchange_weak(v, v | kPiWaiters, std::memory_order_relaxed, std::memory_order_relaxed))
             continue;
         // The owner may have taken it by the fast path: make it the
-        // queue's owner so that it inherits.
-        take_ownership(q, reinterpret_cast<Thread*>(v & ~kPiWaiters));
+        // queue's owner so that it inherits. An owner that has exited
+        // (a bug in it: the lock stays held) gets no links into its slot.
+        Thread* owner = reinterpret_cast<Thread*>(v & ~kPiWaiters);
+        bool alive = owner->state != State::Free && owner->state != State::Exited;
+        take_ownership(q, alive ? owner : nullptr);
         if (deadline != time::kNever && deadline <= time::now()) return Error::TimedOut;
         if (block_on(q, deadline).timed_out) {
             // Our word may still be flagged: the next release sorts it out.

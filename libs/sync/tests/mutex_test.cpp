@@ -9,8 +9,6 @@ using base::Error;
 
 namespace {
 
-constexpr std::uint64_t kMs = 1000000;
-
 sched::ThreadAttributes pinned(std::string_view name, unsigned priority) {
     return {name, priority, 16384, 1u};
 }
@@ -62,7 +60,10 @@ KTEST(mutex, handover_goes_by_priority_then_fifo) {
     Contender* cs[4] = {&c10, &c12a, &c12b, &c11};
     unsigned prio[4] = {10, 12, 12, 11};
     for (unsigned i = 0; i < 4; ++i) h[i] = sched::spawn(take_and_log, cs[i], pinned("contender", prio[i])).value();
-    sched::sleep_for_ns(2 * kMs); // they all block on m, in this order
+    // Below them all on this hart, main runs again only once every
+    // contender has blocked on m (timing-independent).
+    ASSERT_OK(sched::set_priority(sched::self(), 2));
+    ASSERT_OK(sched::set_priority(sched::self(), CONFIG_SCHED_MAIN_PRIORITY));
     EXPECT_EQ(log.view(), "");
     m.unlock();                   // each hands over to the next as it leaves
     for (auto& t : h) EXPECT_OK(sched::join(t));
@@ -124,7 +125,9 @@ KTEST(mutex, inheritance_follows_a_chain_of_owners) {
     auto tb = sched::spawn(hold_until_released, &b, pinned("b", 6));
     ASSERT_OK(tb);
     while (!b.holding.load()) sched::sleep_for_ns(100000);
-    sched::sleep_for_ns(1 * kMs); // b is now blocked on m2
+    // Below b and c on this hart, main runs again once b has blocked on m2.
+    ASSERT_OK(sched::set_priority(sched::self(), 2));
+    ASSERT_OK(sched::set_priority(sched::self(), CONFIG_SCHED_MAIN_PRIORITY));
     EXPECT_EQ(effective(tc.value()), 6u);
     auto ta = sched::spawn(lock_once, &m1, pinned("a", 25));
     ASSERT_OK(ta);
@@ -197,4 +200,28 @@ KTEST(mutex, threads_on_every_hart_count_without_losing_an_increment) {
     for (unsigned i = 0; i < n; ++i) EXPECT_OK(sched::join(h[i]));
     EXPECT_EQ(c.value, std::uint64_t(n) * c.rounds);
     EXPECT_FALSE(c.m.is_locked());
+}
+
+namespace {
+void lock_and_exit(void* p) { static_cast<sync::Mutex*>(p)->lock(); }
+} // namespace
+
+// A thread that exits holding a mutex is a bug in it; the kernel must stay
+// whole: the waiter times out, and the dead thread's slot is reused safely.
+KTEST(mutex, an_owner_exiting_with_a_waiter_leaves_the_kernel_intact) {
+    sync::Mutex m;
+    TimedLocker t{&m};
+    auto owner = sched::spawn(lock_and_exit, &m, pinned("leaker", 20));
+    ASSERT_OK(owner);
+    auto waiter = sched::spawn(lock_with_timeout, &t, pinned("waiter", 12));
+    ASSERT_OK(waiter);
+    EXPECT_OK(sched::join(owner.value()));
+    EXPECT_OK(sched::join(waiter.value()));
+    EXPECT_ERROR(t.result, Error::TimedOut);
+    sync::Mutex other;
+    for (int i = 0; i < 4; ++i) { // the slots come back into use
+        auto r = sched::spawn(lock_once, &other, pinned("reuse", 12));
+        ASSERT_OK(r);
+        EXPECT_OK(sched::join(r.value()));
+    }
 }

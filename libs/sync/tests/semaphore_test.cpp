@@ -9,8 +9,6 @@ using base::Error;
 
 namespace {
 
-constexpr std::uint64_t kMs = 1000000;
-
 struct Waiter {
     sync::Semaphore* sem;
     char tag;
@@ -46,7 +44,9 @@ KTEST(semaphore, release_hands_the_unit_to_the_most_urgent_waiter) {
     Waiter* ws[3] = {&lo, &hi, &mid};
     unsigned prio[3] = {8, 12, 10};
     for (unsigned i = 0; i < 3; ++i) h[i] = sched::spawn(acquire_and_log, ws[i], {"waiter", prio[i], 16384, 1u}).value();
-    sched::sleep_for_ns(1 * kMs); // all three wait
+    // Below them all on this hart, main runs again only once all three wait.
+    ASSERT_OK(sched::set_priority(sched::self(), 2));
+    ASSERT_OK(sched::set_priority(sched::self(), CONFIG_SCHED_MAIN_PRIORITY));
     for (int i = 0; i < 3; ++i) s.release();
     for (auto& t : h) EXPECT_OK(sched::join(t));
     EXPECT_EQ(std::string_view(order, 3), "hml");
