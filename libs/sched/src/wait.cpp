@@ -116,16 +116,6 @@ Result<void> wait(WaitQueue& q, time::Ticks deadline, bool (*still_wait)(void*),
     return {};
 }
 
-bool wake_one(WaitQueue& q) {
-    arch::SpinlockGuard guard(g_lock);
-    WaitNode* first = q.waiters.first();
-    if (!first) return false;
-    release_waiter(q, thread_of(*first));
-    if (q.owner) recompute_priority(*static_cast<Thread*>(q.owner));
-    preempt_if_needed();
-    return true;
-}
-
 bool wake_one_or(WaitQueue& q, void (*otherwise)(void*), void* arg) {
     arch::SpinlockGuard guard(g_lock);
     WaitNode* first = q.waiters.first();
@@ -137,6 +127,10 @@ bool wake_one_or(WaitQueue& q, void (*otherwise)(void*), void* arg) {
     if (q.owner) recompute_priority(*static_cast<Thread*>(q.owner));
     preempt_if_needed();
     return true;
+}
+
+bool wake_one(WaitQueue& q) {
+    return wake_one_or(q, [](void*) {}, nullptr);
 }
 
 unsigned wake_all(WaitQueue& q) {
