@@ -1,6 +1,7 @@
 // Run queues, placement, the switch, the scheduler's timers and the
 // interrupt-exit preemption. See internal.hpp for the state and locking.
 #include "internal.hpp"
+#include <base/container_of.hpp>
 #include <arch/cpu.hpp>
 #include <atomic>
 #include <arch/trap.hpp>
@@ -196,18 +197,11 @@ void switch_in(RunQueue& rq, Thread& next, time::Ticks now) {
     arm_balance(rq, now);
 }
 
-void finish_switch() {
-    RunQueue& rq = this_rq(); // perhaps another hart than the one we left
-    time::Ticks cost = time::now() - rq.switch_start;
-    rq.stats.switch_ticks += cost;
-    if (cost > rq.stats.switch_ticks_max) rq.stats.switch_ticks_max = cost;
-}
-
 // Timer callbacks (interrupt context, this hart).
 
 void on_slice(time::Event& event, time::Ticks now) {
     arch::SpinlockGuard guard(g_lock);
-    RunQueue& rq = *reinterpret_cast<RunQueue*>(reinterpret_cast<char*>(&event) - offsetof(RunQueue, slice_event));
+    RunQueue& rq = base::container_of(event, &RunQueue::slice_event);
     Thread& cur = *rq.current;
     if (!has_peer(rq, cur)) return; // alone at its level: nothing to rotate
     if (now >= rq.slice_end) rq.need_resched = true; // a peer waits: its turn
@@ -227,7 +221,7 @@ bool imbalance_likely(unsigned me) {
 }
 
 void on_balance(time::Event& event, time::Ticks now) {
-    RunQueue& rq = *reinterpret_cast<RunQueue*>(reinterpret_cast<char*>(&event) - offsetof(RunQueue, balance_event));
+    RunQueue& rq = base::container_of(event, &RunQueue::balance_event);
     unsigned me = index_of(rq);
     if (!imbalance_likely(me)) {
         // Re-armed without the lock: the event is this hart's, and only
@@ -251,14 +245,14 @@ void on_balance(time::Event& event, time::Ticks now) {
 
 void on_budget(time::Event& event, time::Ticks now) {
     arch::SpinlockGuard guard(g_lock);
-    RunQueue& rq = *reinterpret_cast<RunQueue*>(reinterpret_cast<char*>(&event) - offsetof(RunQueue, budget_event));
+    RunQueue& rq = base::container_of(event, &RunQueue::budget_event);
     if constexpr (kDeadlineClass) deadline_budget_expired(rq, now);
     if constexpr (kDomains) group_budget_expired(rq, now);
 }
 
 void on_thread_timer(time::Event& event, time::Ticks) {
     arch::SpinlockGuard guard(g_lock);
-    Thread& t = *reinterpret_cast<Thread*>(reinterpret_cast<char*>(&event) - offsetof(Thread, timer));
+    Thread& t = base::container_of(event, &Thread::timer);
     if (event.queued()) return; // re-armed meanwhile: that arming will call again
     switch (t.state) {
     case State::Sleeping:
@@ -327,6 +321,13 @@ void set_effective_priority(Thread& t, unsigned priority) {
         // Running and lowered: a ready thread may now be more urgent.
         if (t.state == State::Running && lowered) kick(g_rq[t.hart]);
     }
+}
+
+void finish_switch() {
+    RunQueue& rq = this_rq(); // perhaps another hart than the one we left
+    time::Ticks cost = time::now() - rq.switch_start;
+    rq.stats.switch_ticks += cost;
+    if (cost > rq.stats.switch_ticks_max) rq.stats.switch_ticks_max = cost;
 }
 
 Thread* lookup(ThreadHandle h) {

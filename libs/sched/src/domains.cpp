@@ -3,6 +3,7 @@
 // points where a thread would be queued (gated), charged (charge_group) or
 // given the hart (arm_group_budget).
 #include "internal.hpp"
+#include <base/container_of.hpp>
 #include <base/verify.hpp>
 #include <new>
 
@@ -36,7 +37,7 @@ void release_if_free(Thread& t) {
 
 void on_refill(time::Event& event, time::Ticks now) {
     arch::SpinlockGuard guard(g_lock);
-    Group& g = *reinterpret_cast<Group*>(reinterpret_cast<char*>(&event) - offsetof(Group, refill));
+    Group& g = base::container_of(event, &Group::refill);
     if (!g.in_use) return;
     // Charge what running members used up to the boundary to the period
     // that ends, so the figures are per period.

@@ -159,6 +159,7 @@ void dequeue(RunQueue& rq, Thread& t); // a Ready thread off its run queue (stat
 void requeue_current(RunQueue& rq);  // the running thread goes back in line (if still Running)
 void kick(RunQueue& rq);             // that hart must re-evaluate (IPI if remote)
 void reschedule();                   // switch to this hart's most urgent thread
+void finish_switch();                // the resumed side of a switch: account its cost
 void preempt_if_needed();            // from thread context: switch now if something more urgent is ready
 void charge_current(RunQueue& rq, time::Ticks now); // deadline class: spend budget
 Result<Thread*> create_thread(void (*entry)(void*), void* arg, const ThreadAttributes& attributes); // returns with g_lock held

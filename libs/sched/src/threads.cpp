@@ -77,10 +77,7 @@ void reset_slot(Thread& t, std::string_view name) {
 // First code of every thread (after arch_thread_start): finish the switch
 // made under the lock, release it, turn interrupts on, run.
 void thread_start(void* slot) {
-    RunQueue& rq = this_rq();
-    time::Ticks cost = time::now() - rq.switch_start;
-    rq.stats.switch_ticks += cost;
-    if (cost > rq.stats.switch_ticks_max) rq.stats.switch_ticks_max = cost;
+    finish_switch();
     reap_dead();
     g_lock.unlock();
     arch::irq_enable();

@@ -1,6 +1,7 @@
 // Wait queues and priority inheritance (sched/wait.hpp). Everything here
 // runs under g_lock.
 #include "internal.hpp"
+#include <base/container_of.hpp>
 #include <base/verify.hpp>
 #include <cstddef>
 
@@ -9,7 +10,7 @@ namespace tessera::sched::detail {
 namespace {
 
 Thread& thread_of(WaitNode& n) {
-    return *reinterpret_cast<Thread*>(reinterpret_cast<char*>(&n) - offsetof(Thread, waiting));
+    return base::container_of(n, &Thread::waiting);
 }
 
 // Deadline-class waiters count as the highest fixed priority when they

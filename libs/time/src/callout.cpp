@@ -1,3 +1,4 @@
+#include <base/container_of.hpp>
 #include <arch/hart.hpp>
 #include <cstddef>
 #include <time/callout.hpp>
@@ -48,7 +49,7 @@ Callout::Stats Callout::stats() const {
 }
 
 void Callout::fire(Event& event, Ticks) {
-    Callout& self = *reinterpret_cast<Callout*>(reinterpret_cast<char*>(&event) - offsetof(Callout, m_event));
+    Callout& self = base::container_of(event, &Callout::m_event);
     {
         arch::SpinlockGuard guard(self.m_lock);
         if (!self.m_armed || event.queued()) return; // cancelled or replaced meanwhile

@@ -2,6 +2,7 @@
 // Intrusive doubly linked list. The node lives inside the object (a Thread
 // embeds its run-queue node), so linking never allocates and unlinking is
 // O(1). Not synchronized: the owner of the list provides the lock.
+#include <base/container_of.hpp>
 #include <base/verify.hpp>
 #include <cstddef>
 
@@ -89,18 +90,7 @@ public:
 
 private:
     static ListNode& node_of(T& item) { return item.*Member; }
-    static T& item_of(ListNode& node) {
-        return *reinterpret_cast<T*>(reinterpret_cast<char*>(&node) - member_offset());
-    }
-    // The offset of Member inside T, measured on suitably aligned storage
-    // that is never read (the classic null-pointer form is undefined
-    // behaviour, and under -fsanitize=null GCC does compile it differently).
-    static std::size_t member_offset() {
-        alignas(T) static constexpr unsigned char storage[sizeof(T)] = {};
-        const T* probe = reinterpret_cast<const T*>(storage);
-        return static_cast<std::size_t>(reinterpret_cast<const char*>(&(probe->*Member)) -
-                                        reinterpret_cast<const char*>(probe));
-    }
+    static T& item_of(ListNode& node) { return container_of(node, Member); }
     void link_head() {
         if (!m_head.m_next) m_head.m_prev = m_head.m_next = &m_head;
     }
