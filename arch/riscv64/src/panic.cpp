@@ -15,12 +15,26 @@ bool is_text_address(std::uint64_t a) {
     return a >= reinterpret_cast<std::uint64_t>(__text_start) && a < reinterpret_cast<std::uint64_t>(__text_end);
 }
 
-void print_backtrace(std::uint64_t fp, unsigned index, std::uint64_t leaf_ra) {
+namespace {
+// A frame record must lie in the image (the boot stack) or on the stack the
+// hart runs on: thread stacks come from the page allocator, above the
+// image, and start `stack_limit` (the guard page is below it, so fp - 16
+// is always readable). Stacks are at most a few MiB.
+bool plausible_frame(std::uint64_t fp) {
     auto low = reinterpret_cast<std::uint64_t>(__image_start);
     auto high = reinterpret_cast<std::uint64_t>(__image_end);
+    constexpr std::uint64_t kMaxStack = 4 << 20;
+    std::uint64_t limit = this_hart().stack_limit;
+    if (fp % 8 != 0) return false;
+    if (fp >= low + 16 && fp <= high) return true;
+    return limit && fp >= limit + 16 && fp - limit <= kMaxStack;
+}
+} // namespace
+
+void print_backtrace(std::uint64_t fp, unsigned index, std::uint64_t leaf_ra) {
     std::uint64_t previous = 0;
     for (unsigned depth = 0; depth < 64; ++depth) {
-        if (fp % 8 != 0 || fp < low + 16 || fp > high || fp <= previous) return;
+        if (!plausible_frame(fp) || fp <= previous) return;
         auto* record = reinterpret_cast<const std::uint64_t*>(fp);
         std::uint64_t ra = record[-1];
         std::uint64_t next = record[-2];
