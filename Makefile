@@ -169,7 +169,7 @@ LIBDIR := $(2)
 include $(2)/$(3)
 $(1).dir   := $(2)
 $(1).srcs  := $$(addprefix $(2)/,$$(SRCS-y) $$(if $$(filter y,$$(CONFIG_LIB_KTEST)),$$(TESTS-y)))
-$(1).uses  := $$(sort base klog $$(USES) $$(if $$(filter y,$$(CONFIG_LIB_KTEST)),ktest))
+$(1).uses  := $$(sort base klog lockdep $$(USES) $$(if $$(filter y,$$(CONFIG_LIB_KTEST)),ktest))
 $(1).init  := $$(INIT)
 COMPONENTS += $(1)
 endef

@@ -413,6 +413,7 @@ void reschedule() {
     hart.stack_limit = next->stack_limit;
     hart.thread_name = next->name;
     hart.thread = next;
+    lockdep::switch_to(next->locks);
     switch_in(rq, *next, now);
     ++rq.stats.switches;
     if constexpr (kCheckInvariants) check_invariants();
@@ -486,6 +487,7 @@ void hart_online(Thread& idle, unsigned hart, std::uint64_t stack_limit) {
     idle.stack_limit = stack_limit;
     rq.idle = rq.current = &idle;
     arch::this_hart().thread = &idle;
+    lockdep::adopt_boot_context(idle.locks); // the calling context becomes `idle`
     rq.slice_event.callback = on_slice;
     rq.budget_event.callback = on_budget;
     rq.balance_event.callback = on_balance;

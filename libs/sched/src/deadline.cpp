@@ -113,7 +113,7 @@ Result<ThreadHandle> spawn_deadline(void (*entry)(void*), void* arg, const Threa
 }
 
 Result<void> end_job() {
-    VERIFY(!arch::in_interrupt());
+    may_block();
     arch::SpinlockGuard guard(g_lock);
     RunQueue& rq = this_rq();
     Thread& self = current();

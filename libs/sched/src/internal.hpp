@@ -18,6 +18,8 @@
 #include <arch/hart.hpp>
 #include <arch/spinlock.hpp>
 #include <base/list.hpp>
+#include <base/verify.hpp>
+#include <lockdep/lockdep.hpp>
 #include <sched/deadline.hpp>
 #include <sched/domains.hpp>
 #include <sched/wait.hpp>
@@ -100,6 +102,7 @@ struct Thread {
     void (*entry)(void*) = nullptr;
     void* arg = nullptr;
     DeadlineState dl = {};
+    [[no_unique_address]] lockdep::HeldLocks locks; // what it holds (lockdep)
     char name[24] = {};
 };
 
@@ -159,6 +162,12 @@ void dequeue(RunQueue& rq, Thread& t); // a Ready thread off its run queue (stat
 void requeue_current(RunQueue& rq);  // the running thread goes back in line (if still Running)
 void kick(RunQueue& rq);             // that hart must re-evaluate (IPI if remote)
 void reschedule();                   // switch to this hart's most urgent thread
+// The entry of every call that may switch away: never from an interrupt
+// handler, and (lockdep) never while holding a spinlock.
+inline void may_block(lockdep::Site site = lockdep::Site::current()) {
+    VERIFY(!arch::in_interrupt());
+    lockdep::might_sleep(site);
+}
 void finish_switch();                // the resumed side of a switch: account its cost
 void preempt_if_needed();            // from thread context: switch now if something more urgent is ready
 void charge_current(RunQueue& rq, time::Ticks now); // deadline class: spend budget

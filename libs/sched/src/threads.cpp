@@ -79,6 +79,7 @@ void reset_slot(Thread& t, std::string_view name) {
 void thread_start(void* slot) {
     finish_switch();
     reap_dead();
+    g_lock.handed_over(); // taken by the thread that switched to this one
     g_lock.unlock();
     arch::irq_enable();
     Thread* self = static_cast<Thread*>(slot);
@@ -220,7 +221,7 @@ Result<ThreadHandle> spawn(void (*entry)(void*), void* arg, const ThreadAttribut
 }
 
 Result<int> join(ThreadHandle h) {
-    VERIFY(!arch::in_interrupt());
+    may_block();
     arch::SpinlockGuard guard(g_lock);
     Thread& self = current();
     VERIFY(&self != this_rq().idle); // the idle context never blocks
@@ -258,14 +259,14 @@ void exit(int status) {
 }
 
 void yield() {
-    VERIFY(!arch::in_interrupt()); // a handler must not switch away mid-way
+    may_block(); // a handler must not switch away mid-way
     arch::SpinlockGuard guard(g_lock);
     requeue_current(this_rq());
     block_current();
 }
 
 void sleep_until(std::uint64_t deadline) {
-    VERIFY(!arch::in_interrupt());
+    may_block();
     arch::SpinlockGuard guard(g_lock);
     Thread& self = current();
     VERIFY(&self != this_rq().idle); // the idle context never blocks
@@ -279,7 +280,7 @@ void sleep_until(std::uint64_t deadline) {
 void sleep_for_ns(std::uint64_t ns) { sleep_until(time::now() + time::from_ns(ns)); }
 
 void park() {
-    VERIFY(!arch::in_interrupt());
+    may_block();
     arch::SpinlockGuard guard(g_lock);
     Thread& self = current();
     VERIFY(&self != this_rq().idle); // the idle context never blocks

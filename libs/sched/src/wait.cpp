@@ -109,7 +109,7 @@ namespace tessera::sched {
 using namespace detail;
 
 Result<void> wait(WaitQueue& q, time::Ticks deadline, bool (*still_wait)(void*), void* arg) {
-    VERIFY(!arch::in_interrupt());
+    may_block();
     arch::SpinlockGuard guard(g_lock);
     if (still_wait && !still_wait(arg)) return {};
     if (deadline != time::kNever && deadline <= time::now()) return Error::TimedOut;
@@ -147,7 +147,7 @@ unsigned wake_all(WaitQueue& q) {
 }
 
 Result<void> pi_lock_slow(std::atomic<std::uintptr_t>& word, WaitQueue& q, time::Ticks deadline) {
-    VERIFY(!arch::in_interrupt());
+    may_block();
     arch::SpinlockGuard guard(g_lock);
     Thread& self = current();
     const std::uintptr_t me = reinterpret_cast<std::uintptr_t>(&self);

@@ -21,6 +21,7 @@ public:
     ~IrqGuard() { if (m_was_enabled) irq_enable(); }
     IrqGuard(const IrqGuard&) = delete;
     IrqGuard& operator=(const IrqGuard&) = delete;
+    bool was_enabled() const { return m_was_enabled; }
 
 private:
     bool m_was_enabled;

@@ -29,6 +29,11 @@ struct alignas(64) Hart {
     // here, one load away from tp.
     void* scheduler = nullptr;
     void* thread = nullptr;
+#ifdef CONFIG_LIB_LOCKDEP
+    // The locks the running context holds (lockdep::HeldLocks); null
+    // until the scheduler runs threads here.
+    void* lockdep = nullptr;
+#endif
 };
 static_assert(offsetof(Hart, stack_limit) == 32 && offsetof(Hart, emergency_stack_top) == 40,
               "trap_entry.S uses these offsets");

@@ -2,8 +2,8 @@
 // The kernel's global lock order, outermost first. A hart may acquire a
 // lock only while holding locks listed above it. Each lock's declaration
 // names its place here in a comment; new subsystems insert their locks in
-// this list when they add them, and lockdep (the sync library) checks the
-// order at run time.
+// this list when they add them, and lockdep (libs/lockdep) checks the
+// order at run time (the ktest image runs every suite with it, fatal).
 //
 //   outermost
 //     (VFS and network locks will be listed here)
@@ -35,6 +35,10 @@
 //     klog::g_lock           libs/klog/src/klog.cpp: the log ring and console
 //                            output. A leaf: nothing is acquired under it,
 //                            so any code, at any lock depth, may log.
+//     lockdep g_graph_lock   libs/lockdep/src/lockdep.cpp: the class table and
+//                            dependency graph. A RawSpinlock (not itself
+//                            checked), taken by the hooks of every other
+//                            lock; reports print after releasing it.
 //   innermost
 //
 // Spinlocks (arch/spinlock.hpp) disable interrupts while held, so an
