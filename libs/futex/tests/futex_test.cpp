@@ -149,7 +149,7 @@ KTEST(futex, cmp_requeue_wakes_n_and_moves_the_rest_without_waking_them) {
 KTEST(futex, a_requeued_waiters_timeout_still_fires) {
     futex::Word a{0}, b{0};
     Log log;
-    Waiter x{&a, &log, 'x', time::now() + time::from_us(3000)};
+    Waiter x{&a, &log, 'x', time::now() + time::from_us(50000)};
     auto h = sched::spawn(wait_and_log, &x, pinned("waiter", 20));
     ASSERT_OK(h);
     EXPECT_EQ(futex::cmp_requeue(a, 0, 0, b, 1).value_or(99), 1u);
@@ -242,7 +242,7 @@ KTEST(futex, a_timed_lock_pi_times_out_and_returns_the_boost) {
     ASSERT_OK(l);
     while (!low.holding.load()) sched::sleep_for_ns(100000);
     Log log;
-    PiLocker t{&w, &log, 't', time::now() + time::from_us(2000)};
+    PiLocker t{&w, &log, 't', time::now() + time::from_us(50000)};
     auto h = sched::spawn(lock_pi_and_log, &t, pinned("impatient", 20));
     ASSERT_OK(h);
     EXPECT_EQ(effective(l.value()), 20u);
