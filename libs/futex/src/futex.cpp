@@ -203,32 +203,29 @@ Result<unsigned> cmp_requeue(Word& word, std::uint32_t expected, unsigned n_wake
     return r.value().woken + moved;
 }
 
-namespace {
+namespace detail {
 
-// The kernel side of lock_pi, after the fast path failed; the word is
-// registered as robust.
-Result<void> lock_pi_slow(PiWord& word, time::Ticks deadline) {
-    KeyQueue* k = TRY(get(key_of(word), true, Create::Yes));
-    auto r = sched::pi_lock_slow(word, k->queue, deadline);
+// The word is registered as robust (lock_pi's fast path did it).
+Result<void> lock_pi_contended(PiWord& word, time::Ticks deadline) {
+    auto k = get(key_of(word), true, Create::Yes);
+    auto r = k.ok() ? sched::pi_lock_slow(word, k.value()->queue, deadline) : Result<void>(k.error());
     // If waiters remain, they keep the queue (the one we now own) alive.
+    if (k.ok()) put(*k.value());
+    if (!r.ok() && r.error() != Error::OwnerDied) sched::robust_remove(word);
+    return r;
+}
+
+Result<void> unlock_pi_contended(PiWord& word) {
+    if ((word.load(std::memory_order_relaxed) & ~sched::kPiFlags) != me()) return Error::PermissionDenied;
+    KeyQueue* k = TRY(get(key_of(word), true, Create::Yes));
+    auto r = sched::pi_unlock_slow(word, k->queue);
     put(*k);
-    return r;
+    TRY(r);
+    sched::robust_remove(word);
+    return {};
 }
 
-bool owner_died_or_ok(const Result<void>& r) { return r.ok() || r.error() == Error::OwnerDied; }
-
-} // namespace
-
-Result<void> lock_pi(PiWord& word, time::Ticks deadline) {
-    if (misaligned(word)) return Error::InvalidArgument;
-    // Registered before it is ours: no window in which we hold it unregistered.
-    TRY(sched::robust_add(word));
-    std::uintptr_t expected = 0;
-    if (word.compare_exchange_strong(expected, me(), std::memory_order_acquire, std::memory_order_relaxed)) return {};
-    auto r = lock_pi_slow(word, deadline);
-    if (!owner_died_or_ok(r)) sched::robust_remove(word);
-    return r;
-}
+} // namespace detail
 
 Result<void> trylock_pi(PiWord& word) {
     if (misaligned(word)) return Error::InvalidArgument;
@@ -242,20 +239,6 @@ Result<void> trylock_pi(PiWord& word) {
         return v == kOwnerDied ? Result<void>(Error::OwnerDied) : Result<void>();
     sched::robust_remove(word);
     return (v & ~sched::kPiFlags) == me() ? Error::InvalidArgument : Error::WouldBlock;
-}
-
-Result<void> unlock_pi(PiWord& word) {
-    if (misaligned(word)) return Error::InvalidArgument;
-    std::uintptr_t expected = me();
-    if (!word.compare_exchange_strong(expected, 0, std::memory_order_release, std::memory_order_relaxed)) {
-        if ((expected & ~sched::kPiFlags) != me()) return Error::PermissionDenied;
-        KeyQueue* k = TRY(get(key_of(word), true, Create::Yes));
-        auto r = sched::pi_unlock_slow(word, k->queue);
-        put(*k);
-        TRY(r);
-    }
-    sched::robust_remove(word);
-    return {};
 }
 
 unsigned queues_in_use() {

@@ -64,14 +64,41 @@ inline constexpr std::uintptr_t kOwnerDied = sched::kPiOwnerDied;
 [[nodiscard]] base::Result<unsigned> cmp_requeue(Word& word, std::uint32_t expected, unsigned n_wake, Word& target,
                                                  unsigned n_requeue);
 
+namespace detail {
+// The kernel sides of lock_pi and unlock_pi (futex.cpp), after the fast
+// compare-and-swap failed.
+base::Result<void> lock_pi_contended(PiWord& word, time::Ticks deadline);
+base::Result<void> unlock_pi_contended(PiWord& word);
+inline bool misaligned(const PiWord& word) { return reinterpret_cast<std::uintptr_t>(&word) % alignof(PiWord) != 0; }
+} // namespace detail
+
 // Takes the PI futex. Ok, or OwnerDied (ours; the previous owner exited
-// holding it); TimedOut; InvalidArgument if the caller holds it already;
-// Overflow if it already holds CONFIG_SCHED_ROBUST_LOCKS registered locks.
-[[nodiscard]] base::Result<void> lock_pi(PiWord& word, time::Ticks deadline = time::kNever);
+// holding it); TimedOut; InvalidArgument if the caller holds it already or
+// the word is misaligned; Overflow if the caller already holds
+// CONFIG_SCHED_ROBUST_LOCKS registered locks. Inline fast path: the
+// robust registration and one CAS.
+[[nodiscard]] inline base::Result<void> lock_pi(PiWord& word, time::Ticks deadline = time::kNever) {
+    if (detail::misaligned(word)) return base::Error::InvalidArgument; // an AMO there would trap
+    // Registered before it is ours: no window in which we hold it unregistered.
+    if (!sched::robust_add(word).ok()) return base::Error::Overflow;
+    std::uintptr_t expected = 0;
+    if (word.compare_exchange_strong(expected, sched::current_token(), std::memory_order_acquire,
+                                     std::memory_order_relaxed))
+        return {};
+    return detail::lock_pi_contended(word, deadline);
+}
 // Never blocks: Ok, OwnerDied (taken from a dead owner), WouldBlock if held.
 [[nodiscard]] base::Result<void> trylock_pi(PiWord& word);
-// PermissionDenied if the caller does not hold it.
-[[nodiscard]] base::Result<void> unlock_pi(PiWord& word);
+// PermissionDenied if the caller does not hold it. Inline fast path: one
+// CAS and the robust deregistration.
+[[nodiscard]] inline base::Result<void> unlock_pi(PiWord& word) {
+    if (detail::misaligned(word)) return base::Error::InvalidArgument;
+    std::uintptr_t expected = sched::current_token();
+    if (!word.compare_exchange_strong(expected, 0, std::memory_order_release, std::memory_order_relaxed))
+        return detail::unlock_pi_contended(word);
+    sched::robust_remove(word);
+    return {};
+}
 
 // Per-key queue objects in use (a debug count: 0 when nobody waits and no
 // futex call is in progress).
