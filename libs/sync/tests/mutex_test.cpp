@@ -279,6 +279,14 @@ KTEST(mutex, a_robust_owner_exiting_alone_leaves_owner_died_for_the_next_locker)
     m.unlock();
     EXPECT_OK(m.lock_until(time::kNever));
     m.unlock();
+    // try_lock takes such a mutex too (it cannot say so).
+    Leaker again{&m, true};
+    again.exit.store(true);
+    owner = sched::spawn(lock_and_exit, &again, pinned("leaker", 20));
+    ASSERT_OK(owner);
+    EXPECT_OK(sched::join(owner.value()));
+    EXPECT_TRUE(m.try_lock());
+    m.unlock();
 }
 
 // lock() does not register: still recovered while the dead thread's slot

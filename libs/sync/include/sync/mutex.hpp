@@ -32,12 +32,12 @@ public:
     // Locking a mutex the caller holds is a bug: it panics. An owner's
     // death is not reported (use lock_until or lock_robust for that).
     void lock() {
-        if (!try_lock()) lock_slow_or_panic();
+        if (!take_free()) lock_slow_or_panic();
     }
     // TimedOut if `deadline` (absolute) passes first; OwnerDied when the
     // caller owns the mutex but the previous owner exited holding it.
     [[nodiscard]] base::Result<void> lock_until(time::Ticks deadline) {
-        if (try_lock()) return {};
+        if (take_free()) return {};
         return sched::pi_lock_slow(m_word, m_waiters, deadline);
     }
     // lock_until, and registered with the scheduler while held, so that
@@ -45,9 +45,11 @@ public:
     // when nobody waits. Overflow if the thread already holds
     // CONFIG_SCHED_ROBUST_LOCKS registered locks.
     [[nodiscard]] base::Result<void> lock_robust(time::Ticks deadline = time::kNever);
+    // Also takes a mutex left free by a dead owner (without telling).
     [[nodiscard]] bool try_lock() {
-        std::uintptr_t expected = 0;
-        return m_word.compare_exchange_strong(expected, sched::current_token(), std::memory_order_acquire,
+        if (take_free()) return true;
+        std::uintptr_t died = sched::kPiOwnerDied;
+        return m_word.compare_exchange_strong(died, sched::current_token(), std::memory_order_acquire,
                                               std::memory_order_relaxed);
     }
     // Unlocking a mutex the caller does not hold panics.
@@ -63,6 +65,11 @@ public:
     }
 
 private:
+    bool take_free() {
+        std::uintptr_t expected = 0;
+        return m_word.compare_exchange_strong(expected, sched::current_token(), std::memory_order_acquire,
+                                              std::memory_order_relaxed);
+    }
     void lock_slow_or_panic();
     void unlock_slow();
     void forget_robust();
