@@ -2,6 +2,7 @@
 #include <atomic>
 #include <futex/futex.hpp>
 #include <ktest/ktest.hpp>
+#include <ktest/order_log.hpp>
 #include <sched/sched.hpp>
 #if CONFIG_LIB_SYNC
 #include <sync/mutex.hpp>
@@ -18,15 +19,7 @@ sched::ThreadAttributes pinned(std::string_view name, unsigned priority) { retur
 
 unsigned effective(sched::ThreadHandle h) { return sched::priorities(h).value().effective; }
 
-struct Log {
-    char order[16] = {};
-    std::atomic<unsigned> n{0};
-    void add(char c) {
-        unsigned i = n.fetch_add(1);
-        if (i < sizeof(order)) order[i] = c;
-    }
-    std::string_view view() const { return {order, n.load() < sizeof(order) ? n.load() : sizeof(order)}; }
-};
+using Log = ktest::OrderLog<>;
 
 struct Waiter {
     futex::Word* word;
@@ -201,6 +194,14 @@ struct PiLocker {
     bool owned = false;
 };
 
+// Starts `low` (priority 5) holding its word; returns once it does.
+base::Result<sched::ThreadHandle> spawn_holder(PiHolder& holder, std::string_view name = "low") {
+    auto h = sched::spawn(hold_pi, &holder, pinned(name, 5));
+    if (h.ok())
+        while (!holder.holding.load()) sched::sleep_for_ns(100000);
+    return h;
+}
+
 void lock_pi_and_log(void* p) {
     auto& l = *static_cast<PiLocker*>(p);
     l.result = futex::lock_pi(*l.word, l.deadline);
@@ -215,9 +216,8 @@ void lock_pi_and_log(void* p) {
 KTEST(futex, lock_pi_contended_boosts_the_owner_and_hands_over_by_priority_then_fifo) {
     futex::PiWord w{0};
     PiHolder low{&w};
-    auto l = sched::spawn(hold_pi, &low, pinned("low", 5));
+    auto l = spawn_holder(low);
     ASSERT_OK(l);
-    while (!low.holding.load()) sched::sleep_for_ns(100000);
     Log log;
     PiLocker ls[4] = {{&w, &log, 'd'}, {&w, &log, 'a'}, {&w, &log, 'b'}, {&w, &log, 'c'}};
     unsigned prio[4] = {20, 22, 22, 21};
@@ -238,9 +238,8 @@ KTEST(futex, lock_pi_contended_boosts_the_owner_and_hands_over_by_priority_then_
 KTEST(futex, a_timed_lock_pi_times_out_and_returns_the_boost) {
     futex::PiWord w{0};
     PiHolder low{&w};
-    auto l = sched::spawn(hold_pi, &low, pinned("low", 5));
+    auto l = spawn_holder(low);
     ASSERT_OK(l);
-    while (!low.holding.load()) sched::sleep_for_ns(100000);
     Log log;
     PiLocker t{&w, &log, 't', time::now() + time::from_us(50000)};
     auto h = sched::spawn(lock_pi_and_log, &t, pinned("impatient", 20));
@@ -319,9 +318,8 @@ KTEST(futex, an_owner_exiting_with_a_waiter_hands_the_futex_over_with_owner_died
     futex::PiWord w{0};
     PiHolder owner{&w};
     owner.leak = true;
-    auto o = sched::spawn(hold_pi, &owner, pinned("leaker", 5));
+    auto o = spawn_holder(owner, "leaker");
     ASSERT_OK(o);
-    while (!owner.holding.load()) sched::sleep_for_ns(100000);
     Log log;
     PiLocker heir{&w, &log, 'h'};
     auto h = sched::spawn(lock_pi_and_log, &heir, pinned("heir", 20)); // blocks at once

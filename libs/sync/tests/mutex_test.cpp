@@ -1,6 +1,7 @@
 #include <arch/hart.hpp>
 #include <atomic>
 #include <ktest/ktest.hpp>
+#include <ktest/order_log.hpp>
 #include <sched/sched.hpp>
 #include <sync/mutex.hpp>
 
@@ -15,15 +16,7 @@ sched::ThreadAttributes pinned(std::string_view name, unsigned priority) {
 
 unsigned effective(sched::ThreadHandle h) { return sched::priorities(h).value().effective; }
 
-struct Log {
-    char order[16] = {};
-    std::atomic<unsigned> n{0};
-    void add(char c) {
-        unsigned i = n.fetch_add(1);
-        if (i < sizeof(order)) order[i] = c;
-    }
-    std::string_view view() const { return {order, n.load() < sizeof(order) ? n.load() : sizeof(order)}; }
-};
+using Log = ktest::OrderLog<>;
 
 struct Contender {
     sync::Mutex* mutex;
