@@ -82,8 +82,8 @@ struct Requeued {
 base::Result<Requeued> wake_and_requeue(WaitQueue& from, unsigned n_wake, WaitQueue& to, unsigned n_move,
                                         bool (*proceed)(void*), void* arg);
 
-// The calling thread, as a non-zero word with its lowest bit clear (the
-// lock-word protocol below keeps a flag there). One load from tp.
+// The calling thread, as a non-zero word with its two lowest bits clear
+// (the lock-word protocol below keeps its flags there). One load from tp.
 inline std::uintptr_t current_token() { return reinterpret_cast<std::uintptr_t>(arch::this_hart().thread); }
 
 // The priority-inheritance lock word: 0 when free, else the owner's token,
