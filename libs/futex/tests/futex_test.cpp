@@ -227,6 +227,12 @@ KTEST(futex, lock_pi_contended_boosts_the_owner_and_hands_over_by_priority_then_
         EXPECT_EQ(effective(l.value()), i == 0 ? 20u : 22u);
     }
     EXPECT_EQ(w.load() & futex::kWaiters, futex::kWaiters);
+    // The address is a PI key while they wait: wait/wake on it are refused.
+    // (Little-endian: the 32-bit word at its address is the token's low half.)
+    void* address = &w;
+    auto& alias = *static_cast<futex::Word*>(address);
+    EXPECT_ERROR(futex::wait(alias, static_cast<std::uint32_t>(w.load())), Error::InvalidArgument);
+    EXPECT_ERROR(futex::wake(alias, 1), Error::InvalidArgument);
     low.release.store(true);
     for (auto& t : h) EXPECT_OK(sched::join(t));
     EXPECT_OK(sched::join(l.value()));
