@@ -167,6 +167,10 @@ def main():
            config="schedbench_defconfig")
     record("sync.semaphore_acquire_release", figures["semaphore_acquire_release"], "guest instructions per pair",
            config="schedbench_defconfig")
+    record("futex.wake_latency", figures["futex_wake_latency"], "guest instructions, wake() to the waiter running",
+           config="schedbench_defconfig")
+    record("futex.lock_pi_unlock_pi", figures["futex_lock_pi_unlock_pi"], "guest instructions per pair",
+           config="schedbench_defconfig")
     for ready in (1, 8, 64, 256):
         record(f"sched.yield_switch.ready_{ready}", figures[f"yield_switch_ready_{ready}"],
                "guest instructions per switch", config="schedbench_defconfig")

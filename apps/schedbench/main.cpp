@@ -3,6 +3,8 @@
 // join(); the figure is the total divided by the number of switches, call
 // overhead included.
 #include <arch/csr.hpp>
+#include <atomic>
+#include <futex/futex.hpp>
 #include <klog/klog.hpp>
 #include <sched/sched.hpp>
 #include <sync/mutex.hpp>
@@ -47,6 +49,46 @@ std::uint64_t yield_switch_with_ready(unsigned ready) {
     return per_switch;
 }
 
+// Futex wake latency: a waiter more urgent than main, on main's hart,
+// blocks in futex::wait; main samples rdinstret and calls wake(); the
+// waiter samples it as wait returns. The mean over kRounds of the
+// difference is the instructions from the wake call to the woken thread
+// running (lookup, the scheduler's wake and switch, the waiter's return).
+futex::Word g_futex{0};
+std::atomic<std::uint64_t> g_wake_at{0};
+std::uint64_t g_latency_sum = 0;
+
+void futex_waiter(void*) {
+    for (unsigned i = 0; i < kRounds; ++i) {
+        (void)futex::wait(g_futex, 0);
+        g_latency_sum += arch::rdinstret() - g_wake_at.load(std::memory_order_relaxed);
+    }
+}
+
+void futex_figures() {
+    std::uint32_t here = 1u << sched::current_hart();
+    (void)sched::set_affinity(sched::self(), here);
+    auto waiter = sched::spawn(futex_waiter, nullptr, {"futex-waiter", CONFIG_SCHED_MAIN_PRIORITY + 1,
+                                                       CONFIG_SCHED_STACK_KIB * 1024, here}).value();
+    for (unsigned i = 0; i < kRounds; ++i) {
+        g_wake_at.store(arch::rdinstret(), std::memory_order_relaxed);
+        (void)futex::wake(g_futex, 1); // the waiter runs before this returns
+    }
+    (void)sched::join(waiter);
+    klog::print("schedbench: futex_wake_latency {}\n", g_latency_sum / kRounds);
+
+    // Uncontended PI futex: one CAS each way plus the robust registration.
+    static futex::PiWord pi{0};
+    constexpr unsigned kPairs = 20000;
+    std::uint64_t start = arch::rdinstret();
+    for (unsigned i = 0; i < kPairs; ++i) {
+        (void)futex::lock_pi(pi);
+        (void)futex::unlock_pi(pi);
+    }
+    klog::print("schedbench: futex_lock_pi_unlock_pi {}\n", (arch::rdinstret() - start) / kPairs);
+    (void)sched::set_affinity(sched::self(), sched::kAnyHart);
+}
+
 } // namespace
 
 int main() {
@@ -83,6 +125,7 @@ int main() {
         sem.release();
     }
     klog::print("schedbench: semaphore_acquire_release {}\n", (arch::rdinstret() - start) / kPairs);
+    futex_figures();
     for (unsigned ready : {1u, 8u, 64u, 256u})
         klog::print("schedbench: yield_switch_ready_{} {}\n", ready, yield_switch_with_ready(ready));
     klog::print("schedbench: done\n");

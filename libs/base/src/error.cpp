@@ -18,6 +18,9 @@ std::string_view error_name(Error e) {
     case Error::IoError: return "I/O error";
     case Error::Unavailable: return "unavailable";
     case Error::Overloaded: return "overloaded";
+    case Error::Again: return "value changed, try again";
+    case Error::OwnerDied: return "owner died";
+    case Error::PermissionDenied: return "permission denied";
     }
     return "unknown error";
 }

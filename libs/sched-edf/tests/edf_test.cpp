@@ -2,6 +2,7 @@
 #include <arch/hart.hpp>
 #include <atomic>
 #include <ktest/ktest.hpp>
+#include <ktest/order_log.hpp>
 #include <sched-edf/edf.hpp>
 #include <time/time.hpp>
 
@@ -24,15 +25,7 @@ void spin_for_ns(std::uint64_t ns) {
     }
 }
 
-struct Log {
-    char order[32] = {};
-    std::atomic<unsigned> n{0};
-    void add(char c) {
-        unsigned i = n.fetch_add(1);
-        if (i < sizeof(order)) order[i] = c;
-    }
-    std::string_view view() const { return {order, n.load() < sizeof(order) ? n.load() : sizeof(order)}; }
-};
+using Log = ktest::OrderLog<32>;
 
 // A periodic job: log, work (spin), optionally block, end the job.
 struct Loop {

@@ -89,7 +89,9 @@ struct Thread {
     WaitNode waiting;            // in blocked_on's waiters
     WaitQueue* blocked_on = nullptr;
     bool timed_out = false;
-    base::IntrusiveList<WaitQueue, &WaitQueue::owned_node> owned; // PI queues it owns
+    WaitQueue* last_queue = nullptr; // the queue its latest wait was on (wait's ended_on)
+    base::IntrusiveList<WaitQueue, &WaitQueue::owned_node> owned; // PI queues it owns (with waiters)
+    std::atomic<std::uintptr_t>* robust[CONFIG_SCHED_ROBUST_LOCKS] = {}; // PI words held, freed at exit
     std::uint32_t affinity = kAnyHart;
     std::uint32_t generation = 1;
     std::uint32_t saved_trap_depth = 0;
@@ -180,6 +182,7 @@ void install_hart_hooks(); // the interrupt-exit hook is per hart
 void set_effective_priority(Thread& t, unsigned priority); // requeues a ready thread, kicks a running one
 void wait_timed_out(Thread& t);    // its wait's deadline passed (timer callback)
 void recompute_priority(Thread& t); // base or inherited, along the chain of owners
+void release_locks_at_exit(Thread& t); // hands over (or frees) the PI locks it holds, with kPiOwnerDied
 std::uint32_t online_mask();
 
 // Deadline class (deadline.cpp; stubs when sched-edf is off).

@@ -4,7 +4,6 @@
 #include <arch/cpu.hpp>
 #include <base/verify.hpp>
 #include <cstring>
-#include <klog/klog.hpp>
 #include <mm-buddy/buddy.hpp>
 #include <new>
 #include <plat/boot.hpp>
@@ -143,17 +142,10 @@ void exit_locked(int status) {
         if (self->deadline_class) deadline_exited(*self);
     }
     if constexpr (kDomains) domains_exited(*self);
-    // Exiting with mutexes held is a bug in the thread; their waiters stay
-    // blocked (robust owner death is futex work still to do), but the
-    // queues must not keep links into this slot, which will be reused.
-    // (A queue stays recorded as owned after a fast-path unlock while it
-    // has no waiters; only one with waiters is really held.)
-    bool stranded = false;
-    while (WaitQueue* q = self->owned.pop_front()) {
-        stranded |= q->has_waiters();
-        q->owner = nullptr;
-    }
-    if (stranded) klog::warn("sched: thread '{}' exited holding a lock others wait for", self->name);
+    // Robust owner death: every PI lock it holds with waiters goes to the
+    // most urgent waiter, the registered ones nobody waits for are freed,
+    // all flagged kPiOwnerDied; no queue keeps a link into this slot.
+    release_locks_at_exit(*self);
     (void)time::cancel(self->timer);
     if (self->joiner) {
         // The joiner stays recorded, so no one else can join or detach (and

@@ -37,19 +37,51 @@ unsigned inherited(Thread& t) {
     return p;
 }
 
-void take_ownership(WaitQueue& q, Thread* owner) {
-    if (q.owner == owner) return;
-    if (q.owner) static_cast<Thread*>(q.owner)->owned.remove(q);
-    q.owner = owner;
-    if (owner) owner->owned.push_back(q);
+std::uintptr_t token(const Thread& t) { return reinterpret_cast<std::uintptr_t>(&t); }
+static_assert(alignof(Thread) > kPiFlags, "the lock word keeps its flags in a token's low bits");
+
+// Records (or clears, owner = nullptr) who holds the lock q's waiters want,
+// and its word. Only while q has waiters (wait.hpp's invariant).
+void take_ownership(WaitQueue& q, Thread* owner, std::atomic<std::uintptr_t>* word) {
+    if (q.owner != owner) {
+        if (q.owner) static_cast<Thread*>(q.owner)->owned.remove(q);
+        q.owner = owner;
+        if (owner) owner->owned.push_back(q);
+    }
+    q.word = owner ? word : nullptr;
 }
 
-// Takes a waiter off its queue and makes it ready (its wait is over).
+// A waiter has left q (woken, timed out, moved away): the owner stops
+// owning a queue nobody waits on and drops what that waiter lent it.
+void waiter_left(WaitQueue& q) {
+    Thread* owner = static_cast<Thread*>(q.owner);
+    if (!owner) return;
+    if (!q.has_waiters()) take_ownership(q, nullptr, nullptr);
+    recompute_priority(*owner);
+}
+
+// Takes a waiter off its queue and makes it ready (its wait is over). The
+// caller then calls waiter_left(q).
 void release_waiter(WaitQueue& q, Thread& t) {
     q.waiters.remove(t.waiting);
     t.blocked_on = nullptr;
     (void)time::cancel(t.timer);
     make_ready(t);
+}
+
+// Direct hand-over of the PI lock `word` to `next`, q's most urgent
+// waiter: it owns the lock before it runs, so nobody can take it in
+// between; it inherits from the waiters that remain. `died`: kPiOwnerDied
+// when the previous owner is exiting.
+void hand_over(std::atomic<std::uintptr_t>& word, WaitQueue& q, Thread& next, std::uintptr_t died) {
+    q.waiters.remove(next.waiting);
+    next.blocked_on = nullptr;
+    (void)time::cancel(next.timer);
+    bool more = q.has_waiters();
+    take_ownership(q, more ? &next : nullptr, &word);
+    word.store(token(next) | died | (more ? kPiWaiters : 0), std::memory_order_release);
+    recompute_priority(next);
+    make_ready(next);
 }
 
 struct BlockResult {
@@ -63,6 +95,7 @@ BlockResult block_on(WaitQueue& q, time::Ticks deadline) {
     VERIFY(&self != this_rq().idle); // the idle context never blocks
     self.timed_out = false;
     self.blocked_on = &q;
+    self.last_queue = &q;
     self.state = State::Blocked;
     insert_sorted(q, self);
     if (q.owner) recompute_priority(*static_cast<Thread*>(q.owner));
@@ -99,7 +132,28 @@ void wait_timed_out(Thread& t) {
     q->waiters.remove(t.waiting);
     t.blocked_on = nullptr;
     make_ready(t);
-    if (q->owner) recompute_priority(*static_cast<Thread*>(q->owner)); // it no longer lends its urgency
+    waiter_left(*q); // it no longer lends its urgency
+}
+
+// Owner death (from exit_locked; t is exiting). Each owned queue has
+// waiters (the invariant) and its recorded word names t: the lock goes to
+// the most urgent waiter, flagged. Then the registered robust words that
+// still name t (held with nobody waiting) are freed, flagged, so the next
+// locker takes them with OwnerDied.
+void release_locks_at_exit(Thread& t) {
+    while (WaitQueue* q = t.owned.first()) {
+        WaitNode* first = q->waiters.first();
+        std::atomic<std::uintptr_t>* word = q->word;
+        if (first && word && (word->load(std::memory_order_relaxed) & ~kPiFlags) == token(t))
+            hand_over(*word, *q, thread_of(*first), kPiOwnerDied); // also unlinks q from t
+        else
+            take_ownership(*q, nullptr, nullptr); // cannot happen; never keep a link into this slot
+    }
+    for (auto*& word : t.robust) {
+        if (word && (word->load(std::memory_order_relaxed) & ~kPiFlags) == token(t))
+            word->store(kPiOwnerDied, std::memory_order_release);
+        word = nullptr;
+    }
 }
 
 } // namespace tessera::sched::detail
@@ -108,24 +162,39 @@ namespace tessera::sched {
 
 using namespace detail;
 
-Result<void> wait(WaitQueue& q, time::Ticks deadline, bool (*still_wait)(void*), void* arg) {
+Result<void> wait(WaitQueue& q, time::Ticks deadline, bool (*still_wait)(void*), void* arg, WaitQueue** ended_on) {
     may_block();
+    if (ended_on) *ended_on = &q;
     arch::SpinlockGuard guard(g_lock);
     if (still_wait && !still_wait(arg)) return {};
     if (deadline != time::kNever && deadline <= time::now()) return Error::TimedOut;
-    if (block_on(q, deadline).timed_out) return Error::TimedOut;
+    bool timed_out = block_on(q, deadline).timed_out;
+    if (ended_on) *ended_on = current().last_queue;
+    if (timed_out) return Error::TimedOut;
     return {};
 }
 
+namespace {
+// Wakes up to n of q's most urgent waiters (g_lock held).
+unsigned wake_locked(WaitQueue& q, unsigned n) {
+    unsigned woken = 0;
+    for (; woken < n; ++woken) {
+        WaitNode* first = q.waiters.first();
+        if (!first) break;
+        release_waiter(q, thread_of(*first));
+    }
+    if (woken) waiter_left(q);
+    return woken;
+}
+} // namespace
+
 bool wake_one_or(WaitQueue& q, void (*otherwise)(void*), void* arg) {
     arch::SpinlockGuard guard(g_lock);
-    WaitNode* first = q.waiters.first();
-    if (!first) {
+    if (!q.has_waiters()) {
         otherwise(arg);
         return false;
     }
-    release_waiter(q, thread_of(*first));
-    if (q.owner) recompute_priority(*static_cast<Thread*>(q.owner));
+    wake_locked(q, 1);
     preempt_if_needed();
     return true;
 }
@@ -136,30 +205,57 @@ bool wake_one(WaitQueue& q) {
 
 unsigned wake_all(WaitQueue& q) {
     arch::SpinlockGuard guard(g_lock);
-    unsigned n = 0;
-    while (WaitNode* first = q.waiters.first()) {
-        release_waiter(q, thread_of(*first));
-        ++n;
-    }
-    if (q.owner) recompute_priority(*static_cast<Thread*>(q.owner));
+    unsigned n = wake_locked(q, ~0u);
     preempt_if_needed();
     return n;
+}
+
+Result<Requeued> wake_and_requeue(WaitQueue& from, unsigned n_wake, WaitQueue& to, unsigned n_move,
+                                  bool (*proceed)(void*), void* arg) {
+    arch::SpinlockGuard guard(g_lock);
+    if (proceed && !proceed(arg)) return Error::Again;
+    VERIFY(!to.owner || &to == &from); // moving onto an owned queue would bypass the PI protocol
+    Requeued r{wake_locked(from, n_wake), 0};
+    if (&to != &from) {
+        for (; r.moved < n_move; ++r.moved) {
+            WaitNode* first = from.waiters.first();
+            if (!first) break;
+            // Still Blocked, its timer still armed: a deadline that passes
+            // finds it through blocked_on, now `to`.
+            Thread& t = thread_of(*first);
+            from.waiters.remove(t.waiting);
+            insert_sorted(to, t);
+            t.blocked_on = &to;
+            t.last_queue = &to;
+        }
+        if (r.moved) waiter_left(from);
+    }
+    preempt_if_needed();
+    return r;
 }
 
 Result<void> pi_lock_slow(std::atomic<std::uintptr_t>& word, WaitQueue& q, time::Ticks deadline) {
     may_block();
     arch::SpinlockGuard guard(g_lock);
     Thread& self = current();
-    const std::uintptr_t me = reinterpret_cast<std::uintptr_t>(&self);
+    const std::uintptr_t me = token(self);
     for (;;) {
         std::uintptr_t v = word.load(std::memory_order_relaxed);
-        if ((v & ~kPiWaiters) == me) return Error::InvalidArgument; // already ours: no recursion
-        if (v == 0 || v == kPiWaiters) {
-            // Free (perhaps left flagged by a waiter that timed out).
-            std::uintptr_t mine = me | (q.has_waiters() ? kPiWaiters : 0);
-            if (word.compare_exchange_weak(v, mine, std::memory_order_acquire, std::memory_order_relaxed)) {
-                take_ownership(q, &self);
+        if ((v & ~kPiFlags) == me) return Error::InvalidArgument; // already ours: no recursion
+        Thread* owner = reinterpret_cast<Thread*>(v & ~kPiFlags);
+        // An owner that exited without handing the lock over took it by the
+        // fast path, unregistered, with nobody waiting. While its slot is
+        // not reused we can tell, and recover the lock as from a dead owner.
+        bool dead = owner && (owner->state == State::Free || owner->state == State::Exited);
+        if (!owner || dead) {
+            // Free (perhaps left flagged by a waiter that timed out, or by a
+            // dead owner).
+            bool more = q.has_waiters();
+            if (word.compare_exchange_weak(v, me | (more ? kPiWaiters : 0), std::memory_order_acquire,
+                                           std::memory_order_relaxed)) {
+                take_ownership(q, more ? &self : nullptr, &word);
                 recompute_priority(self);
+                if (dead || (v & kPiOwnerDied)) return Error::OwnerDied;
                 return {};
             }
             continue;
@@ -169,19 +265,22 @@ Result<void> pi_lock_slow(std::atomic<std::uintptr_t>& word, WaitQueue& q, time:
         if (!(v & kPiWaiters) &&
             !word.compare_exchange_weak(v, v | kPiWaiters, std::memory_order_relaxed, std::memory_order_relaxed))
             continue;
-        // The owner may have taken it by the fast path: make it the
-        // queue's owner so that it inherits. An owner that has exited
-        // (a bug in it: the lock stays held) gets no links into its slot.
-        Thread* owner = reinterpret_cast<Thread*>(v & ~kPiWaiters);
-        bool alive = owner->state != State::Free && owner->state != State::Exited;
-        take_ownership(q, alive ? owner : nullptr);
         if (deadline != time::kNever && deadline <= time::now()) return Error::TimedOut;
+        // The owner may have taken it by the fast path: make it the
+        // queue's owner so that it inherits (and hands over if it exits).
+        take_ownership(q, owner, &word);
         if (block_on(q, deadline).timed_out) {
             // Our word may still be flagged: the next release sorts it out.
             return Error::TimedOut;
         }
-        // Handed over: the releaser wrote our token into the word.
-        VERIFY((word.load(std::memory_order_relaxed) & ~kPiWaiters) == me);
+        // Handed over: the releaser wrote our token into the word; an
+        // exiting owner flagged its death, which we report once.
+        v = word.load(std::memory_order_relaxed);
+        VERIFY((v & ~kPiFlags) == me);
+        if (v & kPiOwnerDied) {
+            word.fetch_and(~kPiOwnerDied, std::memory_order_relaxed);
+            return Error::OwnerDied;
+        }
         return {};
     }
 }
@@ -189,28 +288,39 @@ Result<void> pi_lock_slow(std::atomic<std::uintptr_t>& word, WaitQueue& q, time:
 Result<void> pi_unlock_slow(std::atomic<std::uintptr_t>& word, WaitQueue& q) {
     arch::SpinlockGuard guard(g_lock);
     Thread& self = current();
-    std::uintptr_t v = word.load(std::memory_order_relaxed);
-    if ((v & ~kPiWaiters) != reinterpret_cast<std::uintptr_t>(&self)) return Error::InvalidArgument;
-    WaitNode* first = q.waiters.first();
-    if (!first) {
-        take_ownership(q, nullptr);
-        word.store(0, std::memory_order_release);
+    if ((word.load(std::memory_order_relaxed) & ~kPiFlags) != token(self)) return Error::PermissionDenied;
+    if (WaitNode* first = q.waiters.first()) {
+        hand_over(word, q, thread_of(*first), 0);
     } else {
-        // Direct handover to the most urgent waiter: it owns the lock
-        // before it runs, so nobody can take it in between.
-        Thread& next = thread_of(*first);
-        q.waiters.remove(next.waiting);
-        next.blocked_on = nullptr;
-        (void)time::cancel(next.timer);
-        take_ownership(q, &next);
-        word.store(reinterpret_cast<std::uintptr_t>(&next) | (q.has_waiters() ? kPiWaiters : 0),
-                   std::memory_order_release);
-        recompute_priority(next); // inherits from the waiters that remain
-        make_ready(next);
+        take_ownership(q, nullptr, nullptr);
+        word.store(0, std::memory_order_release);
     }
     recompute_priority(self); // back to what its other locks justify
     preempt_if_needed();
     return {};
+}
+
+namespace {
+// The calling thread, safely: one load of the hart's current thread (a
+// thread that migrates between two loads could read another's).
+Thread& self_thread() { return *static_cast<Thread*>(arch::this_hart().thread); }
+} // namespace
+
+Result<void> robust_add(std::atomic<std::uintptr_t>& word) {
+    for (auto*& slot : self_thread().robust)
+        if (!slot) {
+            slot = &word;
+            return {};
+        }
+    return Error::Overflow;
+}
+
+void robust_remove(std::atomic<std::uintptr_t>& word) {
+    for (auto*& slot : self_thread().robust)
+        if (slot == &word) {
+            slot = nullptr;
+            return;
+        }
 }
 
 Result<Priorities> priorities(ThreadHandle h) {

@@ -4,7 +4,24 @@
 namespace tessera::sync {
 
 void Mutex::lock_slow_or_panic() {
-    if (!sched::pi_lock_slow(m_word, m_waiters, time::kNever).ok()) PANIC("sync: a thread locked a mutex it holds");
+    auto r = sched::pi_lock_slow(m_word, m_waiters, time::kNever);
+    // OwnerDied: ours all the same; lock() callers did not ask to know.
+    if (!r.ok() && r.error() != base::Error::OwnerDied) PANIC("sync: a thread locked a mutex it holds");
+}
+
+base::Result<void> Mutex::lock_robust(time::Ticks deadline, lockdep::Site site) {
+    TRY(sched::robust_add(m_word)); // first: no window in which we hold it unregistered
+    auto r = lock_until(deadline, site);
+    if (r.ok() || r.error() == base::Error::OwnerDied)
+        m_robust = true;
+    else
+        sched::robust_remove(m_word);
+    return r;
+}
+
+void Mutex::forget_robust() {
+    m_robust = false;
+    sched::robust_remove(m_word);
 }
 
 void Mutex::unlock_slow() {

@@ -1,6 +1,7 @@
 #include <arch/hart.hpp>
 #include <atomic>
 #include <ktest/ktest.hpp>
+#include <ktest/order_log.hpp>
 #include <sched/sched.hpp>
 #include <sync/mutex.hpp>
 
@@ -15,15 +16,7 @@ sched::ThreadAttributes pinned(std::string_view name, unsigned priority) {
 
 unsigned effective(sched::ThreadHandle h) { return sched::priorities(h).value().effective; }
 
-struct Log {
-    char order[16] = {};
-    std::atomic<unsigned> n{0};
-    void add(char c) {
-        unsigned i = n.fetch_add(1);
-        if (i < sizeof(order)) order[i] = c;
-    }
-    std::string_view view() const { return {order, n.load() < sizeof(order) ? n.load() : sizeof(order)}; }
-};
+using Log = ktest::OrderLog<>;
 
 struct Contender {
     sync::Mutex* mutex;
@@ -203,25 +196,111 @@ KTEST(mutex, threads_on_every_hart_count_without_losing_an_increment) {
 }
 
 namespace {
-void lock_and_exit(void* p) { static_cast<sync::Mutex*>(p)->lock(); }
+struct Leaker {
+    sync::Mutex* m;
+    bool robust = false;
+    std::atomic<bool> holding{false};
+    std::atomic<bool> exit{false};
+};
+// Takes the mutex and exits holding it (when told to).
+void lock_and_exit(void* p) {
+    auto& l = *static_cast<Leaker*>(p);
+    if (l.robust) {
+        if (!l.m->lock_robust().ok()) return;
+    } else {
+        l.m->lock();
+    }
+    l.holding.store(true);
+    while (!l.exit.load()) sched::sleep_for_ns(100000);
+}
+struct Heir {
+    sync::Mutex* m;
+    base::Result<void> result = base::Error::Busy;
+    bool owned = false;
+};
+void lock_and_report(void* p) {
+    auto& h = *static_cast<Heir*>(p);
+    h.result = h.m->lock_until(time::kNever);
+    h.owned = h.m->held_by_me();
+    if (h.owned) h.m->unlock();
+}
+void reuse_slots() {
+    sync::Mutex other;
+    for (int i = 0; i < 4; ++i) { // the dead thread's slot comes back into use
+        auto r = sched::spawn(lock_once, &other, pinned("reuse", 12));
+        if (r.ok()) (void)sched::join(r.value());
+    }
+}
 } // namespace
 
-// A thread that exits holding a mutex is a bug in it; the kernel must stay
-// whole: the waiter times out, and the dead thread's slot is reused safely.
-KTEST(mutex, an_owner_exiting_with_a_waiter_leaves_the_kernel_intact) {
+// Robust owner death: the mutex goes to the waiter, which learns it.
+KTEST(mutex, an_owner_exiting_with_a_waiter_hands_it_over_with_owner_died) {
     sync::Mutex m;
-    TimedLocker t{&m};
-    auto owner = sched::spawn(lock_and_exit, &m, pinned("leaker", 20));
+    Leaker l{&m};
+    auto owner = sched::spawn(lock_and_exit, &l, pinned("leaker", 5));
     ASSERT_OK(owner);
-    auto waiter = sched::spawn(lock_with_timeout, &t, pinned("waiter", 12));
-    ASSERT_OK(waiter);
+    while (!l.holding.load()) sched::sleep_for_ns(100000);
+    Heir h{&m};
+    auto heir = sched::spawn(lock_and_report, &h, pinned("heir", 20)); // blocks at once
+    ASSERT_OK(heir);
+    EXPECT_EQ(effective(owner.value()), 20u);
+    l.exit.store(true);
     EXPECT_OK(sched::join(owner.value()));
-    EXPECT_OK(sched::join(waiter.value()));
-    EXPECT_ERROR(t.result, Error::TimedOut);
-    sync::Mutex other;
-    for (int i = 0; i < 4; ++i) { // the slots come back into use
-        auto r = sched::spawn(lock_once, &other, pinned("reuse", 12));
-        ASSERT_OK(r);
-        EXPECT_OK(sched::join(r.value()));
-    }
+    EXPECT_OK(sched::join(heir.value()));
+    EXPECT_ERROR(h.result, Error::OwnerDied);
+    EXPECT_TRUE(h.owned);
+    EXPECT_FALSE(m.is_locked());
+    reuse_slots();
+    EXPECT_OK(m.lock_until(time::kNever)); // reported once
+    m.unlock();
+}
+
+// lock_robust registers the mutex: the exit frees it even with nobody
+// waiting, however soon the slot is reused.
+KTEST(mutex, a_robust_owner_exiting_alone_leaves_owner_died_for_the_next_locker) {
+    sync::Mutex m;
+    Leaker l{&m, true};
+    l.exit.store(true);
+    auto owner = sched::spawn(lock_and_exit, &l, pinned("leaker", 20));
+    ASSERT_OK(owner);
+    EXPECT_OK(sched::join(owner.value()));
+    EXPECT_TRUE(l.holding.load());
+    EXPECT_FALSE(m.is_locked());
+    reuse_slots();
+    EXPECT_ERROR(m.lock_robust(), Error::OwnerDied);
+    EXPECT_TRUE(m.held_by_me());
+    m.unlock();
+    EXPECT_OK(m.lock_until(time::kNever));
+    m.unlock();
+    // try_lock takes such a mutex too (it cannot say so).
+    Leaker again{&m, true};
+    again.exit.store(true);
+    owner = sched::spawn(lock_and_exit, &again, pinned("leaker", 20));
+    ASSERT_OK(owner);
+    EXPECT_OK(sched::join(owner.value()));
+    EXPECT_TRUE(m.try_lock());
+    m.unlock();
+}
+
+// lock() does not register: still recovered while the dead thread's slot
+// is not reused (the locker sees an exited owner); lock() itself does not
+// report it.
+KTEST(mutex, a_plain_owner_exiting_alone_is_recovered_while_its_slot_is_free) {
+    sync::Mutex m;
+    Leaker l{&m};
+    l.exit.store(true);
+    auto owner = sched::spawn(lock_and_exit, &l, pinned("leaker", 20));
+    ASSERT_OK(owner);
+    EXPECT_OK(sched::join(owner.value()));
+    EXPECT_TRUE(m.is_locked());
+    EXPECT_ERROR(m.lock_until(time::kNever), Error::OwnerDied);
+    m.unlock();
+    Leaker again{&m};
+    again.exit.store(true);
+    owner = sched::spawn(lock_and_exit, &again, pinned("leaker", 20));
+    ASSERT_OK(owner);
+    EXPECT_OK(sched::join(owner.value()));
+    m.lock(); // takes it over silently
+    EXPECT_TRUE(m.held_by_me());
+    m.unlock();
 }

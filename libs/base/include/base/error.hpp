@@ -21,6 +21,9 @@ enum class Error : std::uint8_t {
     IoError,
     Unavailable,     // the device or service is not present on this machine
     Overloaded,      // admission refused: a capacity or utilisation bound would be exceeded
+    Again,           // the state changed under the caller (a futex word no longer holds the expected value): re-read, retry
+    OwnerDied,       // a lock's owner exited holding it; the caller now owns it and must repair what it guards
+    PermissionDenied, // the caller may not do this (e.g. release a lock it does not own)
 };
 
 [[nodiscard]] std::string_view error_name(Error e);

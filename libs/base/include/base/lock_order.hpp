@@ -10,9 +10,19 @@
 //     sched g_lock           libs/sched/src/core.cpp: threads and every
 //                            hart's run queue, and every wait queue
 //                            (sync::Mutex and Semaphore have no lock of
-//                            their own). Held across context switches;
+//                            their own), owned-queue lists and robust
+//                            hand-over at a thread's exit. Held across context switches;
 //                            thread stacks are freed under it (mmu, zone
 //                            locks); it arms and cancels timer events.
+//     futex Bucket::lock     libs/futex/src/futex.cpp: one per hash bucket, its
+//                            key chain and their reference counts. Taken
+//                            with no other lock held and never held across
+//                            a scheduler call (the word checks that must be
+//                            atomic with blocking run under g_lock and take
+//                            no futex lock); may nest inside g_lock.
+//     futex g_pool_lock      the per-key queue pool; inside a bucket lock.
+//                            (A robust exit touches only lock words and
+//                            wait queues, under g_lock alone.)
 //     sched_edf g_lock       libs/sched-edf/src/edf.cpp: admission ledgers
 //                            (the EDF exit hook runs under the sched lock).
 //     time Callout::m_lock   one per callout: arming state; arms its event
