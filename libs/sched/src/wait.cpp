@@ -37,7 +37,17 @@ unsigned inherited(Thread& t) {
     return p;
 }
 
+// sync's SYNC_PRIORITY_INHERITANCE switch. Off, no queue ever gets an
+// owner, so nothing is inherited (no boost, no chain walk) while the
+// lock-word protocol and its direct handover stay as they are.
+#ifdef CONFIG_SYNC_PRIORITY_INHERITANCE
+inline constexpr bool kPriorityInheritance = true;
+#else
+inline constexpr bool kPriorityInheritance = false;
+#endif
+
 void take_ownership(WaitQueue& q, Thread* owner) {
+    if constexpr (!kPriorityInheritance) return;
     if (q.owner == owner) return;
     if (q.owner) static_cast<Thread*>(q.owner)->owned.remove(q);
     q.owner = owner;
@@ -117,17 +127,30 @@ Result<void> wait(WaitQueue& q, time::Ticks deadline, bool (*still_wait)(void*),
     return {};
 }
 
-bool wake_one_or(WaitQueue& q, void (*otherwise)(void*), void* arg) {
+bool wake_one_and(WaitQueue& q, void (*then)(void*, bool), void* arg) {
     arch::SpinlockGuard guard(g_lock);
     WaitNode* first = q.waiters.first();
-    if (!first) {
-        otherwise(arg);
-        return false;
+    if (first) {
+        release_waiter(q, thread_of(*first));
+        if (q.owner) recompute_priority(*static_cast<Thread*>(q.owner));
     }
-    release_waiter(q, thread_of(*first));
-    if (q.owner) recompute_priority(*static_cast<Thread*>(q.owner));
-    preempt_if_needed();
-    return true;
+    then(arg, first != nullptr);
+    if (first) preempt_if_needed();
+    return first != nullptr;
+}
+
+bool wake_one_or(WaitQueue& q, void (*otherwise)(void*), void* arg) {
+    struct Otherwise {
+        void (*call)(void*);
+        void* arg;
+    } o{otherwise, arg};
+    return wake_one_and(
+        q,
+        [](void* p, bool woke) {
+            auto& o = *static_cast<Otherwise*>(p);
+            if (!woke) o.call(o.arg);
+        },
+        &o);
 }
 
 bool wake_one(WaitQueue& q) {

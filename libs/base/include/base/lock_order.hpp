@@ -9,8 +9,9 @@
 //     (VFS and network locks will be listed here)
 //     sched g_lock           libs/sched/src/core.cpp: threads and every
 //                            hart's run queue, and every wait queue
-//                            (sync::Mutex and Semaphore have no lock of
-//                            their own). Held across context switches;
+//                            (no sync primitive — Mutex, Semaphore,
+//                            ConditionVariable, RwLock, Barrier — has a
+//                            lock of its own). Held across context switches;
 //                            thread stacks are freed under it (mmu, zone
 //                            locks); it arms and cancels timer events.
 //     sched_edf g_lock       libs/sched-edf/src/edf.cpp: admission ledgers

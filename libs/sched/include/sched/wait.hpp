@@ -56,6 +56,11 @@ unsigned wake_all(WaitQueue& q);
 // resource can be handed to a waiter or put back with no window between.
 // True if a waiter was woken.
 bool wake_one_or(WaitQueue& q, void (*otherwise)(void*), void* arg);
+// Wakes the most urgent waiter if there is one, then calls then(arg, woke)
+// under the same lock, where q.has_waiters() tells whether others remain
+// (how a semaphore clears its "waiters present" flag as the last waiter
+// leaves). True if a waiter was woken.
+bool wake_one_and(WaitQueue& q, void (*then)(void*, bool woke), void* arg);
 
 // The calling thread, as a non-zero word with its lowest bit clear (the
 // lock-word protocol below keeps a flag there). One load from tp.
