@@ -8,14 +8,6 @@
 
 namespace tessera::sync {
 
-bool Semaphore::try_acquire() {
-    unsigned c = m_word.load(std::memory_order_relaxed);
-    while (c > 0 && c != kWaiters) // units free (the flag is never set with units)
-        if (m_word.compare_exchange_weak(c, c - 1, std::memory_order_acquire, std::memory_order_relaxed))
-            return true;
-    return false;
-}
-
 // wait()'s check, under the scheduler's lock: take a unit if one is free,
 // else flag the waiters and block (one step with the check).
 bool Semaphore::none_free(void* self) {
@@ -57,8 +49,7 @@ bool Semaphore::clear_if_drained(void* self) {
     return false; // as wait()'s check: never block
 }
 
-base::Result<void> Semaphore::acquire(time::Ticks deadline) {
-    if (try_acquire()) return {};
+base::Result<void> Semaphore::acquire_slow(time::Ticks deadline) {
     // Ok either because a unit was free at the check, or because a
     // release handed one over and woke us.
     auto r = sched::wait(m_waiters, deadline, none_free, this);
@@ -70,11 +61,9 @@ base::Result<void> Semaphore::acquire(time::Ticks deadline) {
     return r;
 }
 
-void Semaphore::release() {
-    // Fast path: nobody waits (flag clear), so raise the count.
-    unsigned c = m_word.load(std::memory_order_relaxed);
-    while (!(c & kWaiters))
-        if (m_word.compare_exchange_weak(c, c + 1, std::memory_order_release, std::memory_order_relaxed)) return;
+// The flag is set: hand the unit to a waiter, or put it back if the
+// waiters have all gone (timed out, or handed units) since.
+void Semaphore::release_slow() {
     (void)sched::wake_one_and(m_waiters, after_wake, this);
 }
 

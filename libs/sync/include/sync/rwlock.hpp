@@ -23,6 +23,7 @@
 // re-entering for reading while a writer waits deadlocks.
 #include <atomic>
 #include <base/result.hpp>
+#include <base/verify.hpp>
 #include <cstdint>
 #include <sched/wait.hpp>
 #include <sync/mutex.hpp>
@@ -42,7 +43,8 @@ public:
     [[nodiscard]] bool try_lock_shared();
     void unlock_shared();
 
-    void lock() { (void)lock_until(time::kNever); }
+    // Locking for writing while holding it for writing is a bug: it panics.
+    void lock() { VERIFY(lock_until(time::kNever).ok()); }
     [[nodiscard]] base::Result<void> lock_until(time::Ticks deadline);
     [[nodiscard]] bool try_lock();
     void unlock();

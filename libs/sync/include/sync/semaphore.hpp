@@ -19,9 +19,25 @@ public:
     Semaphore& operator=(const Semaphore&) = delete;
 
     // TimedOut if `deadline` (absolute) passes before a unit is ours.
-    [[nodiscard]] base::Result<void> acquire(time::Ticks deadline = time::kNever);
-    [[nodiscard]] bool try_acquire();
-    void release();
+    [[nodiscard]] base::Result<void> acquire(time::Ticks deadline = time::kNever) {
+        if (try_acquire()) return {};
+        return acquire_slow(deadline);
+    }
+    [[nodiscard]] bool try_acquire() {
+        unsigned c = m_word.load(std::memory_order_relaxed);
+        while (c > 0 && c != kWaiters) // units free (the flag is never set with units)
+            if (m_word.compare_exchange_weak(c, c - 1, std::memory_order_acquire, std::memory_order_relaxed))
+                return true;
+        return false;
+    }
+    void release() {
+        // Fast path: nobody waits (flag clear), so raise the count.
+        unsigned c = m_word.load(std::memory_order_relaxed);
+        while (!(c & kWaiters))
+            if (m_word.compare_exchange_weak(c, c + 1, std::memory_order_release, std::memory_order_relaxed))
+                return;
+        release_slow();
+    }
     unsigned count() const { return m_word.load(std::memory_order_relaxed) & ~kWaiters; }
     // The flag is set while threads may wait (tests check it is cleared).
     bool waiters_flagged() const { return m_word.load(std::memory_order_relaxed) & kWaiters; }
@@ -33,6 +49,8 @@ private:
     // finds it clear may raise the count with one CAS: nobody waits.
     static constexpr unsigned kWaiters = 1u << 31;
 
+    base::Result<void> acquire_slow(time::Ticks deadline);
+    void release_slow();
     static bool none_free(void* self);
     static void after_wake(void* self, bool woke);
     static bool clear_if_drained(void* self);
