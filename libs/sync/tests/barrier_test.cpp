@@ -9,7 +9,7 @@ using namespace tessera;
 namespace {
 
 constexpr unsigned kThreads = 5;
-constexpr unsigned kRounds = 200;
+constexpr unsigned kRounds = 40;
 
 struct Rounds {
     sync::Barrier barrier{kThreads};

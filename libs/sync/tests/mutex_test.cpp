@@ -4,14 +4,14 @@
 #include <sched/sched.hpp>
 #include <sync/mutex.hpp>
 
+#include "threads.hpp"
+
 using namespace tessera;
 using base::Error;
 
 namespace {
 
-sched::ThreadAttributes pinned(std::string_view name, unsigned priority) {
-    return {name, priority, 16384, 1u};
-}
+using sync::test::pinned;
 
 unsigned effective(sched::ThreadHandle h) { return sched::priorities(h).value().effective; }
 

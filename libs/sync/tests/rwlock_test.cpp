@@ -1,23 +1,18 @@
 #include <arch/hart.hpp>
 #include <atomic>
-#include <base/verify.hpp>
 #include <ktest/ktest.hpp>
 #include <sched/sched.hpp>
 #include <sync/rwlock.hpp>
+
+#include "threads.hpp"
 
 using namespace tessera;
 using base::Error;
 
 namespace {
 
-sched::ThreadAttributes pinned(std::string_view name, unsigned priority) { return {name, priority, 16384, 1u}; }
-
-// Below every thread it spawned on this hart, main runs again only once
-// they have all blocked or finished (timing-independent).
-void let_them_run() {
-    VERIFY(sched::set_priority(sched::self(), 2).ok());
-    VERIFY(sched::set_priority(sched::self(), CONFIG_SCHED_MAIN_PRIORITY).ok());
-}
+using sync::test::let_them_run;
+using sync::test::pinned;
 
 struct Shared {
     sync::RwLock lock;
