@@ -1,11 +1,11 @@
-// Context-switch costs in guest instructions, for make bench. Two threads
-// of equal priority, less urgent than main, take turns once main blocks in
-// join(); the figure is the total divided by the number of switches, call
-// overhead included.
+// Context-switch and sync costs in guest instructions, for make bench.
+// Switches: two threads of equal priority, less urgent than main, take
+// turns once main blocks in join(); the figure is the total divided by the
+// number of switches, call overhead included. Sync: see each figure.
 #include <arch/csr.hpp>
+#include <arch/spinlock.hpp>
 #include <klog/klog.hpp>
 #include <sched/sched.hpp>
-#include <arch/spinlock.hpp>
 #include <sync/condvar.hpp>
 #include <sync/mutex.hpp>
 #include <sync/semaphore.hpp>
