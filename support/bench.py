@@ -102,6 +102,17 @@ def rtdemo(qemu, options):
     return dict(zip(("count", "min", "mean", "p99", "max"), map(int, hist.groups())), misses=misses)
 
 
+def sync_figures(record, figures):
+    """The sync library's costs beyond the mutex and semaphore fast paths
+    (schedbench, guest instructions)."""
+    record("sync.spinlock_pair", figures["spinlock_pair"], "guest instructions per pair",
+           config="schedbench_defconfig")
+    record("sync.semaphore_handover_latency", figures["semaphore_handover_latency"],
+           "guest instructions, release to waiter running", config="schedbench_defconfig")
+    record("sync.condvar_signal_wait_round_trip", figures["condvar_signal_wait_round_trip"],
+           "guest instructions per round trip", config="schedbench_defconfig")
+
+
 def wall_times(qemu, floor_elf):
     """Interleaved runs of the floor kernel and helloworld; seconds."""
     floor, hello = [], []
@@ -171,6 +182,7 @@ def main():
            config="schedbench_defconfig")
     record("futex.lock_pi_unlock_pi", figures["futex_lock_pi_unlock_pi"], "guest instructions per pair",
            config="schedbench_defconfig")
+    sync_figures(record, figures)
     for ready in (1, 8, 64, 256):
         record(f"sched.yield_switch.ready_{ready}", figures[f"yield_switch_ready_{ready}"],
                "guest instructions per switch", config="schedbench_defconfig")

@@ -1,12 +1,14 @@
-// Context-switch costs in guest instructions, for make bench. Two threads
-// of equal priority, less urgent than main, take turns once main blocks in
-// join(); the figure is the total divided by the number of switches, call
-// overhead included.
+// Context-switch and sync costs in guest instructions, for make bench.
+// Switches: two threads of equal priority, less urgent than main, take
+// turns once main blocks in join(); the figure is the total divided by the
+// number of switches, call overhead included. Sync: see each figure.
 #include <arch/csr.hpp>
+#include <arch/spinlock.hpp>
 #include <atomic>
 #include <futex/futex.hpp>
 #include <klog/klog.hpp>
 #include <sched/sched.hpp>
+#include <sync/condvar.hpp>
 #include <sync/mutex.hpp>
 #include <sync/semaphore.hpp>
 
@@ -89,6 +91,58 @@ void futex_figures() {
     (void)sched::set_affinity(sched::self(), sched::kAnyHart);
 }
 
+// Semaphore handover latency: a more urgent thread on the same hart
+// blocks in acquire(); main stamps rdinstret and releases; the waiter
+// stamps again as its acquire() returns. Includes the wake-up, the
+// preemption of main and the switch.
+constexpr unsigned kHandovers = 2000;
+sync::Semaphore g_handover{0};
+std::uint64_t g_released_at = 0;
+std::uint64_t g_handover_total = 0;
+void handover_waiter(void*) {
+    for (unsigned i = 0; i < kHandovers; ++i) {
+        (void)g_handover.acquire();
+        g_handover_total += arch::rdinstret() - g_released_at;
+    }
+}
+std::uint64_t semaphore_handover_latency() {
+    auto waiter = sched::spawn(handover_waiter, nullptr, {"waiter", CONFIG_SCHED_MAIN_PRIORITY + 1}).value();
+    for (unsigned i = 0; i < kHandovers; ++i) {
+        g_released_at = arch::rdinstret();
+        g_handover.release(); // the waiter runs and blocks again before this returns
+    }
+    (void)sched::join(waiter);
+    return g_handover_total / kHandovers;
+}
+
+// Condition-variable ping-pong: two threads take turns under one mutex,
+// each waiting for its turn and signalling the other. One round trip is
+// two signal+wait hand-offs (and two switches).
+constexpr unsigned kRoundTrips = 5000;
+struct PingPong {
+    sync::Mutex m;
+    sync::ConditionVariable cv;
+    unsigned turn = 0; // guarded by m
+};
+PingPong g_pingpong;
+void take_turns(void* arg) {
+    auto me = unsigned(reinterpret_cast<std::uintptr_t>(arg));
+    for (unsigned i = 0; i < kRoundTrips; ++i) {
+        sync::MutexGuard guard(g_pingpong.m);
+        while (g_pingpong.turn != me) g_pingpong.cv.wait(g_pingpong.m);
+        g_pingpong.turn = 1 - me;
+        g_pingpong.cv.signal();
+    }
+}
+std::uint64_t condvar_round_trip() {
+    std::uint64_t start = arch::rdinstret();
+    auto a = sched::spawn(take_turns, reinterpret_cast<void*>(0), {"turn-a", 10}).value();
+    auto b = sched::spawn(take_turns, reinterpret_cast<void*>(1), {"turn-b", 10}).value();
+    (void)sched::join(a);
+    (void)sched::join(b);
+    return (arch::rdinstret() - start) / kRoundTrips;
+}
+
 } // namespace
 
 int main() {
@@ -126,6 +180,13 @@ int main() {
     }
     klog::print("schedbench: semaphore_acquire_release {}\n", (arch::rdinstret() - start) / kPairs);
     futex_figures();
+    // The kernel's spinlock with its interrupt guard: lock+unlock.
+    static arch::Spinlock spinlock;
+    start = arch::rdinstret();
+    for (unsigned i = 0; i < kPairs; ++i) arch::SpinlockGuard guard(spinlock);
+    klog::print("schedbench: spinlock_pair {}\n", (arch::rdinstret() - start) / kPairs);
+    klog::print("schedbench: semaphore_handover_latency {}\n", semaphore_handover_latency());
+    klog::print("schedbench: condvar_signal_wait_round_trip {}\n", condvar_round_trip());
     for (unsigned ready : {1u, 8u, 64u, 256u})
         klog::print("schedbench: yield_switch_ready_{} {}\n", ready, yield_switch_with_ready(ready));
     klog::print("schedbench: done\n");

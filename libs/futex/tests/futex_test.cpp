@@ -214,6 +214,7 @@ void lock_pi_and_log(void* p) {
 } // namespace
 
 KTEST(futex, lock_pi_contended_boosts_the_owner_and_hands_over_by_priority_then_fifo) {
+    if (!sched::kPriorityInheritance) KTEST_SKIP("SCHED_PRIORITY_INHERITANCE is off");
     futex::PiWord w{0};
     PiHolder low{&w};
     auto l = spawn_holder(low);
@@ -242,6 +243,7 @@ KTEST(futex, lock_pi_contended_boosts_the_owner_and_hands_over_by_priority_then_
 }
 
 KTEST(futex, a_timed_lock_pi_times_out_and_returns_the_boost) {
+    if (!sched::kPriorityInheritance) KTEST_SKIP("SCHED_PRIORITY_INHERITANCE is off");
     futex::PiWord w{0};
     PiHolder low{&w};
     auto l = spawn_holder(low);
@@ -292,6 +294,7 @@ void hold_pi_then_lock_mutex(void* p) {
 // a waits on PI futex f held by b; b waits on mutex m held by c: one
 // protocol, so the boost crosses from the futex to the mutex.
 KTEST(futex, a_chain_through_a_pi_futex_and_a_mutex_boosts_every_owner) {
+    if (!sched::kPriorityInheritance) KTEST_SKIP("SCHED_PRIORITY_INHERITANCE is off");
     sync::Mutex m;
     futex::PiWord f{0};
     MutexHolder c{&m};

@@ -29,6 +29,7 @@ void insert_sorted(WaitQueue& q, Thread& t) {
 
 unsigned inherited(Thread& t) {
     unsigned p = t.base_priority;
+    if constexpr (!kPriorityInheritance) return p;
     for (WaitQueue& q : t.owned)
         if (WaitNode* first = q.waiters.first()) {
             unsigned u = urgency(thread_of(*first));
@@ -188,15 +189,26 @@ unsigned wake_locked(WaitQueue& q, unsigned n) {
 }
 } // namespace
 
-bool wake_one_or(WaitQueue& q, void (*otherwise)(void*), void* arg) {
+bool wake_one_and(WaitQueue& q, void (*then)(void*, bool), void* arg) {
     arch::SpinlockGuard guard(g_lock);
-    if (!q.has_waiters()) {
-        otherwise(arg);
-        return false;
-    }
-    wake_locked(q, 1);
-    preempt_if_needed();
-    return true;
+    bool woke = wake_locked(q, 1) != 0;
+    then(arg, woke);
+    if (woke) preempt_if_needed();
+    return woke;
+}
+
+bool wake_one_or(WaitQueue& q, void (*otherwise)(void*), void* arg) {
+    struct Otherwise {
+        void (*call)(void*);
+        void* arg;
+    } o{otherwise, arg};
+    return wake_one_and(
+        q,
+        [](void* p, bool woke) {
+            auto& o = *static_cast<Otherwise*>(p);
+            if (!woke) o.call(o.arg);
+        },
+        &o);
 }
 
 bool wake_one(WaitQueue& q) {

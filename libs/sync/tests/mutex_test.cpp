@@ -5,16 +5,18 @@
 #include <sched/sched.hpp>
 #include <sync/mutex.hpp>
 
+#include "threads.hpp"
+
 using namespace tessera;
 using base::Error;
 
 namespace {
 
-sched::ThreadAttributes pinned(std::string_view name, unsigned priority) {
-    return {name, priority, 16384, 1u};
-}
+using sync::test::pinned;
 
 unsigned effective(sched::ThreadHandle h) { return sched::priorities(h).value().effective; }
+
+constexpr bool kInheritance = sched::kPriorityInheritance;
 
 using Log = ktest::OrderLog<>;
 
@@ -93,6 +95,7 @@ void lock_once(void* p) {
 } // namespace
 
 KTEST(mutex, an_owner_inherits_its_waiters_priority_and_drops_it_on_release) {
+    if (!kInheritance) KTEST_SKIP("SCHED_PRIORITY_INHERITANCE is off");
     sync::Mutex m;
     Holder low{&m};
     auto l = sched::spawn(hold_until_released, &low, pinned("low", 5));
@@ -108,6 +111,7 @@ KTEST(mutex, an_owner_inherits_its_waiters_priority_and_drops_it_on_release) {
 }
 
 KTEST(mutex, inheritance_follows_a_chain_of_owners) {
+    if (!kInheritance) KTEST_SKIP("SCHED_PRIORITY_INHERITANCE is off");
     // c holds m2; b holds m1 and waits for m2; a waits for m1: c runs at
     // a's priority, and so does b.
     sync::Mutex m1, m2;
@@ -146,6 +150,7 @@ void lock_with_timeout(void* p) {
 } // namespace
 
 KTEST(mutex, a_timed_lock_times_out_and_returns_the_boost) {
+    if (!kInheritance) KTEST_SKIP("SCHED_PRIORITY_INHERITANCE is off");
     sync::Mutex m;
     Holder low{&m};
     auto l = sched::spawn(hold_until_released, &low, pinned("low", 5));
@@ -159,6 +164,23 @@ KTEST(mutex, a_timed_lock_times_out_and_returns_the_boost) {
     EXPECT_ERROR(t.result, Error::TimedOut);
     EXPECT_EQ(effective(l.value()), 5u); // the boost left with the waiter
     low.release.store(true);
+    EXPECT_OK(sched::join(l.value()));
+    EXPECT_FALSE(m.is_locked());
+}
+
+KTEST(mutex, without_inheritance_the_owner_keeps_its_priority_and_still_hands_over) {
+    if (kInheritance) KTEST_SKIP("SCHED_PRIORITY_INHERITANCE is on");
+    sync::Mutex m;
+    Holder low{&m};
+    auto l = sched::spawn(hold_until_released, &low, pinned("low", 5));
+    ASSERT_OK(l);
+    while (!low.holding.load()) sched::sleep_for_ns(100000);
+    auto h = sched::spawn(lock_once, &m, pinned("high", 20)); // blocks at once
+    ASSERT_OK(h);
+    EXPECT_EQ(effective(l.value()), 5u); // no boost
+    EXPECT_TRUE(m.is_locked());
+    low.release.store(true);
+    EXPECT_OK(sched::join(h.value())); // handed over all the same
     EXPECT_OK(sched::join(l.value()));
     EXPECT_FALSE(m.is_locked());
 }
@@ -243,7 +265,7 @@ KTEST(mutex, an_owner_exiting_with_a_waiter_hands_it_over_with_owner_died) {
     Heir h{&m};
     auto heir = sched::spawn(lock_and_report, &h, pinned("heir", 20)); // blocks at once
     ASSERT_OK(heir);
-    EXPECT_EQ(effective(owner.value()), 20u);
+    if (kInheritance) EXPECT_EQ(effective(owner.value()), 20u);
     l.exit.store(true);
     EXPECT_OK(sched::join(owner.value()));
     EXPECT_OK(sched::join(heir.value()));

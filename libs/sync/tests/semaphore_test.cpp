@@ -4,6 +4,8 @@
 #include <sched/sched.hpp>
 #include <sync/semaphore.hpp>
 
+#include "threads.hpp"
+
 using namespace tessera;
 using base::Error;
 
@@ -59,6 +61,32 @@ KTEST(semaphore, acquire_times_out_at_its_deadline) {
     EXPECT_ERROR(s.acquire(deadline), Error::TimedOut);
     EXPECT_GE(time::now(), deadline);
     EXPECT_ERROR(s.acquire(time::now() - 1), Error::TimedOut); // already past
+}
+
+// The "waiters present" flag in the count word sends release() to the
+// slow path; it must go as soon as nobody waits, or every later release
+// would take the scheduler's lock.
+KTEST(semaphore, the_waiters_flag_clears_when_the_last_waiter_leaves) {
+    sync::Semaphore s(0);
+    EXPECT_ERROR(s.acquire(time::now() + time::from_us(500)), Error::TimedOut);
+    EXPECT_FALSE(s.waiters_flagged()); // by timeout
+    char order[2] = {};
+    std::atomic<unsigned> n{0};
+    Waiter a{&s, 'a', order, &n}, b{&s, 'b', order, &n};
+    auto ta = sched::spawn(acquire_and_log, &a, sync::test::pinned("waiter", 10)).value();
+    auto tb = sched::spawn(acquire_and_log, &b, sync::test::pinned("waiter", 10)).value();
+    sync::test::let_them_run();
+    EXPECT_TRUE(s.waiters_flagged());
+    s.release();
+    EXPECT_TRUE(s.waiters_flagged()); // one still waits
+    s.release();
+    EXPECT_FALSE(s.waiters_flagged()); // by handover to the last
+    EXPECT_EQ(s.count(), 0u);
+    EXPECT_OK(sched::join(ta));
+    EXPECT_OK(sched::join(tb));
+    EXPECT_EQ(std::string_view(order, 2), "ab");
+    s.release(); // the fast path again
+    EXPECT_EQ(s.count(), 1u);
 }
 
 namespace {

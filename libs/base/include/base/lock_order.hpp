@@ -9,8 +9,9 @@
 //     (VFS and network locks will be listed here)
 //     sched g_lock           libs/sched/src/core.cpp: threads and every
 //                            hart's run queue, and every wait queue
-//                            (sync::Mutex and Semaphore have no lock of
-//                            their own), owned-queue lists and robust
+//                            (no sync primitive — Mutex, Semaphore,
+//                            ConditionVariable, RwLock, Barrier — has a
+//                            lock of its own), owned-queue lists and robust
 //                            hand-over at a thread's exit. Held across context switches;
 //                            thread stacks are freed under it (mmu, zone
 //                            locks); it arms and cancels timer events.

@@ -68,6 +68,11 @@ unsigned wake_all(WaitQueue& q);
 // resource can be handed to a waiter or put back with no window between.
 // True if a waiter was woken.
 bool wake_one_or(WaitQueue& q, void (*otherwise)(void*), void* arg);
+// Wakes the most urgent waiter if there is one, then calls then(arg, woke)
+// under the same lock, where q.has_waiters() tells whether others remain
+// (how a semaphore clears its "waiters present" flag as the last waiter
+// leaves). True if a waiter was woken.
+bool wake_one_and(WaitQueue& q, void (*then)(void*, bool woke), void* arg);
 // In one step under the scheduler's lock: unless proceed(arg) says false
 // (then Again, nothing done), wakes up to n_wake of `from`'s most urgent
 // waiters, then moves up to n_move of the rest, most urgent first, to `to`
@@ -96,6 +101,14 @@ inline std::uintptr_t current_token() { return reinterpret_cast<std::uintptr_t>(
 // lookup, and the flags fit in its alignment bits. The fast paths are a
 // compare-and-swap of 0 with the caller's token and back; the slow paths:
 inline constexpr std::uintptr_t kPiWaiters = 1;
+// SCHED_PRIORITY_INHERITANCE: off, owners are still recorded (handover,
+// and the hand-over at an owner's exit, work as described) but nothing is
+// inherited: no boost, no chain walk (the code is not built).
+#ifdef CONFIG_SCHED_PRIORITY_INHERITANCE
+inline constexpr bool kPriorityInheritance = true;
+#else
+inline constexpr bool kPriorityInheritance = false;
+#endif
 inline constexpr std::uintptr_t kPiOwnerDied = 2;
 inline constexpr std::uintptr_t kPiFlags = kPiWaiters | kPiOwnerDied;
 // Called after a failed fast acquire. Ok once the caller owns the word

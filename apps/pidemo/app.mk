@@ -1,0 +1,2 @@
+SRCS-y += main.cpp
+USES += sched time sync
