@@ -13,6 +13,10 @@
 //                            their own). Held across context switches;
 //                            thread stacks are freed under it (mmu, zone
 //                            locks); it arms and cancels timer events.
+//     ipc Channel::m_lock    libs/ipc/src/channel.cpp: one per mailbox or
+//                            message queue, its storage and counters; taken
+//                            under g_lock (wait's still_wait, wake_one_or's
+//                            otherwise), never held across a sched call.
 //     sched_edf g_lock       libs/sched-edf/src/edf.cpp: admission ledgers
 //                            (the EDF exit hook runs under the sched lock).
 //     time Callout::m_lock   one per callout: arming state; arms its event
