@@ -1,2 +1,2 @@
 SRCS-y += main.cpp
-USES += sched time sync
+USES += sched time sync ipc

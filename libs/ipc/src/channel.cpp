@@ -33,7 +33,7 @@ std::uint32_t Channel::open_locked(Direction d) const {
 // Moves one message and decides whether the other direction is owed a
 // wake-up (granting it the slot or message just made available). True:
 // the caller must call wake_other() once m_lock is dropped.
-bool Channel::move_locked(Direction d, Transfer move, void* op) {
+[[gnu::always_inline]] inline bool Channel::move_locked(Direction d, Transfer move, void* op) {
     move(*this, op);
     Waiting* other;
     if (d == Direction::Send) {
@@ -91,35 +91,24 @@ bool Channel::still_wait(void* attempt) {
     return true;
 }
 
-base::Result<void> Channel::try_transfer(Direction d, Transfer move, void* op) {
+// Moves the message now if room (a message) is open to anyone, without
+// the scheduler's lock. False, and a refusal counted, if not.
+bool Channel::try_move(Direction d, Transfer move, void* op) {
     bool wake;
     {
         arch::SpinlockGuard guard(m_lock);
         if (open_locked(d) == 0) {
             ++(d == Direction::Send ? m_stats.full : m_stats.empty);
-            return base::Error::WouldBlock;
+            return false;
         }
         wake = move_locked(d, move, op);
     }
     if (wake) wake_other(d);
-    return {};
+    return true;
 }
 
-base::Result<void> Channel::transfer(Direction d, Transfer move, void* op, time::Ticks deadline) {
-    // Fast path without the scheduler's lock: room (or a message) now.
-    bool moved = false, wake = false;
-    {
-        arch::SpinlockGuard guard(m_lock);
-        if (open_locked(d) > 0) {
-            wake = move_locked(d, move, op);
-            moved = true;
-        }
-    }
-    if (moved) {
-        if (wake) wake_other(d);
-        return {};
-    }
-
+// transfer()'s slow path: wait until the message moved or the deadline.
+base::Result<void> Channel::block(Direction d, Transfer move, void* op, time::Ticks deadline) {
     Attempt a{this, d, move, op};
     base::Result<void> r = sched::wait(own(d).queue, deadline, still_wait, &a);
     if (!r.ok()) {

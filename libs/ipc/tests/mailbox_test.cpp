@@ -205,7 +205,7 @@ KTEST(mailbox, send_from_interrupt_context_wakes_a_blocked_receiver) {
     ipc::Mailbox<unsigned, 1> mb;
     IrqSend s{&mb};
     ipc_test::InInterrupt irq(send_twice_from_irq, &s);
-    ASSERT_OK(irq.start());
+    ASSERT_OK(irq.start_once_receiver_waits(mb));
     auto r = mb.receive(time::now() + time::from_us(1'000'000));
     ASSERT_OK(r);
     EXPECT_EQ(r.value(), 77u);

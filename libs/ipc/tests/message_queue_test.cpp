@@ -179,7 +179,7 @@ KTEST(msgqueue, send_from_interrupt_context_wakes_a_blocked_receiver) {
     ipc::MessageQueue<8, 2> q;
     IrqSend s{&q};
     ipc_test::InInterrupt irq(send_from_irq, &s);
-    ASSERT_OK(irq.start());
+    ASSERT_OK(irq.start_once_receiver_waits(q));
     std::byte buf[8];
     auto r = q.receive(buf, time::now() + time::from_us(1'000'000));
     ASSERT_OK(r);
@@ -190,6 +190,7 @@ KTEST(msgqueue, send_from_interrupt_context_wakes_a_blocked_receiver) {
     EXPECT_EQ(s.accepted, 2u);
     EXPECT_EQ(q.stats().full, 1u);
     EXPECT_EQ(q.stats().received + q.stats().depth, 2u);
+    EXPECT_EQ(q.stats().receive_waits, 1u);
 }
 
 namespace {

@@ -67,9 +67,9 @@ struct Stats {
     std::uint64_t received;
     std::uint32_t depth;      // messages held now
     std::uint32_t peak_depth; // most messages ever held at once
-    std::uint64_t full;       // try_send refused (WouldBlock): no free slot
-    std::uint64_t empty;      // try_receive refused (WouldBlock): no message
-    std::uint64_t send_waits; // blocking sends that had to wait
+    std::uint64_t full;       // sends that found no free slot: try_send refused, or send went on to wait
+    std::uint64_t empty;      // receives that found no message, likewise
+    std::uint64_t send_waits; // blocking sends that had to wait (block)
     std::uint64_t receive_waits;
     std::uint64_t timeouts;   // blocking calls that ended with TimedOut
 };
@@ -94,10 +94,17 @@ protected:
     constexpr explicit Channel(std::uint32_t capacity) : m_capacity(capacity) {}
 
     // Blocks until the message moved or `deadline` (absolute) passed
-    // (TimedOut; nothing moved). Threads only.
-    base::Result<void> transfer(Direction d, Transfer move, void* op, time::Ticks deadline);
+    // (TimedOut; nothing moved). Threads only. Inline: the fast path is
+    // one out-of-line call.
+    base::Result<void> transfer(Direction d, Transfer move, void* op, time::Ticks deadline) {
+        if (try_move(d, move, op)) return {};
+        return block(d, move, op, deadline);
+    }
     // WouldBlock at once if nothing may move. Also from interrupt handlers.
-    base::Result<void> try_transfer(Direction d, Transfer move, void* op);
+    base::Result<void> try_transfer(Direction d, Transfer move, void* op) {
+        if (try_move(d, move, op)) return {};
+        return base::Error::WouldBlock;
+    }
 
 private:
     struct Waiting {
@@ -109,6 +116,9 @@ private:
 
     Waiting& own(Direction d) { return d == Direction::Send ? m_senders : m_receivers; }
     std::uint32_t open_locked(Direction d) const;
+    // Moves the message now if it may (see open_locked); else false.
+    bool try_move(Direction d, Transfer move, void* op);
+    base::Result<void> block(Direction d, Transfer move, void* op, time::Ticks deadline);
     bool move_locked(Direction d, Transfer move, void* op);
     void wake_other(Direction d);
     static bool still_wait(void* attempt);
