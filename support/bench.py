@@ -122,6 +122,14 @@ def wall_times(qemu, floor_elf):
     return floor, hello
 
 
+def record_ipc(record, figures):
+    """The ipc library's figures, from schedbench's output."""
+    record("ipc.mailbox_send_receive", figures["mailbox_send_receive"], "guest instructions per pair",
+           config="schedbench_defconfig")
+    record("ipc.mailbox_round_trip", figures["mailbox_round_trip"], "guest instructions per round trip",
+           config="schedbench_defconfig")
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     qemu_version = sh(["qemu-system-riscv64", "--version"]).stdout.splitlines()[0]
@@ -167,6 +175,7 @@ def main():
            config="schedbench_defconfig")
     record("sync.semaphore_acquire_release", figures["semaphore_acquire_release"], "guest instructions per pair",
            config="schedbench_defconfig")
+    record_ipc(record, figures)
     for ready in (1, 8, 64, 256):
         record(f"sched.yield_switch.ready_{ready}", figures[f"yield_switch_ready_{ready}"],
                "guest instructions per switch", config="schedbench_defconfig")

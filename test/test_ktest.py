@@ -22,7 +22,7 @@ import pytest
 from harness import Machine, build_image, ktap
 
 # name: (fragments, ktest.filter or None for every case)
-SMP_FILTER = "smp.*,sched_smp.*,mutex.*,semaphore.*,mmu.shootdowns_*,plat.usable_harts_*,arch.this_hart_*"
+SMP_FILTER = "smp.*,sched_smp.*,mutex.*,semaphore.*,mailbox.*,msgqueue.*,mmu.shootdowns_*,plat.usable_harts_*,arch.this_hart_*"
 VARIANTS = {
     "sstc": ((), None),
     "sbi-timer": (("configs/nosstc.config",), None),
