@@ -3,10 +3,8 @@
 #include <string_view>
 
 using namespace tessera;
+using namespace ipc_test;
 using base::Error;
-using ipc_test::wait_for;
-using ipc_test::wait_for_receive_waits;
-using ipc_test::wait_for_send_waits;
 
 namespace {
 
@@ -153,6 +151,21 @@ KTEST(mailbox, blocked_senders_are_served_by_priority_then_fifo) {
     EXPECT_EQ(std::string_view(got, 5), "0bdca");
 }
 
+namespace {
+// `urgent` (priority 20) blocks first, then `other` (priority 5) does the
+// operation that releases it, both on hart 0; returns the log.
+std::string_view handover(Log& log, ipc::Mailbox<unsigned, 1>& mb, void (*urgent)(void*), Party& hi,
+                          void (*other)(void*), Party& lo) {
+    std::uint64_t waits = mb.stats().send_waits + mb.stats().receive_waits;
+    auto first = sched::spawn(urgent, &hi, {"urgent", 20, 16384, 1u}).value();
+    if (!wait_for([&] { return mb.stats().send_waits + mb.stats().receive_waits > waits; })) return "<not blocked>";
+    auto second = sched::spawn(other, &lo, {"other", 5, 16384, 1u}).value();
+    (void)sched::join(second);
+    (void)sched::join(first);
+    return log.str();
+}
+} // namespace
+
 // On one hart: a send to a blocked, more urgent receiver runs the receiver
 // at once (it logs before the sender continues), and a receive that frees
 // a slot for a blocked, more urgent sender runs the sender at once.
@@ -161,12 +174,7 @@ KTEST(mailbox, handover_to_a_more_urgent_thread_runs_it_at_once) {
         ipc::Mailbox<unsigned, 1> mb;
         Log log;
         Party hi{&mb, 0, &log, 'r'}, lo{&mb, 7, &log, 's'};
-        auto rh = sched::spawn(receive_and_log, &hi, {"receiver", 20, 16384, 1u}).value();
-        ASSERT_TRUE(wait_for_receive_waits(mb, 1));
-        auto sh = sched::spawn(send_and_log, &lo, {"sender", 5, 16384, 1u}).value();
-        EXPECT_OK(sched::join(sh));
-        EXPECT_OK(sched::join(rh));
-        EXPECT_EQ(log.str(), "rs");
+        EXPECT_EQ(handover(log, mb, receive_and_log, hi, send_and_log, lo), "rs");
         EXPECT_EQ(hi.got, 7u);
     }
     {
@@ -174,12 +182,7 @@ KTEST(mailbox, handover_to_a_more_urgent_thread_runs_it_at_once) {
         Log log;
         EXPECT_OK(mb.send(1));
         Party hi{&mb, 2, &log, 's'}, lo{&mb, 0, &log, 'r'};
-        auto sh = sched::spawn(send_and_log, &hi, {"sender", 20, 16384, 1u}).value();
-        ASSERT_TRUE(wait_for_send_waits(mb, 1));
-        auto rh = sched::spawn(receive_and_log, &lo, {"receiver", 5, 16384, 1u}).value();
-        EXPECT_OK(sched::join(rh));
-        EXPECT_OK(sched::join(sh));
-        EXPECT_EQ(log.str(), "sr");
+        EXPECT_EQ(handover(log, mb, send_and_log, hi, receive_and_log, lo), "sr");
         EXPECT_EQ(lo.got, 1u);
         EXPECT_EQ(mb.try_receive().value(), 2u);
     }

@@ -4,10 +4,8 @@
 #include <string_view>
 
 using namespace tessera;
+using namespace ipc_test;
 using base::Error;
-using ipc_test::wait_for;
-using ipc_test::wait_for_receive_waits;
-using ipc_test::wait_for_send_waits;
 
 namespace {
 
