@@ -41,6 +41,8 @@ class Mailbox : public detail::Channel {
 public:
     constexpr Mailbox() : Channel(N) {}
 
+    // (The const_casts feed one Transfer signature for both directions;
+    // put() only reads the message.)
     [[nodiscard]] base::Result<void> send(const T& message, time::Ticks deadline = time::kNever) {
         return transfer(Direction::Send, put, const_cast<T*>(&message), deadline);
     }
