@@ -74,7 +74,8 @@ struct InInterrupt {
 // message is received exactly once, each producer's messages reach every
 // consumer in the order they were sent (`ordered`), and the counts
 // conserve. Adapter: send(producer, seq) and receive(producer&, seq&),
-// both blocking, returning Result<void>, and `channel` (for its stats).
+// both blocking, returning Result<void>, `channel` (for its stats), and
+// kRetriesTimeouts (its calls time out and retry, so timeouts are expected).
 inline constexpr unsigned kPerProducer = 400;
 inline constexpr unsigned kMaxProducers = arch::kMaxHarts + 1;
 
@@ -140,7 +141,7 @@ void run_stress(ktest::Context& ktest_context, Adapter& adapter) {
     EXPECT_EQ(st.sent, std::uint64_t(s.producers) * kPerProducer);
     EXPECT_EQ(st.received, st.sent);
     EXPECT_EQ(st.depth, 0u);
-    EXPECT_EQ(st.timeouts, 0u);
+    if (!Adapter::kRetriesTimeouts) EXPECT_EQ(st.timeouts, 0u);
 }
 
 } // namespace ipc_test

@@ -195,6 +195,7 @@ namespace {
 // Each producer sends at its own priority, so its messages stay FIFO; the
 // padding makes the sizes vary.
 struct QueueAdapter {
+    static constexpr bool kRetriesTimeouts = false;
     ipc::MessageQueue<12, 6> channel;
     base::Result<void> send(unsigned producer, unsigned seq) {
         std::byte m[12] = {};
