@@ -133,6 +133,14 @@ def wall_times(qemu, floor_elf):
     return floor, hello
 
 
+def record_ipc(record, figures):
+    """The ipc library's figures, from schedbench's output."""
+    record("ipc.mailbox_send_receive", figures["mailbox_send_receive"], "guest instructions per pair",
+           config="schedbench_defconfig")
+    record("ipc.mailbox_round_trip", figures["mailbox_round_trip"], "guest instructions per round trip",
+           config="schedbench_defconfig")
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     qemu_version = sh(["qemu-system-riscv64", "--version"]).stdout.splitlines()[0]
@@ -183,6 +191,7 @@ def main():
     record("futex.lock_pi_unlock_pi", figures["futex_lock_pi_unlock_pi"], "guest instructions per pair",
            config="schedbench_defconfig")
     sync_figures(record, figures)
+    record_ipc(record, figures)
     for ready in (1, 8, 64, 256):
         record(f"sched.yield_switch.ready_{ready}", figures[f"yield_switch_ready_{ready}"],
                "guest instructions per switch", config="schedbench_defconfig")

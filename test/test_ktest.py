@@ -23,7 +23,7 @@ from harness import Machine, build_image, ktap
 
 # name: (fragments, ktest.filter or None for every case)
 SMP_FILTER = ("smp.*,sched_smp.*,mutex.*,semaphore.*,condvar.*,rwlock.*,barrier.*,sync_stress.*,futex.*,lockdep.*,"
-              "mmu.shootdowns_*,plat.usable_harts_*,arch.this_hart_*")
+              "mailbox.*,msgqueue.*,mmu.shootdowns_*,plat.usable_harts_*,arch.this_hart_*")
 VARIANTS = {
     "sstc": ((), None),
     "sbi-timer": (("configs/nosstc.config",), None),

@@ -1,2 +1,2 @@
 SRCS-y += main.cpp
-USES += sched time sync futex
+USES += sched time sync futex ipc

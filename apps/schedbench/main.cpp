@@ -6,6 +6,7 @@
 #include <arch/spinlock.hpp>
 #include <atomic>
 #include <futex/futex.hpp>
+#include <ipc/mailbox.hpp>
 #include <klog/klog.hpp>
 #include <sched/sched.hpp>
 #include <sync/condvar.hpp>
@@ -143,6 +144,43 @@ std::uint64_t condvar_round_trip() {
     return (arch::rdinstret() - start) / kRoundTrips;
 }
 
+// Mailboxes (ipc): a send+receive pair in one thread with the mailbox
+// never full or empty (the fast paths: one spinlock hold each), and a
+// round trip between two threads: ping sends a request and waits for the
+// reply, pong receives it and replies on a second mailbox. Each round trip
+// is two blocking receives, two wake-ups and two switches.
+ipc::Mailbox<std::uint64_t, 4> g_requests, g_replies;
+
+void ping(void*) {
+    for (std::uint64_t i = 0; i < kRounds; ++i) {
+        (void)g_requests.send(i);
+        (void)g_replies.receive();
+    }
+}
+
+void pong(void*) {
+    for (unsigned i = 0; i < kRounds; ++i) (void)g_replies.send(g_requests.receive().value_or(0) + 1);
+}
+
+void mailbox_figures() {
+    constexpr unsigned kPairs = 20000;
+    static ipc::Mailbox<std::uint64_t, 4> mailbox;
+    std::uint64_t start = arch::rdinstret();
+    for (std::uint64_t i = 0; i < kPairs; ++i) {
+        (void)mailbox.send(i);
+        (void)mailbox.receive();
+    }
+    klog::print("schedbench: mailbox_send_receive {}\n", (arch::rdinstret() - start) / kPairs);
+
+    // Both run only once main blocks in join (they are less urgent).
+    auto b = sched::spawn(pong, nullptr, {"pong", 10}).value();
+    auto a = sched::spawn(ping, nullptr, {"ping", 10}).value();
+    start = arch::rdinstret();
+    (void)sched::join(a);
+    (void)sched::join(b);
+    klog::print("schedbench: mailbox_round_trip {}\n", (arch::rdinstret() - start) / kRounds);
+}
+
 } // namespace
 
 int main() {
@@ -187,6 +225,7 @@ int main() {
     klog::print("schedbench: spinlock_pair {}\n", (arch::rdinstret() - start) / kPairs);
     klog::print("schedbench: semaphore_handover_latency {}\n", semaphore_handover_latency());
     klog::print("schedbench: condvar_signal_wait_round_trip {}\n", condvar_round_trip());
+    mailbox_figures();
     for (unsigned ready : {1u, 8u, 64u, 256u})
         klog::print("schedbench: yield_switch_ready_{} {}\n", ready, yield_switch_with_ready(ready));
     klog::print("schedbench: done\n");

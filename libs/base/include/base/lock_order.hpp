@@ -24,6 +24,10 @@
 //     futex g_pool_lock      the per-key queue pool; inside a bucket lock.
 //                            (A robust exit touches only lock words and
 //                            wait queues, under g_lock alone.)
+//     ipc Channel::m_lock    libs/ipc/src/channel.cpp: one per mailbox or
+//                            message queue, its storage and counters; taken
+//                            under g_lock (wait's still_wait, wake_one_or's
+//                            otherwise), never held across a sched call.
 //     sched_edf g_lock       libs/sched-edf/src/edf.cpp: admission ledgers
 //                            (the EDF exit hook runs under the sched lock).
 //     time Callout::m_lock   one per callout: arming state; arms its event
