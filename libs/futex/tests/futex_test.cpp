@@ -89,22 +89,32 @@ KTEST(futex, a_wait_times_out_at_its_deadline_leaving_no_trace) {
 }
 
 KTEST(futex, bad_arguments_are_refused) {
-    alignas(8) static char raw[16];
-    auto& odd = *reinterpret_cast<futex::Word*>(raw + 1);
-    auto& odd_pi = *reinterpret_cast<futex::PiWord*>(raw + 4);
     futex::Word w{0}, v{0};
     futex::PiWord pw{0};
-    EXPECT_ERROR(futex::wait(odd, 0), Error::InvalidArgument);
-    EXPECT_ERROR(futex::wake(odd, 1), Error::InvalidArgument);
     EXPECT_ERROR(futex::wake(w, 0), Error::InvalidArgument);
     EXPECT_ERROR(futex::cmp_requeue(w, 0, 0, v, 0), Error::InvalidArgument);
     EXPECT_ERROR(futex::cmp_requeue(w, 0, 1, w, 1), Error::InvalidArgument);
-    EXPECT_ERROR(futex::lock_pi(odd_pi), Error::InvalidArgument);
     EXPECT_ERROR(futex::unlock_pi(pw), Error::PermissionDenied); // free: not ours
     EXPECT_OK(futex::lock_pi(pw));
     EXPECT_ERROR(futex::lock_pi(pw), Error::InvalidArgument); // no recursion
     EXPECT_OK(futex::unlock_pi(pw));
     EXPECT_EQ(futex::queues_in_use(), 0u);
+}
+
+// A misaligned word reaches the API only through a cast that is already
+// undefined behaviour (the hardened build's UBSan reports the reference
+// binding itself), so this runs only without UBSan.
+KTEST(futex, misaligned_words_are_refused) {
+#if CONFIG_LIB_UBSAN
+    KTEST_SKIP("forming a misaligned reference is what UBSan reports");
+#else
+    alignas(8) static char raw[16];
+    auto& odd = *reinterpret_cast<futex::Word*>(raw + 1);
+    auto& odd_pi = *reinterpret_cast<futex::PiWord*>(raw + 4);
+    EXPECT_ERROR(futex::wait(odd, 0), Error::InvalidArgument);
+    EXPECT_ERROR(futex::wake(odd, 1), Error::InvalidArgument);
+    EXPECT_ERROR(futex::lock_pi(odd_pi), Error::InvalidArgument);
+#endif
 }
 
 KTEST(futex, cmp_requeue_refuses_a_changed_value) {
