@@ -6,7 +6,11 @@
 // order at run time (the ktest image runs every suite with it, fatal).
 //
 //   outermost
-//     (VFS and network locks will be listed here)
+//     (VFS locks will be listed here)
+//     netdev g_dispatch      libs/netdev/src/netdev.cpp: a sync::Mutex held by
+//                            the network thread while protocol handlers, work
+//                            items and driver polls run; protocol mutexes nest
+//                            inside it (never take it holding one).
 //     sched g_lock           libs/sched/src/core.cpp: threads and every
 //                            hart's run queue, and every wait queue
 //                            (sync::Mutex and Semaphore have no lock of
@@ -35,6 +39,13 @@
 //                            Held across the SBI remote fence (TLB
 //                            shootdown), which waits only for the other
 //                            harts' M-mode firmware, never for their locks.
+//     netdev g_table_lock    libs/netdev/src/netdev.cpp: interface and EtherType
+//                            tables. Never nested with g_queue_lock.
+//     netdev g_queue_lock    the receive ring and work list; taken from IRQ
+//                            handlers; the thread is woken after releasing it.
+//     netdev PacketPool::m_lock  libs/netdev/src/packet.cpp: the packet free
+//                            list. A leaf but for klog: packets may be freed
+//                            under any lock above (driver queue locks too).
 //     mm_pool::Pool::m_lock  one per pool: its free list and counters. A
 //                            pool grows under it, so the registry and zone
 //                            locks nest inside.
