@@ -39,6 +39,11 @@
 //                            Held across the SBI remote fence (TLB
 //                            shootdown), which waits only for the other
 //                            harts' M-mode firmware, never for their locks.
+//     virtio Queue::m_lock   libs/virtio/include/virtio/virtio.hpp: one per
+//                            virtqueue, its rings and tokens; taken by drivers
+//                            from threads and their IRQ handlers. No scheduler
+//                            call under it; packets may be freed under it.
+//     virtio Table::lock     libs/virtio/src/device.cpp: which slots are claimed.
 //     netdev g_table_lock    libs/netdev/src/netdev.cpp: interface and EtherType
 //                            tables. Never nested with g_queue_lock.
 //     netdev g_queue_lock    the receive ring and work list; taken from IRQ
