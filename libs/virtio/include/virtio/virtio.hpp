@@ -140,7 +140,8 @@ class Device {
 public:
     using InterruptHandler = void (*)(void* context, std::uint32_t interrupt_status);
 
-    // Claims the first unclaimed modern device of `type` (slot order).
+    // Claims the first unclaimed modern device of `type`, in QEMU
+    // command-line order (the highest slot first: QEMU fills them downwards).
     // NotFound if there is none; a legacy device of that type is skipped
     // with a log line (and NotSupported if that is all there is).
     static base::Result<Device*> claim(DeviceType type);
