@@ -1,4 +1,6 @@
 // The Internet checksum (RFC 1071) and the IPv4 address text form.
+#include <arch/csr.hpp>
+#include <atomic>
 #include <ipv4/ipv4.hpp>
 
 namespace tessera::ipv4 {
@@ -67,6 +69,21 @@ std::optional<Address> parse(std::string_view text) {
     }
     if (i != text.size()) return std::nullopt;
     return Address{value};
+}
+
+std::uint32_t random32() {
+    static std::atomic<std::uint64_t> state{0};
+    std::uint64_t s = state.load(std::memory_order_relaxed);
+    std::uint64_t next;
+    do {
+        // Every call mixes in the counters, so concurrent callers and
+        // reboots at the same time still diverge.
+        next = s ^ arch::rdcycle() ^ (arch::rdtime() << 32) ^ 0x9e3779b97f4a7c15ull;
+        next ^= next >> 12;
+        next ^= next << 25;
+        next ^= next >> 27;
+    } while (!state.compare_exchange_weak(s, next, std::memory_order_relaxed));
+    return static_cast<std::uint32_t>((next * 0x2545f4914f6cdd1dull) >> 32);
 }
 
 } // namespace tessera::ipv4

@@ -114,6 +114,10 @@ bool is_local(Address address);
 // True if `address` is the limited broadcast or the directed broadcast
 // of a connected network of `iface` (of any interface if nullptr).
 bool is_broadcast(Address address, const netdev::Interface* iface = nullptr);
+// 32 unpredictable-enough bits (xorshift seeded from the cycle and time
+// counters, stirred by every call): DHCP xids, DNS ids, ephemeral ports,
+// ping ids. Not cryptographic. Any context.
+std::uint32_t random32();
 // Applies CONFIG_IPV4_STATIC_* to `iface` (NotSupported if the static
 // configuration is not enabled).
 base::Result<void> configure_static(netdev::Interface& iface);

@@ -99,7 +99,7 @@ public:
         static std::byte frame[netdev::kMaxFrame + 64];
         std::size_t total = kHeaderLength + length;
         VERIFY(netdev::kEthernetHeader + total <= sizeof(frame));
-        ethernet(frame, stack().mac(), 0x0800);
+        ethernet(frame, destination.is_broadcast() ? netdev::MacAddress::broadcast() : stack().mac(), 0x0800);
         std::byte* h = frame + netdev::kEthernetHeader;
         h[0] = std::byte{0x45};
         h[1] = std::byte{0};
@@ -117,6 +117,26 @@ public:
         std::size_t frame_length = netdev::kEthernetHeader + total;
         if (mutate) mutate(h, frame_length);
         inject(frame, frame_length);
+    }
+    // A UDP datagram (checksum computed unless `checksum` is false: then 0).
+    void send_udp(std::uint16_t source_port, std::uint16_t port, const std::byte* data, std::size_t length,
+                  Address destination = kStack, bool checksum = true, Address source = kPeer,
+                  std::uint16_t id = 0x2345, std::uint16_t flags_offset = 0) {
+        static std::byte u[netdev::kMaxFrame];
+        std::size_t n = 8 + length;
+        VERIFY(n <= sizeof(u));
+        u[0] = std::byte(source_port >> 8); u[1] = std::byte(source_port);
+        u[2] = std::byte(port >> 8); u[3] = std::byte(port);
+        u[4] = std::byte(n >> 8); u[5] = std::byte(n);
+        u[6] = u[7] = std::byte{0};
+        if (length) std::memcpy(u + 8, data, length);
+        if (checksum) {
+            std::uint16_t sum = checksum_finish(checksum_add(
+                {u, n}, pseudo_header_sum(source, destination, Protocol::Udp, static_cast<std::uint16_t>(n))));
+            if (sum == 0) sum = 0xffff;
+            u[6] = std::byte(sum >> 8); u[7] = std::byte(sum);
+        }
+        send_ip(17, u, n, id, flags_offset, source, destination);
     }
     void ethernet(std::byte* frame, netdev::MacAddress destination, std::uint16_t type) {
         std::memcpy(frame, destination.bytes.data(), 6);
