@@ -53,14 +53,15 @@ public:
     TestPeer() : m_pair("tpa0", "tpb0") {}
     ~TestPeer() { detach(); }
 
-    // Registers the pair, configures the stack on A, and (unless
-    // resolve_peer is false) makes the peer's MAC known to ARP.
-    base::Result<void> attach(bool resolve_peer = true) {
+    // Registers the pair, configures the stack on A (unless
+    // configure_stack is false: DHCP tests), and (unless resolve_peer is
+    // false) makes the peer's MAC known to ARP.
+    base::Result<void> attach(bool resolve_peer = true, bool configure_stack = true) {
         s_head = s_count = 0;
         m_pair.set_hook(hook, this);
         TRY(m_pair.attach());
         m_attached = true;
-        TRY(configure(stack(), kStack, kPrefix));
+        if (configure_stack) TRY(configure(stack(), kStack, kPrefix));
         if (resolve_peer) TRY(eth_arp::add_static(stack(), kPeer.value, peer_mac()));
         netdev::flush();
         clear();
