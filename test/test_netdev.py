@@ -33,7 +33,7 @@ def netdemo(machine):
     m = machine(image, nic=peer, mac=GUEST_MAC)
     m.start()
     m.expect(r"netdemo: eth0 .*\n", timeout=30)
-    ready = m.expect(r"netdemo: ready pool_free=(\d+) pool_total=(\d+)\n", timeout=10)
+    ready = m.expect(r"netdemo: ready pool_free=(\d+) pool_total=(\d+)\r?\n", timeout=10)
     m.pool_free_at_start = int(ready.group(1))
     yield m, peer
     peer.close()
