@@ -34,8 +34,9 @@ VARIANTS = {
     # Real virtio-net devices (modern interface: QEMU's virtio-mmio default
     # is legacy), so the virtio and virtio_net cases run against QEMU's
     # implementation instead of skipping: eth0 for the driver, and a second
-    # one for the transport cases to claim. SLIRP behind them, no traffic
-    # from the host, so -icount stays (see NOTES.md on icount and peers).
+    # one for the transport cases to claim. No -icount: frames from outside
+    # (SLIRP's ARP reply) and -icount sleep=off can wedge QEMU 7.2's vCPU
+    # (docs/libs/netdev.md), and these cases judge no timing.
     "virtio": ((), "virtio.*,virtio_net.*,netdev.*", VIRTIO_ARGS),
 }
 
@@ -78,8 +79,7 @@ def run_variant(variant):
         fragments, pattern, *extra = VARIANTS[variant]
         image = build_image("ktest", fragments=fragments)
         append = f"ktest.filter={pattern}" if pattern else None
-        icount = not pattern or variant == "virtio"  # one hart: see the module docstring
-        with Machine(image, name=f"ktest-{variant}", append=append, icount=icount,
+        with Machine(image, name=f"ktest-{variant}", append=append, icount=not pattern,
                      extra_args=extra[0] if extra else ()) as m:
             m.start()
             try:

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <klog/klog.hpp>
 #include <netdev/interface.hpp>
+#include <plat/machine.hpp>
 #include <sched/sched.hpp>
 #include <string_view>
 #include <virtio-net/virtio_net.hpp>
@@ -21,7 +22,20 @@ struct Bench {
     bool running = false;
     std::uint64_t start_instret = 0;
     std::uint64_t start_reflected = 0;
+    std::uint64_t start_interrupts = 0;
+    std::uint64_t start_switches = 0;
+    std::uint64_t start_idle_ticks = 0;
 };
+
+// Under -icount shift=0 rdinstret is QEMU's virtual clock in ns, and that
+// clock also runs while the hart sleeps in wfi: idle time would count as
+// instructions. The scheduler's idle time (time ticks) is taken out, at
+// 1e9 / timebase instructions per tick.
+std::uint64_t idle_ticks() {
+    std::uint64_t t = 0;
+    for (unsigned h = 0; h < sched::online_harts(); ++h) t += sched::hart_stats(h).idle_ticks;
+    return t;
+}
 
 // Touched only in the network thread (the handler), except g_exit.
 constinit std::uint64_t g_reflected = 0;
@@ -54,14 +68,19 @@ bool command(netdev::Interface& iface, netdev::PacketRef& packet) {
         print_stats(iface);
     } else if (is("BENCH-BEGIN")) {
         packet.reset();
-        g_bench = {true, arch::rdinstret(), g_reflected};
+        g_bench = {true, arch::rdinstret(), g_reflected, virtio_net::stats().interrupts, sched::stats().switches,
+                   idle_ticks()};
     } else if (is("BENCH-END")) {
         std::uint64_t instructions = arch::rdinstret() - g_bench.start_instret;
+        std::uint64_t idle = (idle_ticks() - g_bench.start_idle_ticks) * (1'000'000'000 / plat::machine().timebase_hz);
         std::uint64_t frames = g_reflected - g_bench.start_reflected;
+        std::uint64_t busy = instructions > idle ? instructions - idle : 0;
         packet.reset();
         g_bench.running = false;
-        klog::print("netdemo: bench frames={} instructions={} per_frame={}\n", frames, instructions,
-                    frames ? instructions / frames : 0);
+        klog::print("netdemo: bench frames={} instructions={} idle={} per_frame={} interrupts={} switches={}\n",
+                    frames, instructions, idle, frames ? busy / frames : 0,
+                    virtio_net::stats().interrupts - g_bench.start_interrupts,
+                    sched::stats().switches - g_bench.start_switches);
     } else if (is("EXIT")) {
         packet.reset();
         g_exit.store(0, std::memory_order_release);
