@@ -102,6 +102,65 @@ def rtdemo(qemu, options):
     return dict(zip(("count", "min", "mean", "p99", "max"), map(int, hist.groups())), misses=misses)
 
 
+def netdemo(qemu, frames=2000):
+    """Guest instructions per reflected frame: apps/netdemo under -icount
+    shift=0 on a -netdev dgram wire whose other end is this process. The
+    peer sends one 60-byte frame at a time and waits for its reflection, so
+    each frame pays the whole path: device interrupt, netdev queue, network
+    thread wake-up, dispatch, the reflect handler, transmit, the TX
+    completion interrupt, RX refill. Idle time is taken out: under -icount
+    rdinstret follows QEMU's virtual clock, which runs on while the hart
+    waits in wfi (netdemo subtracts the scheduler's idle ticks).
+    -icount shift=0 without sleep=off: on QEMU 7.2, sleep=off with frames
+    arriving from outside wedges the vCPU within a few frames (it stops
+    right after a stimecmp write in the timer interrupt, see
+    docs/libs/netdev.md); instret counts are exact either way."""
+    sys.path.insert(0, os.path.join(ROOT, "test"))
+    from harness.rawnet import BROADCAST, RawPeer
+
+    with RawPeer() as peer:
+        args = qemu_cmd(qemu, extra=["-icount", "shift=0", "-global", "virtio-mmio.force-legacy=false",
+                                     "-netdev", peer.netdev_arg("n0"), "-device", "virtio-net-device,netdev=n0"])
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                text=True)
+        try:
+            out = ""
+            while "netdemo: ready" not in out:
+                line = proc.stdout.readline()
+                if not line:
+                    sys.exit(f"bench: netdemo did not start:\n{out[-2000:]}")
+                out += line
+
+            def ping(n):
+                for i in range(n):
+                    peer.send(BROADCAST, 0x88B5, b"bench%06d" % i)
+                    if peer.recv(5) is None:
+                        sys.exit("bench: netdemo stopped reflecting")
+
+            ping(200)  # warm: caches, branch predictors' QEMU equivalent (TB cache)
+            peer.send(BROADCAST, 0x88B5, b"BENCH-BEGIN")
+            ping(frames)
+            peer.send(BROADCAST, 0x88B5, b"BENCH-END")
+            while True:
+                line = proc.stdout.readline()
+                if os.environ.get("BENCH_VERBOSE") and "netdemo: bench" in line:
+                    print(line.strip())
+                m = re.search(r"netdemo: bench frames=(\d+) instructions=\d+ idle=\d+ per_frame=(\d+)", line)
+                if m:
+                    break
+                if not line:
+                    sys.exit("bench: netdemo printed no bench line")
+            peer.send(BROADCAST, 0x88B5, b"EXIT")
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    if int(m.group(1)) != frames:
+        sys.exit(f"bench: netdemo reflected {m.group(1)} of {frames} frames")
+    return int(m.group(2))
+
+
 def wall_times(qemu, floor_elf):
     """Interleaved runs of the floor kernel and helloworld; seconds."""
     floor, hello = [], []
@@ -192,6 +251,12 @@ def main():
             record(f"{base}.p99", w["p99"], "guest ns", target=20000, config="rtdemo_defconfig")
             record(f"{base}.max", w["max"], "guest ns", config="rtdemo_defconfig")
             record(f"{base}.misses", w["misses"], "deadline misses", config="rtdemo_defconfig")
+
+    _, net_qemu = build("netdemo")
+    # Median of 3: how the RX and TX-completion interrupts of a frame fall
+    # (one interrupt or two) depends on host timing.
+    record("net.reflect_frame", statistics.median(netdemo(net_qemu) for _ in range(3)),
+           "guest instructions per frame, idle excluded", config="netdemo_defconfig")
 
     # QEMU itself adds a delay of about 50 ms to some runs, floor and app
     # alike, at random (whole runs take ~65 or ~115 ms here). The median
