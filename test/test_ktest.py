@@ -22,7 +22,7 @@ import pytest
 from harness import Machine, build_image, ktap
 
 # name: (fragments, ktest.filter or None for every case[, extra QEMU arguments])
-SMP_FILTER = "smp.*,sched_smp.*,mutex.*,semaphore.*,futex.*,lockdep.*,mmu.shootdowns_*,plat.usable_harts_*,arch.this_hart_*,netdev.packet_*,netdev.pool_*,netdev.pair_*,netdev.counters_*,netdev.runts_*,netdev.full_*"
+SMP_FILTER = "smp.*,sched_smp.*,mutex.*,semaphore.*,futex.*,lockdep.*,mmu.shootdowns_*,plat.usable_harts_*,arch.this_hart_*,netdev.packet_*,netdev.pool_*,netdev.pair_*,netdev.counters_*,netdev.runts_*,netdev.full_*,eth_arp.*,ipv4.*,icmp.echo_*,icmp.port_*,udp.*,dns.*"
 VIRTIO_ARGS = ("-global", "virtio-mmio.force-legacy=false",
                "-netdev", "user,id=n0,restrict=on", "-device", "virtio-net-device,netdev=n0,mac=52:54:00:12:34:56",
                "-netdev", "user,id=n1,restrict=on", "-device", "virtio-net-device,netdev=n1")
