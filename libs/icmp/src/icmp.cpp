@@ -59,6 +59,8 @@ void handle(const ipv4::Header& header, netdev::PacketRef packet, void*) {
     std::size_t length = packet->length();
     std::byte* m = packet->bytes();
     sched::WaitQueue* wake = nullptr;
+    // Asked before taking g_lock: ipv4's lock is never taken under ours.
+    bool to_broadcast = ipv4::is_broadcast(header.destination, header.interface) || header.destination.is_multicast();
     {
         sync::MutexGuard guard(g_lock);
         ++g_stats.received;
@@ -67,7 +69,7 @@ void handle(const ipv4::Header& header, netdev::PacketRef packet, void*) {
         switch (std::to_integer<std::uint8_t>(m[0])) {
         case EchoRequest:
             ++g_stats.echo_requests;
-            if (ipv4::is_broadcast(header.destination, header.interface) || header.destination.is_multicast()) {
+            if (to_broadcast) {
                 ++g_stats.echo_ignored; // no smurf amplification
                 return;
             }

@@ -11,6 +11,15 @@
 //                            the network thread while protocol handlers, work
 //                            items and driver polls run; protocol mutexes nest
 //                            inside it (never take it holding one).
+//     network protocol mutexes (sync::Mutex, one per library, never nested
+//                            with each other: each is released before calling
+//                            into another library, a driver or a handler):
+//                            dhcp g_lock, dns g_lock (libs/dhcp, libs/dns:
+//                            lease/state, cache), udp g_lock (bound sockets and
+//                            their queues), icmp g_lock (pings, token bucket),
+//                            ipv4 g_lock (addresses, routes, handlers,
+//                            reassembly), eth_arp g_lock (cache, pending
+//                            queues). Packets are freed under them (pool lock).
 //     sched g_lock           libs/sched/src/core.cpp: threads and every
 //                            hart's run queue, and every wait queue
 //                            (sync::Mutex and Semaphore have no lock of
