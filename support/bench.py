@@ -161,6 +161,72 @@ def netdemo(qemu, frames=2000):
     return int(m.group(2))
 
 
+def netstack(qemu, icount, round_trips=1000, pings=200):
+    """apps/netstack on SLIRP (-netdev user): UDP echo round trips driven
+    from this process through hostfwd (64-byte payloads, one at a time)
+    and guest pings of the gateway. With icount: guest instructions per
+    round trip / per ping, idle excluded (netstack subtracts the
+    scheduler's idle ticks as netdemo does; -icount shift=0 without
+    sleep=off, see netdemo()). Without: wall-clock medians in us (host
+    sendto->recvfrom for UDP, the guest's own RTT for ICMP)."""
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    extra = ["-global", "virtio-mmio.force-legacy=false", "-netdev", f"user,id=n0,hostfwd=udp:127.0.0.1:{port}-:7",
+             "-device", "virtio-net-device,netdev=n0"]
+    if icount:
+        extra = ["-icount", "shift=0"] + extra
+    proc = subprocess.Popen(qemu_cmd(qemu, extra=extra), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.settimeout(5)
+    target = ("127.0.0.1", port)
+
+    def line_matching(pattern):
+        while True:
+            line = proc.stdout.readline()
+            if not line:
+                sys.exit(f"bench: netstack stopped before {pattern!r}")
+            if os.environ.get("BENCH_VERBOSE") and "netstack: bench" in line:
+                print(line.strip())
+            m = re.search(pattern, line)
+            if m:
+                return m
+
+    try:
+        line_matching(r"netstack: udp echo ready")
+        payload = bytes(64)
+        walls = []
+        for i in range(100 + round_trips):
+            if i == 100:
+                sock.sendto(b"BENCH-BEGIN", target)
+                sock.recvfrom(2048)
+            start = time.perf_counter()
+            sock.sendto(payload, target)
+            sock.recvfrom(2048)
+            if i >= 100:
+                walls.append(time.perf_counter() - start)
+        sock.sendto(b"BENCH-END", target)
+        sock.recvfrom(2048)
+        udp = line_matching(r"netstack: bench udp_echo round_trips=(\d+) per_round_trip=(\d+)")
+        sock.sendto(b"PING %d" % pings, target)
+        ping = line_matching(r"netstack: bench icmp_ping count=\d+ ok=(\d+) per_ping=(\d+) rtt_us_median=(\d+)")
+        sock.recvfrom(2048)
+        sock.sendto(b"EXIT", target)
+        proc.wait(timeout=30)
+    finally:
+        sock.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if int(udp.group(1)) != round_trips or int(ping.group(1)) != pings:
+        sys.exit(f"bench: netstack lost round trips ({udp.group(1)}/{round_trips} udp, {ping.group(1)}/{pings} pings)")
+    if icount:
+        return {"udp": int(udp.group(2)), "icmp": int(ping.group(2))}
+    return {"udp": round(statistics.median(walls) * 1e6, 1), "icmp": int(ping.group(3))}
+
+
 def wall_times(qemu, floor_elf):
     """Interleaved runs of the floor kernel and helloworld; seconds."""
     floor, hello = [], []
@@ -257,6 +323,17 @@ def main():
     # (one interrupt or two) depends on host timing.
     record("net.reflect_frame", statistics.median(netdemo(net_qemu) for _ in range(3)),
            "guest instructions per frame, idle excluded", config="netdemo_defconfig")
+
+    _, stack_qemu = build("netstack")
+    counted = [netstack(stack_qemu, icount=True) for _ in range(3)]
+    record("net.udp_echo_roundtrip", statistics.median(c["udp"] for c in counted),
+           "guest instructions per round trip, idle excluded", config="netstack_defconfig")
+    record("net.icmp_ping_roundtrip", statistics.median(c["icmp"] for c in counted),
+           "guest instructions per ping, idle excluded", config="netstack_defconfig")
+    wall = netstack(stack_qemu, icount=False)
+    record("net.udp_echo_roundtrip.wall", wall["udp"], "us (median, host sendto to recvfrom)",
+           config="netstack_defconfig")
+    record("net.icmp_ping_roundtrip.wall", wall["icmp"], "us (median guest RTT)", config="netstack_defconfig")
 
     # QEMU itself adds a delay of about 50 ms to some runs, floor and app
     # alike, at random (whole runs take ~65 or ~115 ms here). The median
