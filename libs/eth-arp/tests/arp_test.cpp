@@ -68,8 +68,7 @@ KTEST(eth_arp, gratuitous_on_configure_and_reply_to_requests) {
 KTEST(eth_arp, resolves_queued_packets_on_reply) {
     TestPeer peer;
     ASSERT_OK(peer.attach(false));
-    netdev::flush();
-    auto pool = netdev::pool_stats().free;
+    auto pool = TestPeer::settled_pool_free();
     ASSERT_OK(send_to(TestPeer::kPeer));
     ASSERT_OK(send_to(TestPeer::kPeer));
     TestPeer::Frame f;
@@ -86,15 +85,13 @@ KTEST(eth_arp, resolves_queued_packets_on_reply) {
     ASSERT_OK(send_to(TestPeer::kPeer));
     ASSERT_TRUE(peer.next(f, TestPeer::in_ms(500)));
     EXPECT_EQ(f.ethertype(), 0x0800u);
-    netdev::flush();
-    EXPECT_EQ(netdev::pool_stats().free, pool);
+    EXPECT_EQ(TestPeer::settled_pool_free(), pool);
 }
 
 KTEST(eth_arp, retries_then_fails_freeing_bounded_queue) {
     TestPeer peer;
     ASSERT_OK(peer.attach(false));
-    netdev::flush();
-    auto pool = netdev::pool_stats().free;
+    auto pool = TestPeer::settled_pool_free();
     auto before = eth_arp::stats();
     Address ghost = Address::from(192, 168, 7, 77);
     for (unsigned i = 0; i < CONFIG_ETH_ARP_PENDING; ++i) ASSERT_OK(send_to(ghost));
@@ -107,8 +104,7 @@ KTEST(eth_arp, retries_then_fails_freeing_bounded_queue) {
     EXPECT_EQ(after.failed, before.failed + 1);
     EXPECT_EQ(after.pending_dropped, before.pending_dropped + CONFIG_ETH_ARP_PENDING + 1);
     EXPECT_EQ(after.pending_packets, 0u);
-    netdev::flush();
-    EXPECT_EQ(netdev::pool_stats().free, pool);
+    EXPECT_EQ(TestPeer::settled_pool_free(), pool);
 }
 
 KTEST(eth_arp, garbage_ignored_and_counted) {

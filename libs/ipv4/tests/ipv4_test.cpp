@@ -42,6 +42,15 @@ void fill_payload() {
     for (std::size_t i = 0; i < sizeof(g_payload); ++i) g_payload[i] = std::byte(i * 7 + 3);
 }
 
+// The peer, the test protocol, and the pool and counters at the start.
+struct Fixture {
+    TestPeer peer;
+    bool attached = peer.attach().ok();
+    TestProtocol proto;
+    std::uint32_t pool = (fill_payload(), TestPeer::settled_pool_free());
+    ipv4::Stats before = ipv4::stats();
+};
+
 } // namespace
 
 KTEST(ipv4, checksum_and_text) {
@@ -99,11 +108,10 @@ KTEST(ipv4, routes_longest_prefix_and_default) {
 }
 
 KTEST(ipv4, delivers_valid_datagram_trimmed_to_total_length) {
-    TestPeer peer;
-    ASSERT_OK(peer.attach());
-    TestProtocol proto;
-    fill_payload();
-    auto before = ipv4::stats();
+    Fixture f;
+    ASSERT_TRUE(f.attached);
+    auto& peer = f.peer;
+    const auto before = f.before;
     peer.send_ip(kTestProtocol, g_payload, 5); // padded to 60 bytes on the wire
     EXPECT_EQ(g_seen.calls, 1u);
     EXPECT_EQ(g_seen.length, 5u);
@@ -125,9 +133,7 @@ KTEST(ipv4, delivers_valid_datagram_trimmed_to_total_length) {
         h[20] = h[21] = h[22] = h[23] = std::byte{1};
         h[0] = std::byte{0x46};
         h[3] = std::byte(unsigned(h[3]) + 4);
-        h[10] = h[11] = std::byte{0};
-        std::uint16_t s = ipv4::checksum_finish(ipv4::checksum_add({h, 24}));
-        h[10] = std::byte(s >> 8); h[11] = std::byte(s);
+        TestPeer::fix_ip_checksum(h);
         n += 4;
     });
     EXPECT_EQ(g_seen.calls, 3u);
@@ -137,41 +143,21 @@ KTEST(ipv4, delivers_valid_datagram_trimmed_to_total_length) {
 }
 
 KTEST(ipv4, malformed_headers_dropped_and_counted) {
-    TestPeer peer;
-    ASSERT_OK(peer.attach());
-    TestProtocol proto;
-    fill_payload();
-    netdev::flush();
-    auto pool = netdev::pool_stats().free;
-    auto before = ipv4::stats();
+    Fixture f;
+    ASSERT_TRUE(f.attached);
+    auto& peer = f.peer;
+    const auto pool = f.pool;
+    const auto before = f.before;
     using Mutate = void (*)(std::byte*, std::size_t&);
-    auto resum = [](std::byte* h) {
-        h[10] = h[11] = std::byte{0};
-        std::uint16_t s = ipv4::checksum_finish(ipv4::checksum_add({h, 20}));
-        h[10] = std::byte(s >> 8); h[11] = std::byte(s);
-    };
-    (void)resum;
     const Mutate cases[] = {
         [](std::byte* h, std::size_t&) { h[11] = std::byte(unsigned(h[11]) ^ 0x55); },             // checksum
         [](std::byte* h, std::size_t& n) { n = 14 + 12; },                                          // truncated header
-        [](std::byte* h, std::size_t&) { h[0] = std::byte{0x44}; h[10] = h[11] = std::byte{0};      // IHL 4
-            std::uint16_t s = ipv4::checksum_finish(ipv4::checksum_add({h, 20}));
-            h[10] = std::byte(s >> 8); h[11] = std::byte(s); },
-        [](std::byte* h, std::size_t&) { h[0] = std::byte{0x65}; h[10] = h[11] = std::byte{0};      // version 6
-            std::uint16_t s = ipv4::checksum_finish(ipv4::checksum_add({h, 20}));
-            h[10] = std::byte(s >> 8); h[11] = std::byte(s); },
-        [](std::byte* h, std::size_t&) { h[2] = std::byte{0x05}; h[3] = std::byte{0xdc}; h[10] = h[11] = std::byte{0}; // length lie 1500
-            std::uint16_t s = ipv4::checksum_finish(ipv4::checksum_add({h, 20}));
-            h[10] = std::byte(s >> 8); h[11] = std::byte(s); },
-        [](std::byte* h, std::size_t&) { h[2] = std::byte{0}; h[3] = std::byte{12}; h[10] = h[11] = std::byte{0}; // total < IHL
-            std::uint16_t s = ipv4::checksum_finish(ipv4::checksum_add({h, 20}));
-            h[10] = std::byte(s >> 8); h[11] = std::byte(s); },
-        [](std::byte* h, std::size_t&) { h[8] = std::byte{0}; h[10] = h[11] = std::byte{0};        // TTL 0
-            std::uint16_t s = ipv4::checksum_finish(ipv4::checksum_add({h, 20}));
-            h[10] = std::byte(s >> 8); h[11] = std::byte(s); },
-        [](std::byte* h, std::size_t&) { h[0] = std::byte{0x4f}; h[10] = h[11] = std::byte{0};      // IHL 60 > frame
-            std::uint16_t s = ipv4::checksum_finish(ipv4::checksum_add({h, 20}));
-            h[10] = std::byte(s >> 8); h[11] = std::byte(s); },
+        [](std::byte* h, std::size_t&) { h[0] = std::byte{0x44}; TestPeer::fix_ip_checksum(h); },      // IHL 4
+        [](std::byte* h, std::size_t&) { h[0] = std::byte{0x65}; TestPeer::fix_ip_checksum(h); },      // version 6
+        [](std::byte* h, std::size_t&) { h[2] = std::byte{0x05}; h[3] = std::byte{0xdc}; TestPeer::fix_ip_checksum(h); }, // length lie 1500
+        [](std::byte* h, std::size_t&) { h[2] = std::byte{0}; h[3] = std::byte{12}; TestPeer::fix_ip_checksum(h); }, // total < IHL
+        [](std::byte* h, std::size_t&) { h[8] = std::byte{0}; TestPeer::fix_ip_checksum(h); },        // TTL 0
+        [](std::byte* h, std::size_t&) { h[0] = std::byte{0x4f}; TestPeer::fix_ip_checksum(h); },      // IHL 60 > frame
     };
     for (Mutate m : cases) peer.send_ip(kTestProtocol, g_payload, 20, 7, 0, TestPeer::kPeer, TestPeer::kStack, m);
     // A broadcast source is refused too.
@@ -193,8 +179,7 @@ KTEST(ipv4, malformed_headers_dropped_and_counted) {
     // And a healthy one still goes through.
     peer.send_ip(kTestProtocol, g_payload, 20);
     EXPECT_EQ(g_seen.calls, 1u);
-    netdev::flush();
-    EXPECT_EQ(netdev::pool_stats().free, pool);
+    EXPECT_EQ(TestPeer::settled_pool_free(), pool);
 }
 
 namespace {
@@ -212,13 +197,11 @@ void send_fragments(TestPeer& peer, std::uint16_t id, std::size_t total, std::si
 } // namespace
 
 KTEST(ipv4, reassembly_in_and_out_of_order) {
-    TestPeer peer;
-    ASSERT_OK(peer.attach());
-    TestProtocol proto;
-    fill_payload();
-    netdev::flush();
-    auto pool = netdev::pool_stats().free;
-    auto before = ipv4::stats();
+    Fixture f;
+    ASSERT_TRUE(f.attached);
+    auto& peer = f.peer;
+    const auto pool = f.pool;
+    const auto before = f.before;
     const unsigned in_order[] = {0, 1, 2, 3};
     send_fragments(peer, 100, 1800, 480, in_order, 4);
     ASSERT_EQ(g_seen.calls, 1u);
@@ -234,18 +217,15 @@ KTEST(ipv4, reassembly_in_and_out_of_order) {
     auto after = ipv4::stats();
     EXPECT_EQ(after.reassembled, before.reassembled + 2);
     EXPECT_EQ(after.fragments_received, before.fragments_received + 8);
-    netdev::flush();
-    EXPECT_EQ(netdev::pool_stats().free, pool);
+    EXPECT_EQ(TestPeer::settled_pool_free(), pool);
 }
 
 KTEST(ipv4, overlapping_fragments_drop_the_datagram) {
-    TestPeer peer;
-    ASSERT_OK(peer.attach());
-    TestProtocol proto;
-    fill_payload();
-    netdev::flush();
-    auto pool = netdev::pool_stats().free;
-    auto before = ipv4::stats();
+    Fixture f;
+    ASSERT_TRUE(f.attached);
+    auto& peer = f.peer;
+    const auto pool = f.pool;
+    const auto before = f.before;
     peer.send_ip(kTestProtocol, g_payload, 256, 200, 0x2000 | 0);      // [0, 256)
     peer.send_ip(kTestProtocol, g_payload + 128, 256, 200, 0x2000 | 16); // [128, 384): overlaps
     peer.send_ip(kTestProtocol, g_payload + 384, 100, 200, 48);         // last: [384, 484)
@@ -257,18 +237,15 @@ KTEST(ipv4, overlapping_fragments_drop_the_datagram) {
     peer.send_ip(kTestProtocol, g_payload + 384, 100, 200, 48);
     EXPECT_EQ(ipv4::stats().reassembly_overlaps, before.reassembly_overlaps + 2);
     EXPECT_EQ(g_seen.calls, 0u);
-    netdev::flush();
-    EXPECT_EQ(netdev::pool_stats().free, pool);
+    EXPECT_EQ(TestPeer::settled_pool_free(), pool);
 }
 
 KTEST(ipv4, incomplete_fragments_freed_at_timeout) {
-    TestPeer peer;
-    ASSERT_OK(peer.attach());
-    TestProtocol proto;
-    fill_payload();
-    netdev::flush();
-    auto pool = netdev::pool_stats().free;
-    auto before = ipv4::stats();
+    Fixture f;
+    ASSERT_TRUE(f.attached);
+    auto& peer = f.peer;
+    const auto pool = f.pool;
+    const auto before = f.before;
     peer.send_ip(kTestProtocol, g_payload, 256, 300, 0x2000 | 0);
     peer.send_ip(kTestProtocol, g_payload + 512, 256, 301, 0x2000 | 64);
     netdev::flush();
@@ -283,8 +260,7 @@ KTEST(ipv4, incomplete_fragments_freed_at_timeout) {
         peer.send_ip(kTestProtocol, g_payload, 64, static_cast<std::uint16_t>(400 + i), 0x2000);
     EXPECT_EQ(ipv4::stats().reassembly_no_room, before.reassembly_no_room + 2);
     sched::sleep_for_ns((CONFIG_IPV4_REASSEMBLY_TIMEOUT_MS + 300) * 1'000'000ull);
-    netdev::flush();
-    EXPECT_EQ(netdev::pool_stats().free, pool);
+    EXPECT_EQ(TestPeer::settled_pool_free(), pool);
 }
 
 KTEST(ipv4, output_header_fragmentation_and_df) {

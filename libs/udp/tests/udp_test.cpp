@@ -88,8 +88,7 @@ KTEST(udp, malformed_dropped_and_counted) {
     fill();
     udp::Socket s;
     ASSERT_OK(s.bind(4000));
-    netdev::flush();
-    auto pool = netdev::pool_stats().free;
+    auto pool = TestPeer::settled_pool_free();
     auto before = udp::stats();
     // Bad checksum: flip a payload byte after computing it.
     peer.send_ip(17, g_data, 4, 1, 0, TestPeer::kPeer, TestPeer::kStack); // shorter than a UDP header
@@ -112,16 +111,14 @@ KTEST(udp, malformed_dropped_and_counted) {
     EXPECT_EQ(after.truncated, before.truncated + 2);
     EXPECT_EQ(after.bad_length, before.bad_length + 1);
     EXPECT_EQ(after.bad_checksum, before.bad_checksum + 1);
-    netdev::flush();
-    EXPECT_EQ(netdev::pool_stats().free, pool);
+    EXPECT_EQ(TestPeer::settled_pool_free(), pool);
 }
 
 KTEST(udp, queue_bounded_and_freed_on_close) {
     TestPeer peer;
     ASSERT_OK(peer.attach());
     fill();
-    netdev::flush();
-    auto pool = netdev::pool_stats().free;
+    auto pool = TestPeer::settled_pool_free();
     auto before = udp::stats();
     {
         udp::Socket s;

@@ -112,8 +112,7 @@ public:
         h[10] = h[11] = std::byte{0};
         source.store(h + 12);
         destination.store(h + 16);
-        std::uint16_t sum = checksum_finish(checksum_add({h, kHeaderLength}));
-        h[10] = std::byte(sum >> 8); h[11] = std::byte(sum);
+        fix_ip_checksum(h);
         if (length) std::memcpy(h + kHeaderLength, payload, length);
         std::size_t frame_length = netdev::kEthernetHeader + total;
         if (mutate) mutate(h, frame_length);
@@ -176,6 +175,19 @@ public:
     void clear() {
         arch::SpinlockGuard guard(s_lock);
         s_head = s_count = 0;
+    }
+    // Recomputes the checksum of the IP header at `h` (after a mutation).
+    static void fix_ip_checksum(std::byte* h) {
+        std::size_t ihl = (unsigned(h[0]) & 0xf) * 4;
+        h[10] = h[11] = std::byte{0};
+        std::uint16_t sum = checksum_finish(checksum_add({h, ihl < kHeaderLength ? kHeaderLength : ihl}));
+        h[10] = std::byte(sum >> 8);
+        h[11] = std::byte(sum);
+    }
+    // The pool's free count once everything in flight has been handled.
+    static std::uint32_t settled_pool_free() {
+        netdev::flush();
+        return netdev::pool_stats().free;
     }
     static time::Ticks in_ms(std::uint64_t ms) { return time::now() + time::from_ns(ms * 1'000'000); }
 
