@@ -120,13 +120,16 @@ base::Result<void> Socket::bind(std::uint16_t port, ipv4::Address local) {
 }
 
 void Socket::close() {
-    sync::MutexGuard guard(g_lock);
-    if (!m_port) return;
-    for (Socket** p = &g_sockets; *p; p = &(*p)->m_next)
-        if (*p == this) { *p = m_next; break; }
-    m_port = 0;
-    m_next = nullptr;
-    Internals::drop_queue(*this);
+    {
+        sync::MutexGuard guard(g_lock);
+        if (!m_port) return;
+        for (Socket** p = &g_sockets; *p; p = &(*p)->m_next)
+            if (*p == this) { *p = m_next; break; }
+        m_port = 0;
+        m_next = nullptr;
+        Internals::drop_queue(*this);
+    }
+    sched::wake_all(m_waiters); // a receiver blocked on the socket returns NotFound
 }
 
 base::Result<void> Socket::send_to(ipv4::Address destination, std::uint16_t port, std::span<const std::byte> data) {

@@ -46,7 +46,8 @@ public:
     // Binds to `port` (0: a free ephemeral port) on `local` (any(): every
     // address and broadcasts). AddressInUse, Busy if already bound.
     base::Result<void> bind(std::uint16_t port, ipv4::Address local = ipv4::Address::any());
-    // Unbinds; queued datagrams are freed. Idempotent.
+    // Unbinds; queued datagrams are freed, a blocked receive_from returns
+    // NotFound. Idempotent. The storage must outlive that receiver's return.
     void close();
     [[nodiscard]] std::uint16_t port() const { return m_port; }
     [[nodiscard]] bool bound() const { return m_port != 0; }
