@@ -113,6 +113,131 @@ def sync_figures(record, figures):
            "guest instructions per round trip", config="schedbench_defconfig")
 
 
+def netdemo(qemu, frames=2000):
+    """Guest instructions per reflected frame: apps/netdemo under -icount
+    shift=0 on a -netdev dgram wire whose other end is this process. The
+    peer sends one 60-byte frame at a time and waits for its reflection, so
+    each frame pays the whole path: device interrupt, netdev queue, network
+    thread wake-up, dispatch, the reflect handler, transmit, the TX
+    completion interrupt, RX refill. Idle time is taken out: under -icount
+    rdinstret follows QEMU's virtual clock, which runs on while the hart
+    waits in wfi (netdemo subtracts the scheduler's idle ticks).
+    -icount shift=0 without sleep=off: on QEMU 7.2, sleep=off with frames
+    arriving from outside wedges the vCPU within a few frames (it stops
+    right after a stimecmp write in the timer interrupt, see
+    docs/libs/netdev.md); instret counts are exact either way."""
+    sys.path.insert(0, os.path.join(ROOT, "test"))
+    from harness.rawnet import BROADCAST, RawPeer
+
+    with RawPeer() as peer:
+        args = qemu_cmd(qemu, extra=["-icount", "shift=0", "-global", "virtio-mmio.force-legacy=false",
+                                     "-netdev", peer.netdev_arg("n0"), "-device", "virtio-net-device,netdev=n0"])
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                text=True)
+        try:
+            out = ""
+            while "netdemo: ready" not in out:
+                line = proc.stdout.readline()
+                if not line:
+                    sys.exit(f"bench: netdemo did not start:\n{out[-2000:]}")
+                out += line
+
+            def ping(n):
+                for i in range(n):
+                    peer.send(BROADCAST, 0x88B5, b"bench%06d" % i)
+                    if peer.recv(5) is None:
+                        sys.exit("bench: netdemo stopped reflecting")
+
+            ping(200)  # warm: caches, branch predictors' QEMU equivalent (TB cache)
+            peer.send(BROADCAST, 0x88B5, b"BENCH-BEGIN")
+            ping(frames)
+            peer.send(BROADCAST, 0x88B5, b"BENCH-END")
+            while True:
+                line = proc.stdout.readline()
+                if os.environ.get("BENCH_VERBOSE") and "netdemo: bench" in line:
+                    print(line.strip())
+                m = re.search(r"netdemo: bench frames=(\d+) instructions=\d+ idle=\d+ per_frame=(\d+)", line)
+                if m:
+                    break
+                if not line:
+                    sys.exit("bench: netdemo printed no bench line")
+            peer.send(BROADCAST, 0x88B5, b"EXIT")
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    if int(m.group(1)) != frames:
+        sys.exit(f"bench: netdemo reflected {m.group(1)} of {frames} frames")
+    return int(m.group(2))
+
+
+def netstack(qemu, icount, round_trips=1000, pings=200):
+    """apps/netstack on SLIRP (-netdev user): UDP echo round trips driven
+    from this process through hostfwd (64-byte payloads, one at a time)
+    and guest pings of the gateway. With icount: guest instructions per
+    round trip / per ping, idle excluded (netstack subtracts the
+    scheduler's idle ticks as netdemo does; -icount shift=0 without
+    sleep=off, see netdemo()). Without: wall-clock medians in us (host
+    sendto->recvfrom for UDP, the guest's own RTT for ICMP)."""
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    extra = ["-global", "virtio-mmio.force-legacy=false", "-netdev", f"user,id=n0,hostfwd=udp:127.0.0.1:{port}-:7",
+             "-device", "virtio-net-device,netdev=n0"]
+    if icount:
+        extra = ["-icount", "shift=0"] + extra
+    proc = subprocess.Popen(qemu_cmd(qemu, extra=extra), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.settimeout(5)
+    target = ("127.0.0.1", port)
+
+    def line_matching(pattern):
+        while True:
+            line = proc.stdout.readline()
+            if not line:
+                sys.exit(f"bench: netstack stopped before {pattern!r}")
+            if os.environ.get("BENCH_VERBOSE") and "netstack: bench" in line:
+                print(line.strip())
+            m = re.search(pattern, line)
+            if m:
+                return m
+
+    try:
+        line_matching(r"netstack: udp echo ready")
+        payload = bytes(64)
+        walls = []
+        for i in range(100 + round_trips):
+            if i == 100:
+                sock.sendto(b"BENCH-BEGIN", target)
+                sock.recvfrom(2048)
+            start = time.perf_counter()
+            sock.sendto(payload, target)
+            sock.recvfrom(2048)
+            if i >= 100:
+                walls.append(time.perf_counter() - start)
+        sock.sendto(b"BENCH-END", target)
+        sock.recvfrom(2048)
+        udp = line_matching(r"netstack: bench udp_echo round_trips=(\d+) per_round_trip=(\d+)")
+        sock.sendto(b"PING %d" % pings, target)
+        ping = line_matching(r"netstack: bench icmp_ping count=\d+ ok=(\d+) per_ping=(\d+) rtt_us_median=(\d+)")
+        sock.recvfrom(2048)
+        sock.sendto(b"EXIT", target)
+        proc.wait(timeout=30)
+    finally:
+        sock.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if int(udp.group(1)) != round_trips or int(ping.group(1)) != pings:
+        sys.exit(f"bench: netstack lost round trips ({udp.group(1)}/{round_trips} udp, {ping.group(1)}/{pings} pings)")
+    if icount:
+        return {"udp": int(udp.group(2)), "icmp": int(ping.group(2))}
+    return {"udp": round(statistics.median(walls) * 1e6, 1), "icmp": int(ping.group(3))}
+
+
 def wall_times(qemu, floor_elf):
     """Interleaved runs of the floor kernel and helloworld; seconds."""
     floor, hello = [], []
@@ -213,6 +338,23 @@ def main():
             record(f"{base}.p99", w["p99"], "guest ns", target=20000, config="rtdemo_defconfig")
             record(f"{base}.max", w["max"], "guest ns", config="rtdemo_defconfig")
             record(f"{base}.misses", w["misses"], "deadline misses", config="rtdemo_defconfig")
+
+    _, net_qemu = build("netdemo")
+    # Median of 3: how the RX and TX-completion interrupts of a frame fall
+    # (one interrupt or two) depends on host timing.
+    record("net.reflect_frame", statistics.median(netdemo(net_qemu) for _ in range(3)),
+           "guest instructions per frame, idle excluded", config="netdemo_defconfig")
+
+    _, stack_qemu = build("netstack")
+    counted = [netstack(stack_qemu, icount=True) for _ in range(3)]
+    record("net.udp_echo_roundtrip", statistics.median(c["udp"] for c in counted),
+           "guest instructions per round trip, idle excluded", config="netstack_defconfig")
+    record("net.icmp_ping_roundtrip", statistics.median(c["icmp"] for c in counted),
+           "guest instructions per ping, idle excluded", config="netstack_defconfig")
+    wall = netstack(stack_qemu, icount=False)
+    record("net.udp_echo_roundtrip.wall", wall["udp"], "us (median, host sendto to recvfrom)",
+           config="netstack_defconfig")
+    record("net.icmp_ping_roundtrip.wall", wall["icmp"], "us (median guest RTT)", config="netstack_defconfig")
 
     # QEMU itself adds a delay of about 50 ms to some runs, floor and app
     # alike, at random (whole runs take ~65 or ~115 ms here). The median

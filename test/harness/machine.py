@@ -30,8 +30,14 @@ def free_port():
 
 
 class Machine:
-    def __init__(self, image, extra_args=(), append=None, icount=False, workdir=None, name=None):
+    def __init__(self, image, extra_args=(), append=None, icount=False, workdir=None, name=None,
+                 nic=None, mac=None):
+        """nic: a rawnet.RawPeer or rawnet.UserNet to attach a virtio-net
+        device to (mac: its address, e.g. "52:54:00:12:34:56"; QEMU picks
+        one otherwise). The device gets the modern virtio-mmio interface."""
         self.image = image
+        self.nic = nic
+        self.mac = mac
         self.name = name or image.app
         self.extra_args = list(extra_args)
         self.append = append
@@ -63,7 +69,15 @@ class Machine:
             args += ["-icount", "shift=0,sleep=off"]
         args += ["-display", "none", "-monitor", "none", "-serial", "stdio",
                  "-qmp", f"unix:{self.qmp_path},server=on,wait=off", "-S"]
+        if self.nic is not None:
+            # QEMU's virtio-mmio transport defaults to the legacy (version 1)
+            # interface, which the virtio library refuses.
+            device = "virtio-net-device,netdev=n0" + (f",mac={self.mac}" if self.mac else "")
+            args += ["-global", "virtio-mmio.force-legacy=false",
+                     "-netdev", self.nic.netdev_arg("n0"), "-device", device]
         return args + self.extra_args
+
+    free_port = staticmethod(free_port)
 
     def start(self, run=True):
         self._stderr = open(self.stderr_path, "wb")

@@ -6,7 +6,20 @@
 // order at run time (the ktest image runs every suite with it, fatal).
 //
 //   outermost
-//     (VFS and network locks will be listed here)
+//     (VFS locks will be listed here)
+//     netdev g_dispatch      libs/netdev/src/netdev.cpp: a sync::Mutex held by
+//                            the network thread while protocol handlers, work
+//                            items and driver polls run; protocol mutexes nest
+//                            inside it (never take it holding one).
+//     network protocol mutexes (sync::Mutex, one per library, never nested
+//                            with each other: each is released before calling
+//                            into another library, a driver or a handler):
+//                            dhcp g_lock, dns g_lock (libs/dhcp, libs/dns:
+//                            lease/state, cache), udp g_lock (bound sockets and
+//                            their queues), icmp g_lock (pings, token bucket),
+//                            ipv4 g_lock (addresses, routes, handlers,
+//                            reassembly), eth_arp g_lock (cache, pending
+//                            queues). Packets are freed under them (pool lock).
 //     sched g_lock           libs/sched/src/core.cpp: threads and every
 //                            hart's run queue, and every wait queue
 //                            (no sync primitive — Mutex, Semaphore,
@@ -40,6 +53,18 @@
 //                            Held across the SBI remote fence (TLB
 //                            shootdown), which waits only for the other
 //                            harts' M-mode firmware, never for their locks.
+//     virtio Queue::m_lock   libs/virtio/include/virtio/virtio.hpp: one per
+//                            virtqueue, its rings and tokens; taken by drivers
+//                            from threads and their IRQ handlers. No scheduler
+//                            call under it; packets may be freed under it.
+//     virtio Table::lock     libs/virtio/src/device.cpp: which slots are claimed.
+//     netdev g_table_lock    libs/netdev/src/netdev.cpp: interface and EtherType
+//                            tables. Never nested with g_queue_lock.
+//     netdev g_queue_lock    the receive ring and work list; taken from IRQ
+//                            handlers; the thread is woken after releasing it.
+//     netdev PacketPool::m_lock  libs/netdev/src/packet.cpp: the packet free
+//                            list. A leaf but for klog: packets may be freed
+//                            under any lock above (driver queue locks too).
 //     mm_pool::Pool::m_lock  one per pool: its free list and counters. A
 //                            pool grows under it, so the registry and zone
 //                            locks nest inside.

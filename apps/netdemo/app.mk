@@ -1,0 +1,2 @@
+SRCS-y += main.cpp
+USES += netdev virtio-net sched time

@@ -1,0 +1,182 @@
+#include <cstring>
+#include <dhcp/dhcp.hpp>
+#include <ipv4/test_peer.hpp>
+#include <ktest/ktest.hpp>
+
+using namespace tessera;
+using base::Error;
+using ipv4::Address;
+using ipv4::TestPeer;
+
+namespace {
+
+constexpr Address kOffered = Address::from(192, 168, 7, 50);
+
+struct Message {
+    std::uint8_t type = 0;
+    std::uint32_t xid = 0;
+    Address ciaddr, requested, server;
+    Address ip_destination;
+    bool broadcast_flag = false;
+};
+
+// The next DHCP message the client sent (captured UDP 68 -> 67).
+bool next_message(TestPeer& peer, Message& out, std::uint64_t ms) {
+    TestPeer::Frame f;
+    while (peer.next_of(f, 0x0800, TestPeer::in_ms(ms))) {
+        if (f.protocol() != 17) continue;
+        const std::byte* u = f.l4();
+        if ((unsigned(u[2]) << 8 | unsigned(u[3])) != 67) continue;
+        const std::byte* m = u + 8;
+        std::size_t n = f.l4_length() - 8;
+        out = {};
+        out.ip_destination = Address::load(f.l3() + 16);
+        out.xid = std::uint32_t(m[4]) << 24 | std::uint32_t(m[5]) << 16 | std::uint32_t(m[6]) << 8 | std::uint32_t(m[7]);
+        out.broadcast_flag = (unsigned(m[10]) & 0x80) != 0;
+        out.ciaddr = Address::load(m + 12);
+        for (std::size_t i = 240; i + 1 < n && m[i] != std::byte{255};) {
+            if (m[i] == std::byte{0}) { ++i; continue; }
+            unsigned code = unsigned(m[i]), len = unsigned(m[i + 1]);
+            if (code == 53) out.type = std::uint8_t(m[i + 2]);
+            if (code == 50) out.requested = Address::load(m + i + 2);
+            if (code == 54) out.server = Address::load(m + i + 2);
+            i += 2 + len;
+        }
+        return true;
+    }
+    return false;
+}
+
+// A server reply of `type` for `xid`, lease/T1/T2 in seconds. `damage` cuts the options.
+void reply(TestPeer& peer, std::uint8_t type, std::uint32_t xid, std::uint32_t lease, std::uint32_t t1, std::uint32_t t2,
+           Address destination = Address::broadcast(), bool damage = false) {
+    static std::byte m[300];
+    std::memset(m, 0, sizeof(m));
+    m[0] = std::byte{2}; m[1] = std::byte{1}; m[2] = std::byte{6};
+    m[4] = std::byte(xid >> 24); m[5] = std::byte(xid >> 16); m[6] = std::byte(xid >> 8); m[7] = std::byte(xid);
+    if (type != 6) kOffered.store(m + 16);
+    std::memcpy(m + 28, peer.stack().mac().bytes.data(), 6);
+    m[236] = std::byte{99}; m[237] = std::byte{130}; m[238] = std::byte{83}; m[239] = std::byte{99};
+    std::size_t i = 240;
+    auto option = [&](std::uint8_t code, std::uint32_t v, std::size_t len) {
+        m[i++] = std::byte{code};
+        m[i++] = std::byte(len);
+        for (std::size_t k = 0; k < len; ++k) m[i++] = std::byte(v >> (8 * (len - 1 - k)));
+    };
+    option(53, type, 1);
+    option(54, TestPeer::kPeer.value, 4);
+    if (type != 6) {
+        option(1, 0xffffff00u, 4);
+        option(3, TestPeer::kPeer.value, 4);
+        option(6, Address::from(192, 168, 7, 53).value, 4);
+        option(51, lease, 4);
+        option(58, t1, 4);
+        option(59, t2, 4);
+    }
+    if (damage) {
+        m[i++] = std::byte{6};
+        m[i++] = std::byte{200}; // runs past the end
+    } else {
+        m[i++] = std::byte{255};
+    }
+    peer.send_udp(67, 68, m, damage ? i : 300, destination);
+}
+
+struct Guard {
+    ~Guard() {
+        dhcp::stop();
+        ipv4::clear_default_gateway();
+        ipv4::set_dns_server(Address::any());
+    }
+};
+
+} // namespace
+
+KTEST(dhcp, discover_offer_request_ack_configures) {
+    TestPeer peer;
+    ASSERT_OK(peer.attach(true, false));
+    Guard guard;
+    auto before = dhcp::stats();
+    ASSERT_OK(dhcp::start(peer.stack()));
+    EXPECT_ERROR(dhcp::start(peer.stack()), Error::Busy);
+    Message m;
+    ASSERT_TRUE(next_message(peer, m, 2000));
+    EXPECT_EQ(m.type, 1u); // DISCOVER
+    EXPECT_TRUE(m.ip_destination.is_broadcast());
+    EXPECT_TRUE(m.broadcast_flag);
+    // A reply for another xid and a malformed one are ignored.
+    reply(peer, 2, m.xid + 1, 30, 10, 20);
+    reply(peer, 2, m.xid, 30, 10, 20, Address::broadcast(), true);
+    reply(peer, 2, m.xid, 30, 10, 20);
+    ASSERT_TRUE(next_message(peer, m, 2000));
+    EXPECT_EQ(m.type, 3u); // REQUEST
+    EXPECT_EQ(m.requested.value, kOffered.value);
+    EXPECT_EQ(m.server.value, TestPeer::kPeer.value);
+    reply(peer, 5, m.xid, 30, 10, 20);
+    auto lease = dhcp::wait_bound(TestPeer::in_ms(2000));
+    ASSERT_OK(lease);
+    EXPECT_EQ(lease->address.value, kOffered.value);
+    EXPECT_EQ(lease->prefix_length, 24u);
+    EXPECT_EQ(lease->t1_seconds, 10u);
+    EXPECT_EQ(*ipv4::address_of(peer.stack()), kOffered);
+    EXPECT_EQ(*ipv4::default_gateway(), TestPeer::kPeer);
+    EXPECT_EQ(*ipv4::dns_server(), Address::from(192, 168, 7, 53));
+    EXPECT_TRUE(dhcp::state() == dhcp::State::Bound);
+    auto after = dhcp::stats();
+    EXPECT_EQ(after.malformed, before.malformed + 1);
+    EXPECT_EQ(after.ignored, before.ignored + 1);
+    EXPECT_EQ(after.acks, before.acks + 1);
+}
+
+KTEST(dhcp, renew_at_t1_then_nak_starts_over) {
+    TestPeer peer;
+    ASSERT_OK(peer.attach(true, false));
+    Guard guard;
+    ASSERT_OK(dhcp::start(peer.stack()));
+    Message m;
+    ASSERT_TRUE(next_message(peer, m, 2000));
+    reply(peer, 2, m.xid, 8, 2, 6);
+    ASSERT_TRUE(next_message(peer, m, 2000));
+    reply(peer, 5, m.xid, 8, 2, 6);
+    ASSERT_OK(dhcp::wait_bound(TestPeer::in_ms(2000)));
+    time::Ticks bound = time::now();
+    // T1 = 2 s: a unicast REQUEST from our address (ciaddr), no requested-IP option.
+    ASSERT_TRUE(next_message(peer, m, 4000));
+    EXPECT_GE(time::to_ns(time::now() - bound), 1'500'000'000u);
+    EXPECT_EQ(m.type, 3u);
+    EXPECT_EQ(m.ciaddr.value, kOffered.value);
+    EXPECT_EQ(m.ip_destination.value, TestPeer::kPeer.value);
+    EXPECT_TRUE(m.requested.is_any());
+    reply(peer, 5, m.xid, 8, 2, 6, kOffered);
+    sched::sleep_for_ns(200'000'000);
+    EXPECT_EQ(dhcp::stats().renewals >= 1, true);
+    // Next renewal gets a NAK: the address goes, DISCOVER again.
+    ASSERT_TRUE(next_message(peer, m, 4000));
+    EXPECT_EQ(m.type, 3u);
+    reply(peer, 6, m.xid, 0, 0, 0, kOffered);
+    ASSERT_TRUE(next_message(peer, m, 4000));
+    EXPECT_EQ(m.type, 1u);
+    EXPECT_FALSE(ipv4::address_of(peer.stack()).has_value());
+}
+
+KTEST(dhcp, retransmits_with_backoff) {
+    TestPeer peer;
+    ASSERT_OK(peer.attach(true, false));
+    Guard guard;
+    ASSERT_OK(dhcp::start(peer.stack()));
+    Message m;
+    time::Ticks at[3];
+    for (auto& t : at) {
+        ASSERT_TRUE(next_message(peer, m, 10 * CONFIG_DHCP_INITIAL_TIMEOUT_MS));
+        EXPECT_EQ(m.type, 1u);
+        t = time::now();
+    }
+    // Gaps: the initial timeout, then double, each ±jitter (≤ 1 s and ≤ a quarter).
+    std::uint64_t g1 = time::to_ns(at[1] - at[0]) / 1'000'000, g2 = time::to_ns(at[2] - at[1]) / 1'000'000;
+    constexpr std::uint64_t base = CONFIG_DHCP_INITIAL_TIMEOUT_MS;
+    EXPECT_GE(g1, base * 3 / 4);
+    EXPECT_LE(g1, base * 5 / 4 + 50);
+    EXPECT_GE(g2, base * 2 * 3 / 4);
+    EXPECT_LE(g2, base * 2 * 5 / 4 + 50);
+    EXPECT_GE(dhcp::stats().retransmissions, 2u);
+}
