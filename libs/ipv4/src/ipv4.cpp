@@ -223,8 +223,10 @@ netdev::PacketRef reassemble(Header& header, netdev::PacketRef fragment) {
     Slot& s = *slot;
     // Overlap (duplicates included) poisons the datagram: drop it all.
     bool bad = (s.total && end > s.total) || (last && s.total && end != s.total);
+    // A last fragment must also end every piece already held: one ending
+    // beyond it leaves a hole the byte count below cannot see.
     for (unsigned i = 0; i < s.ranges && !bad; ++i)
-        if (start < s.range[i].end && s.range[i].start < end) bad = true;
+        if ((start < s.range[i].end && s.range[i].start < end) || (last && s.range[i].end > end)) bad = true;
     if (bad) {
         ++g_stats.reassembly_overlaps;
         release_slot(s);

@@ -240,6 +240,28 @@ KTEST(ipv4, overlapping_fragments_drop_the_datagram) {
     EXPECT_EQ(TestPeer::settled_pool_free(), pool);
 }
 
+KTEST(ipv4, last_fragment_before_data_beyond_it_drops_the_datagram) {
+    Fixture f;
+    ASSERT_TRUE(f.attached);
+    auto& peer = f.peer;
+    const auto pool = f.pool;
+    const auto before = f.before;
+    // [16, 24) with MF, then a "last" fragment [8, 16): 16 bytes held, a
+    // total of 16, but [0, 8) never came. Byte counts match; the datagram
+    // is not complete (it would carry 8 stale bytes of a pool buffer).
+    peer.send_ip(kTestProtocol, g_payload + 16, 8, 210, 0x2000 | 2);
+    peer.send_ip(kTestProtocol, g_payload + 8, 8, 210, 1);
+    EXPECT_EQ(g_seen.calls, 0u);
+    EXPECT_EQ(ipv4::stats().reassembled, before.reassembled);
+    EXPECT_EQ(ipv4::stats().reassembly_overlaps, before.reassembly_overlaps + 1);
+    // Both orders: the last fragment first, then one ending beyond it.
+    peer.send_ip(kTestProtocol, g_payload + 8, 8, 211, 1);
+    peer.send_ip(kTestProtocol, g_payload + 16, 8, 211, 0x2000 | 2);
+    EXPECT_EQ(g_seen.calls, 0u);
+    EXPECT_EQ(ipv4::stats().reassembly_overlaps, before.reassembly_overlaps + 2);
+    EXPECT_EQ(TestPeer::settled_pool_free(), pool);
+}
+
 KTEST(ipv4, incomplete_fragments_freed_at_timeout) {
     Fixture f;
     ASSERT_TRUE(f.attached);
