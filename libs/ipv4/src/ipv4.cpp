@@ -24,6 +24,7 @@ constexpr std::size_t kReassemblyHeadroom = 64; // room for the handler to look 
 constexpr std::size_t kReassemblyMax = netdev::kBufferSize - kReassemblyHeadroom; // payload bytes
 constexpr unsigned kHandlers = 8;
 constexpr std::uint64_t kTickNs = 100'000'000;
+constexpr std::uint32_t kMinMtu = 68; // RFC 791: every link carries 68 bytes unfragmented
 
 struct Config {
     netdev::Interface* iface = nullptr;
@@ -463,7 +464,9 @@ base::Result<void> send(netdev::PacketRef packet, Address source, Address destin
         }
         return r;
     }
-    if (options.dont_fragment || payload + kHeaderLength > 65535) {
+    // Below RFC 791's 68 bytes (a driver's bogus MTU) fragments would be
+    // empty (mtu < 28: the loop below would never advance) or absurd.
+    if (options.dont_fragment || payload + kHeaderLength > 65535 || mtu < kMinMtu) {
         sync::MutexGuard guard(g_lock);
         ++g_stats.too_long;
         return base::Error::MessageTooLong;

@@ -319,3 +319,37 @@ KTEST(ipv4, output_header_fragmentation_and_df) {
     EXPECT_EQ(std::memcmp(b.l4(), g_payload + 1480, 120), 0);
     EXPECT_ERROR(ipv4::send(make(10), Address::any(), Address::from(8, 8, 8, 8), ipv4::Protocol::Udp), Error::Unreachable);
 }
+
+KTEST(ipv4, fragmenting_for_an_absurd_mtu_is_refused) {
+    // A driver may report any MTU (virtio-net takes the device's word for
+    // it). Below 28 the fragment size rounds down to zero: the loop sent
+    // empty fragments forever. RFC 791 asks for 68; below that, refuse.
+    TestPeer peer;
+    ASSERT_OK(peer.attach());
+    fill_payload();
+    const auto pool = TestPeer::settled_pool_free();
+    const auto before = ipv4::stats();
+    ipv4::SendOptions fragment;
+    fragment.dont_fragment = false;
+    for (std::uint32_t mtu : {0u, 8u, 24u, 27u, 67u}) {
+        peer.stack().set_mtu(mtu);
+        auto p = netdev::allocate();
+        VERIFY(p.ok());
+        std::memcpy(p.value()->put(100), g_payload, 100);
+        EXPECT_ERROR(ipv4::send(std::move(p.value()), Address::any(), TestPeer::kPeer,
+                                static_cast<ipv4::Protocol>(kTestProtocol), fragment),
+                     Error::MessageTooLong);
+    }
+    EXPECT_EQ(ipv4::stats().fragments_sent, before.fragments_sent);
+    EXPECT_EQ(ipv4::stats().too_long, before.too_long + 5);
+    // 68 still fragments: 48 bytes per fragment.
+    peer.stack().set_mtu(68);
+    auto p = netdev::allocate();
+    VERIFY(p.ok());
+    std::memcpy(p.value()->put(100), g_payload, 100);
+    EXPECT_OK(ipv4::send(std::move(p.value()), Address::any(), TestPeer::kPeer,
+                         static_cast<ipv4::Protocol>(kTestProtocol), fragment));
+    EXPECT_EQ(ipv4::stats().fragments_sent, before.fragments_sent + 3);
+    peer.stack().set_mtu(1500);
+    EXPECT_EQ(TestPeer::settled_pool_free(), pool);
+}

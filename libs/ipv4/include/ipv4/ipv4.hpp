@@ -125,7 +125,7 @@ base::Result<void> configure_static(netdev::Interface& iface);
 // Output. The packet's window holds the transport header + payload; ipv4 pushes the IP header (needs 20 bytes of
 // headroom + Ethernet's 14 + the driver's), picks the source from the route if `source` is any(), resolves the
 // next hop (ARP; queued while unresolved, bounded) and transmits. Larger than the route MTU: fragmented, or
-// MessageTooLong when dont_fragment. Threads and the network thread.
+// MessageTooLong when dont_fragment (or the interface MTU is below 68). Threads and the network thread.
 // Errors: Unreachable (no route), MessageTooLong, NoMemory (no buffer for
 // a fragment), Malformed (no headroom), Unavailable (link down).
 // Destination 255.255.255.255 goes out as an Ethernet broadcast on the
@@ -170,7 +170,7 @@ struct Stats {
     std::uint64_t not_for_us;        // destination is neither ours nor broadcast (no forwarding)
     std::uint64_t no_protocol;       // no handler for the protocol
     std::uint64_t no_route;          // send() found no route
-    std::uint64_t too_long;          // send() with DF beyond the MTU
+    std::uint64_t too_long;          // send() with DF beyond the MTU, or an MTU below 68
     std::uint64_t fragments_received;
     std::uint64_t reassembled;
     std::uint64_t reassembly_timeouts;  // datagrams dropped incomplete at the timeout
