@@ -68,6 +68,10 @@ base::Result<void> Queue::allocate_rings(std::uint16_t size) {
     for (std::uint16_t i = 0; i < size; ++i) m_desc[i].next = static_cast<std::uint16_t>(i + 1);
     m_free_head = 0;
     m_free_count = size;
+    for (unsigned i = 0; i < kMaxSize; ++i) {
+        m_tokens[i] = nullptr;
+        m_in_flight[i] = false;
+    }
     m_avail_idx = m_kicked_idx = m_last_used = 0;
     m_stats = {};
     return {};
@@ -95,6 +99,7 @@ base::Result<void> Queue::add(std::span<const Segment> segments, void* token) {
     m_free_head = m_desc[last].next;
     m_free_count = static_cast<std::uint16_t>(m_free_count - segments.size());
     m_tokens[head] = token;
+    m_in_flight[head] = true;
     m_avail->ring[m_avail_idx & (m_size - 1)] = head;
     arch::fence(); // descriptors and ring entry before the index (2.6.13)
     ++m_avail_idx;
@@ -124,13 +129,26 @@ bool Queue::pop(void*& token, std::uint32_t& written) {
     arch::SpinlockGuard guard(m_lock);
     if (!m_size) return false;
     std::uint16_t used_idx = shared(m_used->idx);
-    if (used_idx == m_last_used) return false;
-    arch::fence(); // the index before the entries it publishes (2.6.14)
-    const Used::Element& e = m_used->ring[m_last_used & (m_size - 1)];
-    std::uint32_t id = shared(e.id);
-    written = shared(e.length);
-    ++m_last_used;
-    VERIFY(id < m_size); // a device returning a bogus id is beyond repair
+    if (static_cast<std::uint16_t>(used_idx - m_last_used) > m_size) {
+        // More entries than the ring holds: none of them can be trusted.
+        ++m_stats.bogus;
+        m_last_used = used_idx;
+        return false;
+    }
+    std::uint32_t id = 0;
+    for (;;) {
+        if (used_idx == m_last_used) return false;
+        arch::fence(); // the index before the entries it publishes (2.6.14)
+        const Used::Element& e = m_used->ring[m_last_used & (m_size - 1)];
+        id = shared(e.id);
+        written = shared(e.length);
+        ++m_last_used;
+        // An id out of range, or of a chain the device does not hold (a
+        // free descriptor, a duplicate), would corrupt the free list.
+        if (id < m_size && m_in_flight[id]) break;
+        ++m_stats.bogus;
+    }
+    m_in_flight[id] = false;
     token = m_tokens[id];
     m_tokens[id] = nullptr;
     // Give the chain back to the free list.

@@ -1,3 +1,4 @@
+#include <arch/cpu.hpp>
 #include <arch/csr.hpp>
 #include <cstring>
 #include <ktest/ktest.hpp>
@@ -118,4 +119,61 @@ KTEST(virtio, transmit_chain_completes_with_an_interrupt) {
     EXPECT_ERROR(g_tx.add(one, nullptr), Error::Overloaded);
     EXPECT_EQ(g_tx.stats().full, 1u);
     dev.release(); // reset: the device drops what it had not used
+}
+
+namespace tessera::virtio {
+// Plays a device that writes garbage into its used ring (2.6.8 layout:
+// flags u16, idx u16, then {id u32, len u32} per entry).
+struct QueueTestAccess {
+    static void complete(Queue& q, std::uint16_t used_idx, std::uint32_t id, std::uint32_t length) {
+        auto* used = reinterpret_cast<volatile std::uint8_t*>(q.m_used);
+        auto* entry = reinterpret_cast<volatile std::uint32_t*>(used + 4 + 8 * ((used_idx - 1) & (q.m_size - 1)));
+        entry[0] = id;
+        entry[1] = length;
+        arch::fence();
+        *reinterpret_cast<volatile std::uint16_t*>(used + 2) = used_idx;
+    }
+};
+} // namespace tessera::virtio
+
+KTEST(virtio, bogus_used_entries_are_ignored_and_counted) {
+    // The device owns the used ring; what it writes there must not corrupt
+    // the descriptor free list or panic the kernel. The transmit queue is
+    // never notified here (and the driver never goes live), so QEMU does
+    // not touch it: the test writes the used ring itself.
+    auto claimed = claim_net(ktest_context);
+    if (!claimed.ok()) return;
+    virtio::Device& dev = *claimed.value();
+    ASSERT_OK(dev.negotiate(0));
+    ASSERT_OK(dev.setup_queue(g_tx, 1));
+    const unsigned size = g_tx.size();
+    static std::uint8_t frame[60];
+    const virtio::Queue::Segment one[] = {{frame, sizeof(frame), false}};
+    ASSERT_OK(g_tx.add(one, &frame)); // descriptor 0, in flight
+    EXPECT_EQ(g_tx.free_descriptors(), size - 1);
+    void* token = nullptr;
+    std::uint32_t written = 0;
+    using virtio::QueueTestAccess;
+    QueueTestAccess::complete(g_tx, 1, 1, 0);        // a free descriptor
+    EXPECT_FALSE(g_tx.pop(token, written));
+    QueueTestAccess::complete(g_tx, 2, 0x10000, 0);  // beyond the table
+    EXPECT_FALSE(g_tx.pop(token, written));
+    EXPECT_EQ(g_tx.free_descriptors(), size - 1);
+    EXPECT_EQ(g_tx.stats().bogus, 2u);
+    QueueTestAccess::complete(g_tx, 3, 0, 0);        // the real one
+    ASSERT_TRUE(g_tx.pop(token, written));
+    EXPECT_TRUE(token == &frame);
+    QueueTestAccess::complete(g_tx, 4, 0, 0);        // the same chain again
+    EXPECT_FALSE(g_tx.pop(token, written));
+    EXPECT_EQ(g_tx.free_descriptors(), size);
+    // used->idx far ahead of what was ever made available: nothing popped.
+    ASSERT_OK(g_tx.add(one, &frame));
+    QueueTestAccess::complete(g_tx, static_cast<std::uint16_t>(4 + size + 1), 0, 0);
+    EXPECT_FALSE(g_tx.pop(token, written));
+    EXPECT_EQ(g_tx.stats().bogus, 4u);
+    // The free list is intact: every descriptor can still be used once.
+    EXPECT_EQ(g_tx.free_descriptors(), size - 1);
+    for (unsigned i = 0; i + 1 < size; ++i) EXPECT_OK(g_tx.add(one, &frame));
+    EXPECT_ERROR(g_tx.add(one, &frame), Error::Overloaded);
+    dev.release();
 }

@@ -78,6 +78,8 @@ public:
         std::uint64_t used;         // chains returned by pop()
         std::uint64_t notifications; // QueueNotify writes
         std::uint64_t full;         // add() refused for lack of descriptors
+        std::uint64_t bogus;        // used entries ignored: id out of range or not in flight,
+                                    // or used->idx more than the ring size ahead
     };
 
     constexpr Queue() = default;
@@ -93,7 +95,9 @@ public:
     // kick once. Returns whether it wrote QueueNotify.
     bool kick();
     // Takes one used chain: its token and the bytes the device wrote.
-    // False when the device has returned nothing new.
+    // False when the device has returned nothing new. Entries naming no
+    // chain in flight (a misbehaving device) are skipped and counted in
+    // Stats::bogus; a used index more than the ring size ahead is too.
     bool pop(void*& token, std::uint32_t& written);
     // Asks the device not to interrupt for this queue (a hint:
     // VIRTQ_AVAIL_F_NO_INTERRUPT) or to interrupt again. enable returns true
@@ -109,6 +113,7 @@ public:
 
 private:
     friend class Device;
+    friend struct QueueTestAccess; // ktest only: plays a misbehaving device
     struct Descriptor; // the layouts are private to queue.cpp
     struct Avail;
     struct Used;
@@ -134,6 +139,9 @@ private:
     void* m_memory = nullptr;
     Stats m_stats{};
     void* m_tokens[kMaxSize] = {};
+    // Chain heads the device holds: pop() accepts a used id only if set
+    // (the device's word is not trusted with our free list).
+    bool m_in_flight[kMaxSize] = {};
 };
 
 class Device {
