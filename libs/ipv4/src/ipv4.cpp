@@ -243,18 +243,18 @@ netdev::PacketRef reassemble(Header& header, netdev::PacketRef fragment) {
     s.received += length;
     g_reassembly_bytes += length;
     if (last) s.total = end;
-    if (start == 0) {
-        Header first = header;
-        first.interface = s.header.interface;
-        s.header = first;
-    }
+    if (start == 0) s.header = header;
     if (!s.total || s.received != s.total) return {};
     // Complete: no overlaps and as many bytes as the length, so no holes.
     ++g_stats.reassembled;
     netdev::PacketRef whole = std::move(s.buffer);
     VERIFY(whole->set_window(kReassemblyHeadroom, s.total).ok());
     whole->set_interface(fragment->interface());
+    // The interface of the fragment that completed it: the one the first
+    // fragment came in on may have been unregistered since.
+    netdev::Interface* iface = header.interface;
     header = s.header;
+    header.interface = iface;
     header.more_fragments = false;
     header.fragment_offset = 0;
     header.total_length = static_cast<std::uint16_t>(header.header_length + s.total);

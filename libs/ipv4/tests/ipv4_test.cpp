@@ -262,6 +262,27 @@ KTEST(ipv4, last_fragment_before_data_beyond_it_drops_the_datagram) {
     EXPECT_EQ(TestPeer::settled_pool_free(), pool);
 }
 
+KTEST(ipv4, reassembled_datagram_names_the_interface_it_completed_on) {
+    // The first fragment comes in on one interface, which then goes away
+    // (a test's Pair, a hot-unplugged NIC); the datagram completes on
+    // another. Its header must name a live interface: handlers dereference
+    // it (ICMP errors read its MTU).
+    TestProtocol proto;
+    fill_payload();
+    TestPeer first;
+    ASSERT_OK(first.attach());
+    const auto pool = TestPeer::settled_pool_free();
+    first.send_ip(kTestProtocol, g_payload, 256, 220, 0x2000 | 0);
+    first.detach();
+    TestPeer second;
+    ASSERT_OK(second.attach());
+    second.send_ip(kTestProtocol, g_payload + 256, 100, 220, 32);
+    ASSERT_EQ(g_seen.calls, 1u);
+    EXPECT_EQ(g_seen.length, 356u);
+    EXPECT_TRUE(g_seen.header.interface == &second.stack());
+    EXPECT_EQ(TestPeer::settled_pool_free(), pool);
+}
+
 KTEST(ipv4, incomplete_fragments_freed_at_timeout) {
     Fixture f;
     ASSERT_TRUE(f.attached);
