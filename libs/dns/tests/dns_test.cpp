@@ -1,3 +1,4 @@
+#include <atomic>
 #include <cstring>
 #include <dns/dns.hpp>
 #include <ipv4/test_peer.hpp>
@@ -183,4 +184,76 @@ KTEST(dns, malformed_responses_ignored_then_retry_and_timeout) {
     EXPECT_GE(time::to_ns(time::now() - t0), std::uint64_t(CONFIG_DNS_TIMEOUT_MS) * CONFIG_DNS_ATTEMPTS * 1'000'000 * 9 / 10);
     ipv4::set_dns_server(Address::any());
     EXPECT_ERROR(dns::resolve("x.test", TestPeer::in_ms(10)), Error::Unavailable);
+}
+
+namespace {
+struct FuzzResolution {
+    base::Result<Address> result{Error::NotFound};
+    std::atomic<std::uint32_t> done{0};
+};
+} // namespace
+
+KTEST(dns, survives_random_corruption_of_answers) {
+    // Mutants of a valid answer (a CNAME then an A record, both with
+    // compression pointers): bytes overwritten past the id, some with
+    // the id too, some cut short. Each resolution gets a batch, then the
+    // valid answer if it is still waiting. No crash, no hang, and the
+    // pool is back where it started.
+    Setup s;
+    ASSERT_TRUE(s.ok);
+    ktest::Random random(0x5eed0d25ull);
+    const auto pool = TestPeer::settled_pool_free();
+    unsigned mutants = 0, answered = 0;
+    static std::byte valid[600], mutant[600];
+    for (unsigned round = 0; round < 250; ++round) {
+        dns::flush_cache();
+        s.peer.clear();
+        static FuzzResolution r;
+        r.done.store(0);
+        auto t = sched::spawn([](void*) {
+            r.result = dns::resolve("www.a.test", TestPeer::in_ms(20000));
+            r.done.store(1, std::memory_order_release);
+        }, nullptr, {.name = "resolver"});
+        ASSERT_OK(t);
+        Query q;
+        ASSERT_TRUE(next_query(s.peer, q));
+        // The valid response, as respond() would build it.
+        const unsigned char cname[] = {0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 60, 0, 4, 1, 'b', 0xc0, 16};
+        std::size_t n = q.length;
+        std::memcpy(valid, q.bytes, n);
+        valid[2] = std::byte{0x81};
+        valid[3] = std::byte{0x80};
+        valid[6] = std::byte{0};
+        valid[7] = std::byte{2};
+        std::memcpy(valid + n, cname, sizeof(cname));
+        n += sizeof(cname);
+        n += a_record(valid + n, 60, kAnswer, static_cast<std::uint16_t>(q.length + 12));
+        for (unsigned k = 0; k < 30 && !r.done.load(std::memory_order_acquire); ++k, ++mutants) {
+            std::memcpy(mutant, valid, n);
+            std::size_t length = n;
+            std::size_t from = random.next() % 8 == 0 ? 0 : 2;
+            for (unsigned f = 0, flips = 1 + random.next() % 6; f < flips; ++f) {
+                std::size_t at = from + random.next() % (n - from);
+                mutant[at] = (random.next() & 1) ? std::byte(random.next()) : std::byte{0xc0};
+            }
+            if (random.next() % 4 == 0) length = random.next() % (n + 1);
+            if (random.next() % 16 == 0) length = n + random.next() % (sizeof(mutant) - n); // trailing garbage
+            s.peer.send_udp(53, q.port, mutant, length);
+        }
+        // Still waiting (or asking again after a mutant looked like
+        // SERVFAIL): the valid answer to its latest query.
+        for (unsigned tries = 0; !r.done.load(std::memory_order_acquire) && tries < 10; ++tries) {
+            s.peer.send_udp(53, q.port, valid, n);
+            Query again;
+            if (!r.done.load(std::memory_order_acquire) && next_query(s.peer, again, 200)) {
+                q = again;
+                std::memcpy(valid, q.bytes, 2); // its id
+            }
+        }
+        ASSERT_OK(sched::join(t.value()));
+        if (r.result.ok()) ++answered;
+    }
+    EXPECT_GE(mutants, 2000u);
+    EXPECT_GT(answered, 0u);
+    EXPECT_EQ(TestPeer::settled_pool_free(), pool);
 }
