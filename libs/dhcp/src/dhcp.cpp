@@ -102,6 +102,12 @@ std::optional<Reply> parse(std::span<const std::byte> m, std::uint32_t xid, cons
         i += 2 + len;
     }
     if (!ended || r.type == 0) return std::nullopt;
+    // An offer or ack must give us a host address: 0.0.0.0 (ipv4 refuses
+    // to configure it, yet the lease was published as bound), broadcast,
+    // multicast or loopback is a broken or hostile server.
+    if ((r.type == Offer || r.type == Ack) && (r.yiaddr.is_any() || r.yiaddr.is_broadcast() ||
+                                               r.yiaddr.is_multicast() || r.yiaddr.is_loopback()))
+        return std::nullopt;
     return r;
 }
 

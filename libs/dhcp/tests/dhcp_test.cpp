@@ -49,12 +49,12 @@ bool next_message(TestPeer& peer, Message& out, std::uint64_t ms) {
 
 // A server reply of `type` for `xid`, lease/T1/T2 in seconds. `damage` cuts the options.
 void reply(TestPeer& peer, std::uint8_t type, std::uint32_t xid, std::uint32_t lease, std::uint32_t t1, std::uint32_t t2,
-           Address destination = Address::broadcast(), bool damage = false) {
+           Address destination = Address::broadcast(), bool damage = false, Address yiaddr = kOffered) {
     static std::byte m[300];
     std::memset(m, 0, sizeof(m));
     m[0] = std::byte{2}; m[1] = std::byte{1}; m[2] = std::byte{6};
     m[4] = std::byte(xid >> 24); m[5] = std::byte(xid >> 16); m[6] = std::byte(xid >> 8); m[7] = std::byte(xid);
-    if (type != 6) kOffered.store(m + 16);
+    if (type != 6) yiaddr.store(m + 16);
     std::memcpy(m + 28, peer.stack().mac().bytes.data(), 6);
     m[236] = std::byte{99}; m[237] = std::byte{130}; m[238] = std::byte{83}; m[239] = std::byte{99};
     std::size_t i = 240;
@@ -179,4 +179,32 @@ KTEST(dhcp, retransmits_with_backoff) {
     EXPECT_GE(g2, base * 2 * 3 / 4);
     EXPECT_LE(g2, base * 2 * 5 / 4 + 50);
     EXPECT_GE(dhcp::stats().retransmissions, 2u);
+}
+
+KTEST(dhcp, offer_or_ack_of_an_unusable_address_is_ignored) {
+    // yiaddr 0.0.0.0, 255.255.255.255, multicast or loopback is no lease:
+    // such an OFFER or ACK is malformed (counted, ignored), never "bound".
+    TestPeer peer;
+    ASSERT_OK(peer.attach(true, false));
+    Guard guard;
+    auto before = dhcp::stats();
+    ASSERT_OK(dhcp::start(peer.stack()));
+    Message m;
+    ASSERT_TRUE(next_message(peer, m, 2000));
+    ASSERT_EQ(m.type, 1u); // DISCOVER
+    const Address bad[] = {Address::any(), Address::broadcast(), Address::from(224, 0, 0, 1), Address::from(127, 0, 0, 1)};
+    for (Address a : bad) reply(peer, 2, m.xid, 30, 10, 20, Address::broadcast(), false, a);
+    reply(peer, 2, m.xid, 30, 10, 20);
+    ASSERT_TRUE(next_message(peer, m, 2000));
+    ASSERT_EQ(m.type, 3u); // REQUEST, for the good offer
+    EXPECT_EQ(m.requested.value, kOffered.value);
+    for (Address a : bad) reply(peer, 5, m.xid, 30, 10, 20, Address::broadcast(), false, a);
+    netdev::flush();
+    sched::sleep_for_ns(50'000'000); // the client thread takes what was queued
+    EXPECT_FALSE(dhcp::lease().has_value());
+    EXPECT_EQ(dhcp::stats().malformed, before.malformed + 8);
+    reply(peer, 5, m.xid, 30, 10, 20);
+    auto lease = dhcp::wait_bound(TestPeer::in_ms(2000));
+    ASSERT_OK(lease);
+    EXPECT_EQ(lease->address.value, kOffered.value);
 }

@@ -13,7 +13,9 @@
 // the default gateway (router option) and the DNS server. At T1 it
 // renews by unicast to the server, at T2 it rebinds by broadcast, at the
 // lease's end it deconfigures and starts over; a NAK also starts over.
-// Replies are validated (op, xid, chaddr, cookie, options within bounds)
+// Replies are validated (op, xid, chaddr, cookie, options within bounds,
+// an OFFER/ACK address that is a host address: not 0.0.0.0, broadcast,
+// multicast or loopback)
 // and malformed ones counted.
 //
 // Threading: the API is for threads; SMP-safe (state under dhcp g_lock,
