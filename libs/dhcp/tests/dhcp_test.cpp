@@ -208,3 +208,64 @@ KTEST(dhcp, offer_or_ack_of_an_unusable_address_is_ignored) {
     ASSERT_OK(lease);
     EXPECT_EQ(lease->address.value, kOffered.value);
 }
+
+KTEST(dhcp, survives_random_corruption_of_replies) {
+    // Whatever the client sends (DISCOVER or REQUEST), it gets a batch of
+    // mutants of the right reply (OFFER or ACK for its xid): bytes
+    // overwritten (option codes and lengths included), cut short,
+    // trailing garbage. Bound by a mutant or not, the client is restarted
+    // and goes on. No crash, no hang, the pool back where it started.
+    TestPeer peer;
+    ASSERT_OK(peer.attach(true, false));
+    Guard guard;
+    ktest::Random random(0xd4c9f022ull);
+    const auto pool = TestPeer::settled_pool_free();
+    static std::byte valid[300], mutant[400];
+    unsigned mutants = 0, restarts = 0;
+    ASSERT_OK(dhcp::start(peer.stack()));
+    for (unsigned rounds = 0; mutants < 2000 && rounds < 400; ++rounds) {
+        Message m;
+        if (!next_message(peer, m, 3000) || (m.type != 1 && m.type != 3)) continue;
+        // The valid reply, as reply() builds it (captured, not sent).
+        std::uint8_t type = m.type == 1 ? 2 : 5;
+        std::memset(valid, 0, sizeof(valid));
+        valid[0] = std::byte{2}; valid[1] = std::byte{1}; valid[2] = std::byte{6};
+        for (unsigned k = 0; k < 4; ++k) valid[4 + k] = std::byte(m.xid >> (24 - 8 * k));
+        kOffered.store(valid + 16);
+        std::memcpy(valid + 28, peer.stack().mac().bytes.data(), 6);
+        const unsigned char options[] = {99, 130, 83, 99, 53, 1, type, 54, 4, 192, 168, 7, 2, 1, 4, 255, 255, 255, 0,
+                                         3, 4, 192, 168, 7, 2, 6, 4, 192, 168, 7, 53, 51, 4, 0, 0, 0, 30,
+                                         58, 4, 0, 0, 0, 10, 59, 4, 0, 0, 0, 20, 255};
+        std::memcpy(valid + 236, options, sizeof(options));
+        const std::size_t n = 236 + sizeof(options);
+        for (unsigned k = 0; k < 40; ++k, ++mutants) {
+            std::memcpy(mutant, valid, sizeof(valid));
+            std::size_t length = 300;
+            // Mostly the options (where the parser works), now and then anywhere.
+            std::size_t from = random.next() % 8 == 0 ? 0 : 240;
+            for (unsigned f = 0, flips = 1 + random.next() % 6; f < flips; ++f)
+                mutant[from + random.next() % (n - from)] = std::byte(random.next());
+            if (random.next() % 4 == 0) length = random.next() % (n + 1);
+            if (random.next() % 16 == 0) {
+                length = 300 + random.next() % (sizeof(mutant) - 300);
+                for (std::size_t i = 300; i < length; ++i) mutant[i] = std::byte(random.next());
+            }
+            peer.send_udp(67, 68, mutant, length, Address::broadcast());
+        }
+        netdev::flush();
+        sched::sleep_for_ns(20'000'000);
+        if (dhcp::lease()) { // a mutant was a usable ACK: start over
+            dhcp::stop();
+            ipv4::deconfigure(peer.stack());
+            ASSERT_OK(eth_arp::add_static(peer.stack(), TestPeer::kPeer.value, peer.peer_mac()));
+            ASSERT_OK(dhcp::start(peer.stack()));
+            ++restarts;
+        }
+    }
+    dhcp::stop();
+    ipv4::deconfigure(peer.stack());
+    EXPECT_GE(mutants, 2000u);
+    EXPECT_GT(restarts, 0u); // the ACK path was reached too
+    EXPECT_GT(dhcp::stats().malformed, 0u);
+    EXPECT_EQ(TestPeer::settled_pool_free(), pool);
+}
