@@ -2,9 +2,11 @@
 //
 // g_lock (sync::Mutex) guards the bound-socket list, every socket's queue
 // and the counters. The network thread queues under it and wakes the
-// socket's waiters after releasing it; receivers block with sched::wait
-// on an atomic count, so no wake-up is lost. Lock order: netdev
-// g_dispatch -> udp g_lock -> (pool lock); never held across ipv4::send.
+// socket's waiters before releasing it (after, the socket may be gone);
+// receivers block with sched::wait on an atomic count, so no wake-up is
+// lost. Lock order: netdev
+// g_dispatch -> udp g_lock -> sched g_lock, (pool lock); never held across
+// ipv4::send.
 #include <cstring>
 #include <sync/mutex.hpp>
 #include <udp/udp.hpp>
@@ -55,7 +57,6 @@ void Internals::input(const ipv4::Header& header, netdev::PacketRef packet, void
     const std::byte* u = packet->bytes();
     std::size_t length = packet->length();
     std::uint16_t source_port = 0, port = 0;
-    sched::WaitQueue* wake = nullptr;
     bool unreachable = false;
     {
         sync::MutexGuard guard(g_lock);
@@ -91,10 +92,14 @@ void Internals::input(const ipv4::Header& header, netdev::PacketRef packet, void
             header.destination.store(p->storage().data()); // headroom start: never part of the window
             s->m_queued.fetch_add(1, std::memory_order_release);
             ++g_stats.delivered;
-            wake = &s->m_waiters;
+            // Woken here, under g_lock (a sleeping lock; sched's g_lock
+            // nests below it): once it is released, a receiver on another
+            // hart may take the datagram without sleeping, close the
+            // socket and return, and its wait queue (often on that
+            // thread's stack) is gone.
+            sched::wake_all(s->m_waiters);
         }
     }
-    if (wake) sched::wake_all(*wake);
     if (unreachable) ipv4::send_icmp_error(3, 3, header, std::move(packet)); // suppressed for broadcasts by icmp
 }
 
