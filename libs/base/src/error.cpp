@@ -21,6 +21,9 @@ std::string_view error_name(Error e) {
     case Error::Again: return "value changed, try again";
     case Error::OwnerDied: return "owner died";
     case Error::PermissionDenied: return "permission denied";
+    case Error::Unreachable: return "unreachable";
+    case Error::MessageTooLong: return "message too long";
+    case Error::AddressInUse: return "address in use";
     }
     return "unknown error";
 }

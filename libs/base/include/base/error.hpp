@@ -24,6 +24,9 @@ enum class Error : std::uint8_t {
     Again,           // the state changed under the caller (a futex word no longer holds the expected value): re-read, retry
     OwnerDied,       // a lock's owner exited holding it; the caller now owns it and must repair what it guards
     PermissionDenied, // the caller may not do this (e.g. release a lock it does not own)
+    Unreachable,     // no route to the destination (network), or the peer said so (ICMP unreachable)
+    MessageTooLong,  // a datagram exceeds what the path carries (IPv4 DF beyond the MTU, UDP > 65507)
+    AddressInUse,    // a port or address is already bound
 };
 
 [[nodiscard]] std::string_view error_name(Error e);

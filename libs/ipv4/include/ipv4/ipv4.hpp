@@ -1,0 +1,182 @@
+#pragma once
+// IPv4 (RFC 791): addresses, interface configuration, the routing table,
+// output (with fragmentation), input validation, reassembly and dispatch
+// to transport protocols. docs/libs/ipv4.md has the long form.
+//
+// Threading: configuration, route(), send() and registration may be called
+// from threads and from the network thread (protocol handlers). Protocol
+// handlers run in the network thread (netdev's dispatch mutex held), with
+// no ipv4 lock held, so they may call send() and register/unregister.
+// Not for interrupt context (ipv4 state is under a sync::Mutex).
+// SMP-safe.
+//
+// Lock order: ipv4 g_lock (a sync::Mutex) nests inside netdev g_dispatch;
+// ipv4 never holds it while calling into ARP, a driver, or a handler.
+#include <base/result.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <netdev/interface.hpp>
+#include <netdev/packet.hpp>
+#include <optional>
+#include <span>
+#include <string_view>
+
+namespace tessera::ipv4 {
+
+struct Address {                         // host byte order inside
+    std::uint32_t value = 0;
+    static constexpr Address from(std::uint8_t a, std::uint8_t b, std::uint8_t c, std::uint8_t d) {
+        return Address{static_cast<std::uint32_t>(a) << 24 | static_cast<std::uint32_t>(b) << 16 |
+                       static_cast<std::uint32_t>(c) << 8 | d};
+    }
+    static constexpr Address any() { return Address{0}; }                 // 0.0.0.0
+    static constexpr Address broadcast() { return Address{0xffffffffu}; } // 255.255.255.255
+    constexpr bool operator==(const Address&) const = default;
+    // to/from network-order bytes (4 bytes, no alignment needed)
+    static Address load(const std::byte* be) {
+        return Address{static_cast<std::uint32_t>(be[0]) << 24 | static_cast<std::uint32_t>(be[1]) << 16 |
+                       static_cast<std::uint32_t>(be[2]) << 8 | static_cast<std::uint32_t>(be[3])};
+    }
+    void store(std::byte* be) const {
+        be[0] = static_cast<std::byte>(value >> 24);
+        be[1] = static_cast<std::byte>(value >> 16);
+        be[2] = static_cast<std::byte>(value >> 8);
+        be[3] = static_cast<std::byte>(value);
+    }
+    // Additions to the contract (helpers):
+    [[nodiscard]] constexpr bool is_any() const { return value == 0; }
+    [[nodiscard]] constexpr bool is_broadcast() const { return value == 0xffffffffu; }
+    [[nodiscard]] constexpr bool is_multicast() const { return (value >> 28) == 0xe; }
+    [[nodiscard]] constexpr bool is_loopback() const { return (value >> 24) == 127; }
+    [[nodiscard]] constexpr std::uint8_t octet(unsigned i) const { return static_cast<std::uint8_t>(value >> (24 - 8 * i)); }
+};
+
+// The netmask of a prefix length (0..32), host order.
+[[nodiscard]] constexpr std::uint32_t prefix_mask(unsigned prefix_length) {
+    return prefix_length == 0 ? 0u : prefix_length >= 32 ? 0xffffffffu : ~0u << (32 - prefix_length);
+}
+
+// base::format support: writes "a.b.c.d" (NUL-terminated if room) into
+// `out` (16 bytes suffice) and returns the text written.
+std::string_view to_string(Address address, std::span<char> out);
+// Parses "a.b.c.d"; nullopt if malformed.
+std::optional<Address> parse(std::string_view text);
+// A 16-byte buffer holding the text, for log lines:
+//   klog::info("ip {}", ipv4::Text(addr).view());
+struct Text {
+    char storage[16];
+    std::string_view text;
+    explicit Text(Address a) : text(to_string(a, storage)) {}
+    [[nodiscard]] std::string_view view() const { return text; }
+};
+
+enum class Protocol : std::uint8_t { Icmp = 1, Tcp = 6, Udp = 17 };
+
+inline constexpr std::size_t kHeaderLength = 20;  // without options
+inline constexpr std::uint16_t kEthertype = 0x0800;
+
+struct Header {          // a validated received header, host order
+    Address source, destination;
+    std::uint8_t protocol, ttl, tos;
+    std::uint16_t id, total_length, header_length; // bytes
+    bool more_fragments; std::uint16_t fragment_offset; // bytes
+    netdev::Interface* interface; // where it came in
+};
+
+// Interface configuration and routes.
+// configure(): sets (or replaces) the interface's address and adds the
+// connected route; sends a gratuitous ARP (if eth-arp is enabled).
+// InvalidArgument for prefix_length > 32; NoMemory if the interface or
+// route table (CONFIG_IPV4_ROUTES) is full.
+base::Result<void> configure(netdev::Interface& iface, Address address, unsigned prefix_length);
+// The default route via `gateway` (which must be on a connected network:
+// Unreachable otherwise). Replaces any previous default route.
+base::Result<void> set_default_gateway(Address gateway);
+base::Result<void> add_route(Address network, unsigned prefix_length, Address gateway, netdev::Interface& iface);
+struct Route { netdev::Interface* interface; Address next_hop; Address source; std::uint32_t mtu; };
+base::Result<Route> route(Address destination);            // longest prefix match; Unreachable if none
+std::optional<Address> address_of(const netdev::Interface& iface);
+
+// Additions to the contract:
+// Removes the interface's address and every route through it.
+void deconfigure(netdev::Interface& iface);
+// Prefix length configured on the interface (nullopt if none).
+std::optional<unsigned> prefix_of(const netdev::Interface& iface);
+// Removes the default route (no-op if none).
+void clear_default_gateway();
+// The default gateway, if any.
+std::optional<Address> default_gateway();
+// The DNS server (set by DHCP or the static Kconfig configuration).
+void set_dns_server(Address server);
+std::optional<Address> dns_server();
+// True if `address` is one of ours (on any interface).
+bool is_local(Address address);
+// True if `address` is the limited broadcast or the directed broadcast
+// of a connected network of `iface` (of any interface if nullptr).
+bool is_broadcast(Address address, const netdev::Interface* iface = nullptr);
+// Applies CONFIG_IPV4_STATIC_* to `iface` (NotSupported if the static
+// configuration is not enabled).
+base::Result<void> configure_static(netdev::Interface& iface);
+
+// Output. The packet's window holds the transport header + payload; ipv4 pushes the IP header (needs 20 bytes of
+// headroom + Ethernet's 14 + the driver's), picks the source from the route if `source` is any(), resolves the
+// next hop (ARP; queued while unresolved, bounded) and transmits. Larger than the route MTU: fragmented, or
+// MessageTooLong when dont_fragment. Threads and the network thread.
+// Errors: Unreachable (no route), MessageTooLong, NoMemory (no buffer for
+// a fragment), Malformed (no headroom), Unavailable (link down).
+// Destination 255.255.255.255 goes out as an Ethernet broadcast on the
+// interface given by SendOptions::interface (or the default route's).
+struct SendOptions {
+    std::uint8_t ttl = 64; std::uint8_t tos = 0; bool dont_fragment = true;
+    // Addition: force the output interface (DHCP before any address is
+    // configured, broadcasts). nullptr: from the route.
+    netdev::Interface* interface = nullptr;
+};
+base::Result<void> send(netdev::PacketRef packet, Address source, Address destination, Protocol protocol,
+                        const SendOptions& options = {});
+
+// Input. Registered per protocol; runs in the network thread with the window at the transport header (IP header
+// and options pulled; link padding trimmed to total_length; fragments already reassembled).
+// Busy if the protocol already has a handler.
+using ProtocolHandler = void (*)(const Header& header, netdev::PacketRef packet, void* context);
+base::Result<void> register_protocol(Protocol protocol, ProtocolHandler handler, void* context);
+void unregister_protocol(Protocol protocol);
+
+// Internet checksum (RFC 1071), incremental: sum() folds nothing, finish() folds and complements.
+std::uint32_t checksum_add(std::span<const std::byte> bytes, std::uint32_t sum = 0);
+std::uint16_t checksum_finish(std::uint32_t sum);
+std::uint32_t pseudo_header_sum(Address source, Address destination, Protocol protocol, std::uint16_t length);
+
+// ICMP errors (implemented by the icmp library, declared here so transports need only ipv4):
+// port unreachable for UDP, etc. `offending` is the received header, `original` its packet (window at the
+// transport header, as the handler received it). No-op if the icmp library is not enabled (weak default).
+void send_icmp_error(std::uint8_t type, std::uint8_t code, const Header& offending, netdev::PacketRef original);
+
+struct Stats {
+    std::uint64_t received;          // IPv4 frames handed to ipv4
+    std::uint64_t delivered;         // datagrams handed to a protocol handler
+    // header errors, each kind (each dropped)
+    std::uint64_t truncated;         // frame shorter than the header / IHL / total length
+    std::uint64_t bad_version;
+    std::uint64_t bad_header_length; // IHL < 5
+    std::uint64_t bad_total_length;  // total length < header length
+    std::uint64_t bad_checksum;
+    std::uint64_t ttl_expired;       // TTL 0 on arrival
+    std::uint64_t bad_source;        // broadcast/multicast source
+    std::uint64_t not_for_us;        // destination is neither ours nor broadcast (no forwarding)
+    std::uint64_t no_protocol;       // no handler for the protocol
+    std::uint64_t no_route;          // send() found no route
+    std::uint64_t too_long;          // send() with DF beyond the MTU
+    std::uint64_t fragments_received;
+    std::uint64_t reassembled;
+    std::uint64_t reassembly_timeouts;  // datagrams dropped incomplete at the timeout
+    std::uint64_t reassembly_overlaps;  // datagrams dropped for overlapping fragments
+    std::uint64_t reassembly_no_room;   // fragments dropped: slots or bytes exhausted, or too long
+    std::uint64_t forwarded;         // always 0 (no forwarding)
+    std::uint64_t sent;              // datagrams sent (before fragmentation)
+    std::uint64_t fragments_sent;
+    std::uint64_t send_errors;       // ARP/driver failures
+};
+Stats stats();
+
+} // namespace tessera::ipv4
