@@ -1,32 +1,529 @@
-// IPv4: configuration, routes, output, input. (First step: the API links;
-// send and input come next.)
+// IPv4: interface configuration, routes, output with fragmentation, input
+// validation, reassembly and dispatch to protocol handlers.
+//
+// State is under g_lock (a sync::Mutex): callers are application threads
+// and the network thread. It is never held while calling ARP, a driver or
+// a protocol handler. Lock order: netdev g_dispatch -> ipv4 g_lock ->
+// (pool lock). The reassembly timeout runs from a periodic callout that
+// hands a work item to the network thread.
+#include <atomic>
+#include <cstring>
+#include <eth-arp/arp.hpp>
 #include <ipv4/ipv4.hpp>
+#include <klog/klog.hpp>
 #include <sync/mutex.hpp>
+#include <time/callout.hpp>
 
 namespace tessera::ipv4 {
+namespace {
 
-base::Result<void> configure(netdev::Interface&, Address, unsigned) { return base::Error::NotSupported; }
-base::Result<void> set_default_gateway(Address) { return base::Error::NotSupported; }
-base::Result<void> add_route(Address, unsigned, Address, netdev::Interface&) { return base::Error::NotSupported; }
-base::Result<Route> route(Address) { return base::Error::Unreachable; }
-std::optional<Address> address_of(const netdev::Interface&) { return std::nullopt; }
-void deconfigure(netdev::Interface&) {}
-std::optional<unsigned> prefix_of(const netdev::Interface&) { return std::nullopt; }
-void clear_default_gateway() {}
-std::optional<Address> default_gateway() { return std::nullopt; }
-void set_dns_server(Address) {}
-std::optional<Address> dns_server() { return std::nullopt; }
-bool is_local(Address) { return false; }
-bool is_broadcast(Address a, const netdev::Interface*) { return a.is_broadcast(); }
-base::Result<void> configure_static(netdev::Interface&) { return base::Error::NotSupported; }
-base::Result<void> send(netdev::PacketRef, Address, Address, Protocol, const SendOptions&) {
-    return base::Error::NotSupported;
+constexpr unsigned kRoutes = CONFIG_IPV4_ROUTES;
+constexpr unsigned kSlots = CONFIG_IPV4_REASSEMBLY_SLOTS;
+constexpr unsigned kFragments = CONFIG_IPV4_REASSEMBLY_FRAGMENTS;
+constexpr std::size_t kReassemblyHeadroom = 64; // room for the handler to look back / reuse
+constexpr std::size_t kReassemblyMax = netdev::kBufferSize - kReassemblyHeadroom; // payload bytes
+constexpr unsigned kHandlers = 8;
+constexpr std::uint64_t kTickNs = 100'000'000;
+
+struct Config {
+    netdev::Interface* iface = nullptr;
+    Address address;
+    unsigned prefix = 0;
+};
+
+struct RouteEntry {
+    bool used = false;
+    Address network;
+    unsigned prefix = 0;
+    Address gateway; // any(): on link
+    netdev::Interface* iface = nullptr;
+};
+
+struct HandlerEntry {
+    std::uint8_t protocol = 0;
+    ProtocolHandler handler = nullptr;
+    void* context = nullptr;
+};
+
+struct Range { std::uint16_t start, end; };
+
+struct Slot {
+    bool used = false;
+    Address source, destination;
+    std::uint16_t id = 0;
+    std::uint8_t protocol = 0;
+    time::Ticks deadline = 0;
+    netdev::PacketRef buffer;       // payload assembled at kReassemblyHeadroom + offset
+    std::uint32_t received = 0;     // payload bytes held
+    std::uint32_t total = 0;        // payload length, known once the last fragment came (0: not yet)
+    unsigned ranges = 0;
+    Range range[kFragments];
+    Header header{};                // of the first fragment seen (offset 0 preferred)
+};
+
+sync::Mutex g_lock{"ipv4"}; // see the top of the file
+Config g_config[netdev::kMaxInterfaces];
+RouteEntry g_routes[kRoutes];
+HandlerEntry g_handlers[kHandlers];
+Slot g_slots[kSlots];
+std::uint32_t g_reassembly_bytes = 0;
+std::optional<Address> g_dns;
+Stats g_stats{};
+std::atomic<std::uint32_t> g_next_id{1};
+
+netdev::Work g_tick_work{[](void*) {
+    // Reassembly timeout: incomplete datagrams are freed and counted.
+    sync::MutexGuard guard(g_lock);
+    time::Ticks now = time::now();
+    for (Slot& s : g_slots)
+        if (s.used && now >= s.deadline) {
+            ++g_stats.reassembly_timeouts;
+            g_reassembly_bytes -= s.received;
+            s.buffer.reset();
+            s.used = false;
+        }
+}, nullptr};
+time::Callout g_tick_callout{[](void*) { netdev::schedule(g_tick_work); }, nullptr};
+
+std::uint16_t be16(const std::byte* p) { return static_cast<std::uint16_t>(std::to_integer<unsigned>(p[0]) << 8 | std::to_integer<unsigned>(p[1])); }
+void put16(std::byte* p, std::uint16_t v) { p[0] = std::byte(v >> 8); p[1] = std::byte(v); }
+
+// Caller holds g_lock.
+Config* config_of(const netdev::Interface* iface) {
+    for (Config& c : g_config)
+        if (c.iface && c.iface == iface) return &c;
+    return nullptr;
 }
-base::Result<void> register_protocol(Protocol, ProtocolHandler, void*) { return base::Error::NotSupported; }
-void unregister_protocol(Protocol) {}
-[[gnu::weak]] void send_icmp_error(std::uint8_t, std::uint8_t, const Header&, netdev::PacketRef) {}
-Stats stats() { return {}; }
 
-base::Result<void> init_start() { return {}; }
+bool broadcast_locked(Address a, const netdev::Interface* iface) {
+    if (a.is_broadcast()) return true;
+    for (const Config& c : g_config) {
+        if (!c.iface || (iface && c.iface != iface) || c.prefix >= 31) continue;
+        std::uint32_t mask = prefix_mask(c.prefix);
+        if ((a.value & mask) == (c.address.value & mask) && (a.value | mask) == 0xffffffffu) return true;
+    }
+    return false;
+}
+
+RouteEntry* lookup_locked(Address destination) {
+    RouteEntry* best = nullptr;
+    for (RouteEntry& r : g_routes) {
+        if (!r.used) continue;
+        if ((destination.value & prefix_mask(r.prefix)) != r.network.value) continue;
+        if (!best || r.prefix > best->prefix) best = &r;
+    }
+    return best;
+}
+
+base::Result<void> add_route_locked(Address network, unsigned prefix, Address gateway, netdev::Interface& iface) {
+    if (prefix > 32) return base::Error::InvalidArgument;
+    network.value &= prefix_mask(prefix);
+    RouteEntry* free_entry = nullptr;
+    for (RouteEntry& r : g_routes) {
+        if (r.used && r.network == network && r.prefix == prefix) { // replace
+            r.gateway = gateway;
+            r.iface = &iface;
+            return {};
+        }
+        if (!r.used && !free_entry) free_entry = &r;
+    }
+    if (!free_entry) return base::Error::NoMemory;
+    *free_entry = {true, network, prefix, gateway, &iface};
+    return {};
+}
+
+// Writes a 20-byte header at `h`.
+void write_header(std::byte* h, std::uint16_t total, std::uint16_t id, std::uint16_t flags_offset, const SendOptions& o,
+                  Protocol protocol, Address source, Address destination) {
+    h[0] = std::byte{0x45};
+    h[1] = std::byte{o.tos};
+    put16(h + 2, total);
+    put16(h + 4, id);
+    put16(h + 6, flags_offset);
+    h[8] = std::byte{o.ttl};
+    h[9] = std::byte{static_cast<std::uint8_t>(protocol)};
+    put16(h + 10, 0);
+    source.store(h + 12);
+    destination.store(h + 16);
+    put16(h + 10, checksum_finish(checksum_add({h, kHeaderLength})));
+}
+
+base::Result<void> transmit(netdev::Interface& iface, Address next_hop, netdev::PacketRef packet) {
+    if (next_hop.is_broadcast())
+        return iface.send_frame(std::move(packet), netdev::MacAddress::broadcast(), kEthertype);
+    return eth_arp::output(iface, next_hop.value, std::move(packet));
+}
+
+void deliver(const Header& header, netdev::PacketRef packet) {
+    HandlerEntry h{};
+    {
+        sync::MutexGuard guard(g_lock);
+        for (const HandlerEntry& e : g_handlers)
+            if (e.handler && e.protocol == header.protocol) h = e;
+        if (!h.handler) {
+            ++g_stats.no_protocol;
+        } else {
+            ++g_stats.delivered;
+        }
+    }
+    if (h.handler) h.handler(header, std::move(packet), h.context);
+    // (No ICMP protocol unreachable: transports we lack are simply dropped.)
+}
+
+void release_slot(Slot& s) {
+    g_reassembly_bytes -= s.received;
+    s.buffer.reset();
+    s.used = false;
+    s.ranges = 0;
+}
+
+// A fragment (window at the payload). Returns the whole datagram when it
+// completes (header updated), else an empty ref.
+netdev::PacketRef reassemble(Header& header, netdev::PacketRef fragment) {
+    sync::MutexGuard guard(g_lock);
+    ++g_stats.fragments_received;
+    std::uint32_t start = header.fragment_offset;
+    std::uint32_t length = static_cast<std::uint32_t>(fragment->length());
+    std::uint32_t end = start + length;
+    bool last = !header.more_fragments;
+    if (length == 0 || (!last && length % 8 != 0) || end > kReassemblyMax) {
+        ++g_stats.reassembly_no_room; // unusable or beyond what one buffer holds
+        return {};
+    }
+    Slot* slot = nullptr;
+    Slot* free_slot = nullptr;
+    for (Slot& s : g_slots) {
+        if (s.used && s.source == header.source && s.destination == header.destination && s.id == header.id &&
+            s.protocol == header.protocol) { slot = &s; break; }
+        if (!s.used && !free_slot) free_slot = &s;
+    }
+    if (!slot) {
+        if (!free_slot) {
+            ++g_stats.reassembly_no_room;
+            return {};
+        }
+        auto buffer = netdev::allocate(0);
+        if (!buffer.ok()) {
+            ++g_stats.reassembly_no_room;
+            return {};
+        }
+        slot = free_slot;
+        slot->used = true;
+        slot->source = header.source;
+        slot->destination = header.destination;
+        slot->id = header.id;
+        slot->protocol = header.protocol;
+        slot->deadline = time::now() + time::from_ns(std::uint64_t(CONFIG_IPV4_REASSEMBLY_TIMEOUT_MS) * 1'000'000);
+        slot->buffer = std::move(buffer.value());
+        slot->received = 0;
+        slot->total = 0;
+        slot->ranges = 0;
+        slot->header = header;
+    }
+    Slot& s = *slot;
+    // Overlap (duplicates included) poisons the datagram: drop it all.
+    bool bad = (s.total && end > s.total) || (last && s.total && end != s.total);
+    for (unsigned i = 0; i < s.ranges && !bad; ++i)
+        if (start < s.range[i].end && s.range[i].start < end) bad = true;
+    if (bad) {
+        ++g_stats.reassembly_overlaps;
+        release_slot(s);
+        return {};
+    }
+    if (s.ranges == kFragments || g_reassembly_bytes + length > CONFIG_IPV4_REASSEMBLY_BYTES) {
+        ++g_stats.reassembly_no_room;
+        release_slot(s);
+        return {};
+    }
+    std::memcpy(s.buffer->storage().data() + kReassemblyHeadroom + start, fragment->bytes(), length);
+    s.range[s.ranges++] = {static_cast<std::uint16_t>(start), static_cast<std::uint16_t>(end)};
+    s.received += length;
+    g_reassembly_bytes += length;
+    if (last) s.total = end;
+    if (start == 0) {
+        Header first = header;
+        first.interface = s.header.interface;
+        s.header = first;
+    }
+    if (!s.total || s.received != s.total) return {};
+    // Complete: no overlaps and as many bytes as the length, so no holes.
+    ++g_stats.reassembled;
+    netdev::PacketRef whole = std::move(s.buffer);
+    VERIFY(whole->set_window(kReassemblyHeadroom, s.total).ok());
+    whole->set_interface(fragment->interface());
+    header = s.header;
+    header.more_fragments = false;
+    header.fragment_offset = 0;
+    header.total_length = static_cast<std::uint16_t>(header.header_length + s.total);
+    release_slot(s);
+    return whole;
+}
+
+void input(netdev::Interface& iface, netdev::PacketRef packet, void*) {
+    const std::byte* h = packet->bytes();
+    std::size_t length = packet->length();
+    std::uint64_t Stats::*error = nullptr;
+    Header header{};
+    {
+        sync::MutexGuard guard(g_lock);
+        ++g_stats.received;
+        unsigned ihl = length ? (std::to_integer<unsigned>(h[0]) & 0xf) * 4 : 0;
+        if (length < kHeaderLength) error = &Stats::truncated;
+        else if ((std::to_integer<unsigned>(h[0]) >> 4) != 4) error = &Stats::bad_version;
+        else if (ihl < kHeaderLength) error = &Stats::bad_header_length;
+        else if (ihl > length) error = &Stats::truncated;
+        else if (checksum_finish(checksum_add({h, ihl})) != 0) error = &Stats::bad_checksum;
+        else if (be16(h + 2) < ihl) error = &Stats::bad_total_length;
+        else if (be16(h + 2) > length) error = &Stats::truncated;
+        else if (h[8] == std::byte{0}) error = &Stats::ttl_expired;
+        if (!error) {
+            std::uint16_t flags = be16(h + 6);
+            header = Header{Address::load(h + 12), Address::load(h + 16), std::to_integer<std::uint8_t>(h[9]),
+                            std::to_integer<std::uint8_t>(h[8]), std::to_integer<std::uint8_t>(h[1]), be16(h + 4),
+                            be16(h + 2), static_cast<std::uint16_t>(ihl), (flags & 0x2000) != 0,
+                            static_cast<std::uint16_t>((flags & 0x1fff) * 8), &iface};
+            if (header.source.is_broadcast() || header.source.is_multicast() || broadcast_locked(header.source, nullptr))
+                error = &Stats::bad_source;
+            else {
+                Config* c = config_of(&iface);
+                bool ours = false;
+                for (const Config& k : g_config)
+                    if (k.iface && k.address == header.destination) ours = true;
+                // Until it has an address (DHCP), an interface takes any unicast.
+                if (!ours && !broadcast_locked(header.destination, &iface) && c) error = &Stats::not_for_us;
+            }
+        }
+        if (error) ++(g_stats.*error);
+    }
+    if (error) {
+        iface.count_rx_error();
+        return;
+    }
+    packet->trim(header.total_length);           // link padding
+    (void)packet->pull(header.header_length);     // options skipped
+    if (header.more_fragments || header.fragment_offset) {
+        packet = reassemble(header, std::move(packet));
+        if (!packet) return;
+    }
+    deliver(header, std::move(packet));
+}
+
+} // namespace
+
+base::Result<void> configure(netdev::Interface& iface, Address address, unsigned prefix_length) {
+    if (prefix_length > 32 || address.is_any() || address.is_broadcast()) return base::Error::InvalidArgument;
+    {
+        sync::MutexGuard guard(g_lock);
+        Config* c = config_of(&iface);
+        if (!c)
+            for (Config& k : g_config)
+                if (!k.iface) { c = &k; break; }
+        if (!c) return base::Error::NoMemory;
+        // A previous connected route of this interface goes.
+        if (c->iface)
+            for (RouteEntry& r : g_routes)
+                if (r.used && r.iface == &iface && r.gateway.is_any() && r.prefix == c->prefix &&
+                    r.network.value == (c->address.value & prefix_mask(c->prefix)))
+                    r.used = false;
+        TRY(add_route_locked(address, prefix_length, Address::any(), iface));
+        *c = {&iface, address, prefix_length};
+    }
+    return eth_arp::set_address(iface, address.value); // gratuitous ARP
+}
+
+void deconfigure(netdev::Interface& iface) {
+    {
+        sync::MutexGuard guard(g_lock);
+        if (Config* c = config_of(&iface)) *c = {};
+        for (RouteEntry& r : g_routes)
+            if (r.used && r.iface == &iface) r.used = false;
+    }
+    (void)eth_arp::set_address(iface, 0);
+    eth_arp::flush(&iface);
+}
+
+std::optional<unsigned> prefix_of(const netdev::Interface& iface) {
+    sync::MutexGuard guard(g_lock);
+    if (Config* c = config_of(&iface)) return c->prefix;
+    return std::nullopt;
+}
+
+base::Result<void> set_default_gateway(Address gateway) {
+    sync::MutexGuard guard(g_lock);
+    RouteEntry* on_link = lookup_locked(gateway);
+    if (!on_link || !on_link->gateway.is_any()) return base::Error::Unreachable;
+    return add_route_locked(Address::any(), 0, gateway, *on_link->iface);
+}
+
+void clear_default_gateway() {
+    sync::MutexGuard guard(g_lock);
+    for (RouteEntry& r : g_routes)
+        if (r.used && r.prefix == 0) r.used = false;
+}
+
+std::optional<Address> default_gateway() {
+    sync::MutexGuard guard(g_lock);
+    for (RouteEntry& r : g_routes)
+        if (r.used && r.prefix == 0) return r.gateway;
+    return std::nullopt;
+}
+
+base::Result<void> add_route(Address network, unsigned prefix_length, Address gateway, netdev::Interface& iface) {
+    sync::MutexGuard guard(g_lock);
+    return add_route_locked(network, prefix_length, gateway, iface);
+}
+
+base::Result<Route> route(Address destination) {
+    sync::MutexGuard guard(g_lock);
+    RouteEntry* r = lookup_locked(destination);
+    if (!r) return base::Error::Unreachable;
+    Config* c = config_of(r->iface);
+    return Route{r->iface, r->gateway.is_any() ? destination : r->gateway, c ? c->address : Address::any(),
+                 r->iface->mtu()};
+}
+
+std::optional<Address> address_of(const netdev::Interface& iface) {
+    sync::MutexGuard guard(g_lock);
+    if (Config* c = config_of(&iface)) return c->address;
+    return std::nullopt;
+}
+
+void set_dns_server(Address server) {
+    sync::MutexGuard guard(g_lock);
+    if (server.is_any()) g_dns.reset(); else g_dns = server;
+}
+
+std::optional<Address> dns_server() {
+    sync::MutexGuard guard(g_lock);
+    return g_dns;
+}
+
+bool is_local(Address address) {
+    sync::MutexGuard guard(g_lock);
+    for (const Config& c : g_config)
+        if (c.iface && c.address == address) return true;
+    return false;
+}
+
+bool is_broadcast(Address address, const netdev::Interface* iface) {
+    sync::MutexGuard guard(g_lock);
+    return broadcast_locked(address, iface);
+}
+
+base::Result<void> configure_static(netdev::Interface& iface) {
+#ifdef CONFIG_IPV4_STATIC
+    auto address = parse(CONFIG_IPV4_STATIC_ADDRESS);
+    if (!address) return base::Error::InvalidArgument;
+    TRY(configure(iface, *address, CONFIG_IPV4_STATIC_PREFIX));
+    if (auto gw = parse(CONFIG_IPV4_STATIC_GATEWAY)) TRY(set_default_gateway(*gw));
+    if (auto dns = parse(CONFIG_IPV4_STATIC_DNS)) set_dns_server(*dns);
+    return {};
+#else
+    (void)iface;
+    return base::Error::NotSupported;
+#endif
+}
+
+base::Result<void> send(netdev::PacketRef packet, Address source, Address destination, Protocol protocol,
+                        const SendOptions& options) {
+    netdev::Interface* iface = options.interface;
+    Address next_hop = destination;
+    {
+        sync::MutexGuard guard(g_lock);
+        if (!iface || !destination.is_broadcast()) {
+            RouteEntry* r = lookup_locked(destination);
+            if (!r && !(iface && destination.is_broadcast())) {
+                ++g_stats.no_route;
+                return base::Error::Unreachable;
+            }
+            if (r) {
+                if (!iface) iface = r->iface;
+                if (!r->gateway.is_any()) next_hop = r->gateway;
+            }
+        }
+        if (broadcast_locked(destination, iface)) next_hop = Address::broadcast();
+        if (source.is_any())
+            if (Config* c = config_of(iface)) source = c->address;
+        ++g_stats.sent;
+    }
+    std::size_t payload = packet->length();
+    std::uint32_t mtu = iface->mtu();
+    std::uint16_t id = static_cast<std::uint16_t>(g_next_id.fetch_add(1, std::memory_order_relaxed));
+    if (payload + kHeaderLength <= mtu) {
+        std::byte* h = packet->push(kHeaderLength);
+        if (!h) return base::Error::Malformed;
+        write_header(h, static_cast<std::uint16_t>(payload + kHeaderLength), id, options.dont_fragment ? 0x4000 : 0,
+                     options, protocol, source, destination);
+        auto r = transmit(*iface, next_hop, std::move(packet));
+        if (!r.ok()) {
+            sync::MutexGuard guard(g_lock);
+            ++g_stats.send_errors;
+        }
+        return r;
+    }
+    if (options.dont_fragment || payload + kHeaderLength > 65535) {
+        sync::MutexGuard guard(g_lock);
+        ++g_stats.too_long;
+        return base::Error::MessageTooLong;
+    }
+    // Fragments: each carries a multiple of 8 payload bytes but the last.
+    std::size_t chunk = (mtu - kHeaderLength) & ~std::size_t{7};
+    for (std::size_t offset = 0; offset < payload; offset += chunk) {
+        std::size_t n = payload - offset < chunk ? payload - offset : chunk;
+        bool more = offset + n < payload;
+        auto fragment = TRY(netdev::allocate());
+        std::byte* body = fragment->put(n);
+        VERIFY(body);
+        std::memcpy(body, packet->bytes() + offset, n);
+        std::byte* h = fragment->push(kHeaderLength);
+        write_header(h, static_cast<std::uint16_t>(n + kHeaderLength), id,
+                     static_cast<std::uint16_t>((more ? 0x2000 : 0) | (offset / 8)), options, protocol, source,
+                     destination);
+        auto r = transmit(*iface, next_hop, std::move(fragment));
+        sync::MutexGuard guard(g_lock);
+        if (!r.ok()) {
+            ++g_stats.send_errors;
+            return r.error();
+        }
+        ++g_stats.fragments_sent;
+    }
+    return {};
+}
+
+base::Result<void> register_protocol(Protocol protocol, ProtocolHandler handler, void* context) {
+    if (!handler) return base::Error::InvalidArgument;
+    sync::MutexGuard guard(g_lock);
+    HandlerEntry* free_entry = nullptr;
+    for (HandlerEntry& e : g_handlers) {
+        if (e.handler && e.protocol == static_cast<std::uint8_t>(protocol)) return base::Error::Busy;
+        if (!e.handler && !free_entry) free_entry = &e;
+    }
+    if (!free_entry) return base::Error::NoMemory;
+    *free_entry = {static_cast<std::uint8_t>(protocol), handler, context};
+    return {};
+}
+
+void unregister_protocol(Protocol protocol) {
+    {
+        sync::MutexGuard guard(g_lock);
+        for (HandlerEntry& e : g_handlers)
+            if (e.handler && e.protocol == static_cast<std::uint8_t>(protocol)) e = {};
+    }
+    // A call under way (in the network thread) finishes before we return.
+    if (!netdev::in_network_thread()) netdev::flush();
+}
+
+[[gnu::weak]] void send_icmp_error(std::uint8_t, std::uint8_t, const Header&, netdev::PacketRef) {}
+
+Stats stats() {
+    sync::MutexGuard guard(g_lock);
+    return g_stats;
+}
+
+// Init step ipv4.start.
+base::Result<void> init_start() {
+    TRY(netdev::register_ethertype(kEthertype, input, nullptr));
+    return g_tick_callout.start_periodic(time::now() + time::from_ns(kTickNs), time::from_ns(kTickNs));
+}
 
 } // namespace tessera::ipv4
