@@ -218,8 +218,6 @@ bool transmit(Connection& c, Seq seq, std::uint8_t flags, std::uint32_t data_off
 // A RST in answer to a segment that has no connection (RFC 9293 3.10.7.1).
 void send_reset_for(const Tuple& t, const Segment& in) {
     if (in.has(flag::kRst)) return;
-    Connection tmp; // only header fields are read; buffers unused
-    (void)tmp;
     auto p = netdev::allocate();
     if (!p.ok()) {
         ++g_stats.no_buffer;
@@ -1008,7 +1006,7 @@ base::Result<void> ensure_started() {
     if (g_started) return {};
     seed_isn_key();
     auto r = ipv4::register_protocol(ipv4::Protocol::Tcp, ipv4_handler, nullptr);
-    if (!r.ok() && r.error() != Error::Busy) return r;
+    if (!r.ok() && r.error() != Error::Busy && !g_output_hook) return r;
     g_started = true;
     return {};
 }
@@ -1342,7 +1340,7 @@ void set_output_hook(OutputHook hook, void* context) {
 
 void inject(ipv4::Address source, ipv4::Address destination, netdev::PacketRef segment) {
     Guard g;
-    if (!g_started) seed_isn_key(), g_started = true;
+    (void)ensure_started();
     handle_segment(source, destination, segment->data());
 }
 
