@@ -331,6 +331,28 @@ void output(Connection& c) {
     if (!sent && c.ack_now) transmit(c, c.snd_nxt, flag::kAck, 0, 0);
 }
 
+// Fast retransmit / NewReno partial ACK: the first unacknowledged (and,
+// with SACK, un-SACKed) segment goes out now, whatever the windows say
+// (RFC 5681 3.2 step 3, RFC 6582 3.2 step 4).
+void retransmit_first(Connection& c) {
+    Seq from = c.sacked.contains(c.snd_una) ? c.sacked.first_missing(c.snd_una) : c.snd_una;
+    if (from >= c.snd_max) return;
+    std::uint32_t offset = static_cast<std::uint32_t>(from - c.snd_data);
+    if (from < c.snd_data) return; // only a SYN is outstanding
+    if (offset >= c.send_len) {
+        if (fin_sent(c)) transmit(c, from, flag::kFin, offset, 0); // only the FIN is missing
+        return;
+    }
+    Seq stop = c.sacked.next_covered(from, c.snd_max);
+    std::uint32_t n = std::min({c.mss, c.send_len - offset, static_cast<std::uint32_t>(stop - from)});
+    bool fin = fin_sent(c) && offset + n == c.send_len;
+    if (!transmit(c, from, fin ? flag::kFin : 0, offset, n)) return;
+    ++c.counters.retransmits;
+    ++g_stats.retransmits;
+    c.rexmt_at = time::kNever;
+    start_rexmt(c);
+}
+
 // A challenge ACK (RFC 5961 3.2, 4.2, 5.2): tells a genuine peer where we
 // are; a blind attacker learns nothing usable.
 void challenge_ack(Connection& c) {
@@ -600,12 +622,8 @@ void process_ack(Connection& c, const Segment& s) {
         c.sacked.remove_below(ack);
         c.retries = 0;
         c.probes = 0;
-        if (c.cc_ops->on_ack(c.cc, acked, ack, before) == CongestionAction::RetransmitFirst) {
-            Seq save = c.snd_nxt;
-            c.snd_nxt = c.snd_una; // NewReno partial ACK: the next hole now
-            output(c);
-            c.snd_nxt = seq_max(save, c.snd_nxt);
-        }
+        if (c.cc_ops->on_ack(c.cc, acked, ack, before) == CongestionAction::RetransmitFirst)
+            retransmit_first(c); // NewReno partial ACK: the next hole now
         c.rexmt_at = time::kNever;
         if (c.snd_max > c.snd_una) start_rexmt(c);
         wake(c);
@@ -618,14 +636,7 @@ void process_ack(Connection& c, const Segment& s) {
             ++c.counters.fast_retransmits;
             ++g_stats.fast_retransmits;
             c.rtt_timing = false; // Karn
-            Seq save = c.snd_nxt;
-            c.snd_nxt = c.snd_una;
-            // Send exactly the first hole, then continue from where we were.
-            std::uint32_t saved_cwnd = c.cc.cwnd;
-            c.cc.cwnd = c.mss; // one segment
-            output(c);
-            c.cc.cwnd = saved_cwnd;
-            c.snd_nxt = seq_max(save, c.snd_nxt);
+            retransmit_first(c);
         }
     }
     // Window update (RFC 9293 3.10.7.4: SND.WL1/WL2 guard against old segments).
