@@ -31,6 +31,8 @@ constexpr std::uint16_t kEphemeralFirst = 49152;
 sync::Mutex g_lock("tcp");
 constinit std::array<Connection, kMaxConnections> g_connections{};
 constinit std::array<Listener, CONFIG_TCP_MAX_LISTENERS> g_listeners{};
+constinit std::byte g_send_buffers[kMaxConnections][kSendBuffer]{};
+constinit std::byte g_receive_buffers[kMaxConnections][kReceiveBuffer]{};
 constinit std::array<Connection*, kBuckets> g_buckets{};
 constinit Stats g_stats{};
 constinit std::uint32_t g_hash_salt = 0;
@@ -436,6 +438,9 @@ Connection* allocate_slot(const Tuple& t) {
     for (auto& c : g_connections) {
         if (c.in_use) continue;
         // Reset the control block (not the buffers: they are overwritten before being read).
+        auto index = static_cast<std::size_t>(&c - g_connections.data());
+        c.send_buffer = std::span<std::byte>(g_send_buffers[index], kSendBuffer);
+        c.receive_buffer = std::span<std::byte>(g_receive_buffers[index], kReceiveBuffer);
         c.state = State::Closed;
         c.in_use = true;
         c.user_owned = c.accepted = c.fin_queued = c.fin_received = c.ack_now = c.keepalive = false;

@@ -3,6 +3,7 @@
 // per-connection control block (RFC 9293 3.3.1's TCB). Everything here is
 // protected by g_lock (engine.cpp) unless a comment says otherwise.
 #include <array>
+#include <span>
 #include <atomic>
 #include <sched/wait.hpp>
 #include <tcp/congestion.hpp>
@@ -100,8 +101,10 @@ struct Connection {
     Waitable wait;
     ConnectionInfo counters{}; // the statistics fields only
 
-    std::array<std::byte, kSendBuffer> send_buffer;
-    std::array<std::byte, kReceiveBuffer> receive_buffer;
+    // The slot's buffers (all-zero arrays of their own, so they live in
+    // .bss while the table, which has non-zero initial values, is in .data).
+    std::span<std::byte> send_buffer;
+    std::span<std::byte> receive_buffer;
 };
 
 } // namespace tessera::tcp
