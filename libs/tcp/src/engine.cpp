@@ -131,7 +131,7 @@ std::uint16_t advertised_window(Connection& c, bool syn) {
     // RFC 9293 3.8.6.2.2 receiver SWS avoidance: do not advertise a
     // small increase of the right edge.
     if (w < c.rcv_adv) w = c.rcv_adv; // never shrink (the space is reserved)
-    else if (w - c.rcv_adv < std::min<std::uint32_t>(kReceiveBuffer / 2, c.mss) && c.rcv_adv != 0) w = c.rcv_adv;
+    else if (w - c.rcv_adv < std::min<std::uint32_t>(kReceiveBuffer / 2, c.mss)) w = c.rcv_adv;
     std::uint32_t scaled = syn ? std::min<std::uint32_t>(w, 65535) : w >> c.rcv_scale;
     if (scaled > 65535) scaled = 65535;
     c.rcv_adv = syn ? scaled : scaled << c.rcv_scale;
@@ -171,12 +171,10 @@ bool transmit(Connection& c, Seq seq, std::uint8_t flags, std::uint32_t data_off
     Options& o = s.options;
     if (syn) {
         o.mss = static_cast<std::uint16_t>(c.mss + (c.timestamps ? 12 : 0));
-        if (c.state == State::SynSent || c.rcv_scale || c.snd_scale) {
-            // Offer our scale on the SYN; echo it on the SYN-ACK only if the
-            // peer offered (RFC 7323 2.2).
-            o.has_window_scale = c.state == State::SynSent || c.snd_scale != 0xff;
-            o.window_scale = c.rcv_scale;
-        }
+        // Offer our scale on the SYN; send it on the SYN-ACK only if the
+        // peer offered one (RFC 7323 2.2).
+        o.has_window_scale = c.state == State::SynSent || c.window_scaling;
+        o.window_scale = c.rcv_scale;
         o.sack_permitted = c.sack;
     }
     if (c.timestamps) {
@@ -300,11 +298,14 @@ void output(Connection& c) {
             Seq stop = c.sacked.next_covered(c.snd_nxt, c.snd_max);
             n = std::min<std::uint32_t>(n, static_cast<std::uint32_t>(stop - c.snd_nxt));
         }
-        bool fin = c.fin_queued && offset + n == c.send_len && !(c.snd_nxt + n < c.snd_max && n < left);
-        if (n == 0 && !(fin && (room > 0 || c.snd_wnd == 0 || true) && !fin_sent(c))) break;
-        if (n == 0 && fin && c.snd_nxt == data_end(c) + 1) break;
-        if (n < left && n < c.mss && n < room) break; // window-limited small segment: wait (sender SWS)
+        // The FIN rides on the segment that carries the last byte (or goes
+        // alone), the first time or again when going back over it.
+        bool fin = c.fin_queued && offset + n == c.send_len;
         if (n == 0 && !fin) break;
+        // Sender SWS avoidance (RFC 9293 3.8.6.2.1): a short segment only if
+        // it is all we have, or the window is at least half the largest
+        // the peer offered.
+        if (n < c.mss && n < left && n < c.max_snd_wnd / 2) break;
         bool retransmission = c.snd_nxt < c.snd_max;
         std::uint8_t flags = (fin ? flag::kFin : 0) | (n && offset + n == c.send_len ? flag::kPsh : 0);
         if (!transmit(c, c.snd_nxt, flags, offset, n)) break;
@@ -312,7 +313,6 @@ void output(Connection& c) {
             ++c.counters.retransmits;
             ++g_stats.retransmits;
         } else {
-            c.counters.bytes_out += 0; // counted when acknowledged
             if (!c.rtt_timing && !c.timestamps) {
                 c.rtt_timing = true;
                 c.rtt_seq = c.snd_nxt;
@@ -326,8 +326,9 @@ void output(Connection& c) {
         sent = true;
         if (fin) break;
     }
-    // Zero window with data waiting and nothing in flight: probe (RFC 9293 3.8.6.1).
-    if (can_send && c.snd_wnd == 0 && flight(c) == 0 && c.send_len > static_cast<std::uint32_t>(c.snd_nxt - c.snd_data)) {
+    // Data waiting, nothing in flight to bring an ACK, and the window
+    // (zero, or too small to use) keeps it back: probe (RFC 9293 3.8.6.1).
+    if (can_send && !sent && flight(c) == 0 && c.send_len > static_cast<std::uint32_t>(c.snd_nxt - c.snd_data)) {
         if (c.persist_at == time::kNever) c.persist_at = time::now() + us(c.rtt.rto()) * (1u << c.persist_shift);
     }
     if (!sent && c.ack_now) transmit(c, c.snd_nxt, flag::kAck, 0, 0);
@@ -444,7 +445,7 @@ Connection* allocate_slot(const Tuple& t) {
         c.state = State::Closed;
         c.in_use = true;
         c.user_owned = c.accepted = c.fin_queued = c.fin_received = c.ack_now = c.keepalive = false;
-        c.timestamps = c.sack = c.rtt_timing = c.error_set = false;
+        c.timestamps = c.sack = c.window_scaling = c.rtt_timing = c.error_set = false;
         c.tuple = t;
         c.listener = nullptr;
         c.hash_next = c.accept_next = nullptr;
@@ -493,7 +494,8 @@ std::uint8_t receive_scale() {
 void negotiate(Connection& c, const Options& o, bool we_offered_all) {
     std::uint32_t peer_mss = o.mss ? o.mss : 536;
     c.mss = std::min(peer_mss, route_mss(ipv4::Address{c.tuple.remote_address}));
-    if (o.has_window_scale && we_offered_all) {
+    c.window_scaling = o.has_window_scale && we_offered_all;
+    if (c.window_scaling) {
         c.snd_scale = o.window_scale;
         c.rcv_scale = receive_scale();
     } else {
@@ -698,7 +700,6 @@ void input_segment(const Tuple& t, const Segment& s) {
         c->snd_wl2 = c->iss;
         c->sack = true;
         negotiate(*c, s.options, true);
-        if (!s.options.has_window_scale) c->snd_scale = c->rcv_scale = 0;
         output(*c);
         return;
     }
@@ -930,12 +931,14 @@ void on_rexmt(Connection& c) {
 
 void on_persist(Connection& c) {
     c.persist_at = time::kNever;
+    bool waiting = c.send_len > static_cast<std::uint32_t>(c.snd_nxt - c.snd_data) && flight(c) == 0;
+    if (!waiting) return;
     // A window probe: one old byte (SND.UNA - 1, no data) so the receiver
     // must answer with its current window (RFC 9293 3.8.6.1).
     ++c.counters.zero_window_probes;
     transmit(c, c.snd_una - 1, flag::kAck, 0, 0);
     if (c.persist_shift < 7) ++c.persist_shift;
-    if (c.snd_wnd == 0) c.persist_at = time::now() + us(c.rtt.rto()) * (1u << c.persist_shift);
+    c.persist_at = time::now() + us(c.rtt.rto()) * (1u << c.persist_shift);
 }
 
 void on_keepalive(Connection& c) {

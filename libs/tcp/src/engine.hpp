@@ -56,7 +56,7 @@ struct Connection {
     bool fin_received = false;
     bool ack_now = false;
     bool keepalive = false;
-    bool timestamps = false, sack = false;
+    bool timestamps = false, sack = false, window_scaling = false; // negotiated options
     bool rtt_timing = false;
     bool error_set = false;
     base::Error error = base::Error::NotConnected;

@@ -383,7 +383,9 @@ KTEST(tcp, zero_window_is_probed_until_it_opens) {
         if (sent >= 96 * 1024 + 32 * 1024) break;
     }
     netdev::flush();
-    EXPECT_EQ(info(c).value().send_window, 0u);
+    // Closed, or too small to use (sender SWS avoidance holds back a
+    // sliver smaller than an MSS): either way only probes go out.
+    EXPECT_LT(info(c).value().send_window, info(c).value().mss);
     until = in_ms(20000);
     while (info(c).value().zero_window_probes < 2 && time::now() < until) sched::sleep_until(in_ms(20));
     EXPECT_GE(info(c).value().zero_window_probes, 2u);
