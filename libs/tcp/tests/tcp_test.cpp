@@ -8,6 +8,7 @@
 #include <ktest/ktest.hpp>
 #include <netdev/interface.hpp>
 #include <netdev/packet.hpp>
+#include <netdev/pair.hpp>
 #include <sched/sched.hpp>
 #include <tcp/segment.hpp>
 #include <tcp/tcp.hpp>
@@ -646,4 +647,147 @@ KTEST(tcp, no_packet_leaks_after_all_that) {
     EXPECT_EQ(stats().connections_in_use, 0u);
     EXPECT_EQ(netdev::pool_stats().free, free_before);
     EXPECT_EQ(netdev::pool_stats().free, netdev::pool_stats().total - 0 - (netdev::pool_stats().total - free_before));
+}
+
+namespace {
+struct SimOpen {
+    ipv4::Address from, to;
+    std::uint16_t from_port, to_port;
+    base::Result<Connection*> result = Error::NotConnected;
+};
+void sim_open_thread(void* arg) {
+    auto& o = *static_cast<SimOpen*>(arg);
+    ConnectOptions options;
+    options.source = o.from;
+    options.source_port = o.from_port;
+    o.result = connect(o.to, o.to_port, in_ms(10000), options);
+}
+unsigned g_held_syns = 0;
+Verdict hold_syns(Segment& s, ipv4::Address, ipv4::Address, void*) {
+    if (s.has(flag::kSyn) && !s.has(flag::kAck)) {
+        ++g_held_syns;
+        return Verdict::Hold;
+    }
+    return Verdict::Pass;
+}
+} // namespace
+
+KTEST(tcp, simultaneous_open_crosses_syns) {
+    Net net;
+    g_held_syns = 0;
+    g_wire.filter = hold_syns;
+    SimOpen a{kClient, kServer, 5000, 5001}, b{kServer, kClient, 5001, 5000};
+    sched::ThreadAttributes attributes;
+    attributes.name = "simopen";
+    auto ta = sched::spawn(sim_open_thread, &a, attributes);
+    auto tb = sched::spawn(sim_open_thread, &b, attributes);
+    ASSERT_OK(ta);
+    ASSERT_OK(tb);
+    time::Ticks until = in_ms(5000);
+    while (g_held_syns < 2 && time::now() < until) sched::sleep_until(in_ms(1));
+    ASSERT_EQ(g_held_syns, 2u);
+    g_wire.filter = nullptr;
+    release_held(); // both SYNs cross: SYN-SENT -> SYN-RECEIVED -> ESTABLISHED on both sides
+    ASSERT_OK(sched::join(ta.value()));
+    ASSERT_OK(sched::join(tb.value()));
+    ASSERT_OK(a.result);
+    ASSERT_OK(b.result);
+    EXPECT_EQ(info(a.result.value()).value().state, State::Established);
+    EXPECT_EQ(info(b.result.value()).value().state, State::Established);
+    EXPECT_TRUE(transfer(a.result.value(), b.result.value(), 20'000, in_ms(5000)));
+    EXPECT_TRUE(transfer(b.result.value(), a.result.value(), 20'000, in_ms(5000)));
+    close(a.result.value());
+    close(b.result.value());
+}
+
+KTEST(tcp, paws_drops_an_old_timestamp) {
+    Net net;
+    Listener* l = net.listen();
+    Connection *c, *s;
+    ASSERT_TRUE(open_pair(l, c, s));
+    netdev::flush();
+    auto before = stats();
+    auto p = netdev::allocate();
+    ASSERT_OK(p);
+    Segment seg;
+    seg.source_port = info(c).value().local_port;
+    seg.destination_port = kPort;
+    seg.seq = g_wire.client_next;
+    seg.ack = g_wire.server_next;
+    seg.flags = flag::kAck | flag::kPsh;
+    seg.window = 1000;
+    seg.options.has_timestamps = true;
+    seg.options.ts_value = static_cast<std::uint32_t>(time::to_ns(time::now()) / 1'000'000) - 100'000; // far in the past
+    std::size_t header = kHeaderLength + options_length(seg.options);
+    std::byte* out = p.value()->put(header + 4);
+    build(seg, {out, header});
+    std::memcpy(out + header, "old!", 4);
+    fill_checksum(kClient.value, kServer.value, {out, header + 4});
+    inject(kClient, kServer, std::move(p.value()));
+    EXPECT_EQ(stats().paws_drops, before.paws_drops + 1);
+    EXPECT_ERROR(try_receive(s, g_in), Error::WouldBlock); // the data was not taken
+    EXPECT_TRUE(transfer(c, s, 1000, in_ms(2000)));
+    close(c);
+    close(s);
+}
+
+KTEST(tcp, keepalive_gives_up_on_a_silent_peer) {
+    Net net;
+    Listener* l = net.listen();
+    ConnectOptions o;
+    o.source = kClient;
+    o.keepalive = true;
+    auto c = connect(kServer, kPort, in_ms(5000), o);
+    ASSERT_OK(c);
+    auto s = accept(l, in_ms(5000));
+    ASSERT_OK(s);
+    Blackhole b;
+    g_wire.filter_context = &b;
+    g_wire.filter = blackhole; // the client's probes never arrive
+    auto r = receive(c.value(), g_in, in_ms((CONFIG_TCP_KEEPALIVE_S * 1000ull) * 20));
+    EXPECT_ERROR(r, Error::TimedOut);
+    EXPECT_EQ(info(c.value()).value().state, State::Closed);
+    g_wire.filter = nullptr;
+    abort(c.value());
+    abort(s.value());
+}
+
+// The same engine over the real ipv4 + ARP path: two interfaces of a
+// netdev::Pair in this one stack, 10.9.1.1 on A and 10.9.2.1 on B, with
+// host routes sending each other's address out of their own interface.
+KTEST(tcp, over_ipv4_on_a_pair) {
+    netdev::Pair pair("tca0", "tcb0");
+    ASSERT_OK(pair.attach());
+    const auto a = ipv4::Address::from(10, 9, 1, 1), b = ipv4::Address::from(10, 9, 2, 1);
+    ASSERT_OK(ipv4::configure(pair.a(), a, 24));
+    ASSERT_OK(ipv4::configure(pair.b(), b, 24));
+    ASSERT_OK(ipv4::add_route(b, 32, ipv4::Address::any(), pair.a()));
+    ASSERT_OK(ipv4::add_route(a, 32, ipv4::Address::any(), pair.b()));
+    std::uint32_t free_before = netdev::pool_stats().free;
+    auto ip_before = ipv4::stats();
+    auto l = listen(kPort, 4);
+    ASSERT_OK(l);
+    ConnectOptions o;
+    o.source = a;
+    auto c = connect(b, kPort, in_ms(5000), o);
+    ASSERT_OK(c);
+    auto s = accept(l.value(), in_ms(5000));
+    ASSERT_OK(s);
+    EXPECT_EQ(info(c.value()).value().mss, 1500u - 40 - 12); // from the route MTU, less timestamps
+    EXPECT_TRUE(transfer(c.value(), s.value(), 200'000, in_ms(20000)));
+    EXPECT_TRUE(transfer(s.value(), c.value(), 200'000, in_ms(20000)));
+    close(c.value());
+    close(s.value());
+    close(l.value());
+    time::Ticks until = in_ms(5000);
+    while (stats().connections_in_use && time::now() < until) sched::sleep_until(in_ms(10));
+    EXPECT_EQ(stats().connections_in_use, 0u);
+    auto ip_after = ipv4::stats();
+    EXPECT_GT(ip_after.delivered, ip_before.delivered + 100);
+    EXPECT_EQ(ip_after.bad_checksum, ip_before.bad_checksum);
+    ipv4::deconfigure(pair.a());
+    ipv4::deconfigure(pair.b());
+    netdev::flush();
+    EXPECT_EQ(netdev::pool_stats().free, free_before);
+    pair.detach();
 }
