@@ -71,10 +71,25 @@ int main() {
     }
     klog::print("tcpecho: listening on {}:{} with {} workers\n", ipv4::Text(*ipv4::address_of(*eth)).view(), kPort,
                 kWorkers);
+    // Every 5 s, a status line while something changed since the last one
+    // (and the connections' states, for a post-mortem of a stuck test).
+    std::uint64_t last = ~0ull;
     for (;;) {
         sched::sleep_for_ns(5'000'000'000ull);
         auto s = tcp::stats();
-        klog::print("tcpecho: in {} out {} retransmits {} established {} in use {}\n", s.segments_received,
-                    s.segments_sent, s.retransmits, s.established_now, s.connections_in_use);
+        auto pool = netdev::pool_stats();
+        auto counters = eth->counters();
+        if (s.segments_received + s.segments_sent == last) continue;
+        last = s.segments_received + s.segments_sent;
+        klog::print("tcpecho: segments in {} out {} retransmits {} established {} in use {}; pool free {} (min {}, "
+                    "failures {}); eth0 rx drops {} tx drops {}\n",
+                    s.segments_received, s.segments_sent, s.retransmits, s.established_now, s.connections_in_use,
+                    pool.free, pool.min_free, pool.failures, counters.rx_drops, counters.tx_drops);
+        tcp::for_each_connection(
+            [](const tcp::ConnectionInfo& i, void*) {
+                klog::print("tcpecho:   :{} {} snd_wnd {} rcv_wnd {} cwnd {} rto {} us\n", i.remote_port,
+                            tcp::state_name(i.state), i.send_window, i.receive_window, i.cwnd, i.rto_us);
+            },
+            nullptr);
     }
 }

@@ -308,7 +308,12 @@ void output(Connection& c) {
         if (n < c.mss && n < left && n < c.max_snd_wnd / 2) break;
         bool retransmission = c.snd_nxt < c.snd_max;
         std::uint8_t flags = (fin ? flag::kFin : 0) | (n && offset + n == c.send_len ? flag::kPsh : 0);
-        if (!transmit(c, c.snd_nxt, flags, offset, n)) break;
+        // A segment the driver or the pool could not take is lost like one
+        // dropped on the wire: account it as sent and let the retransmission
+        // timer (armed below) recover it. Stopping without a timer would
+        // leave a connection with nothing to wake it (found with 32
+        // concurrent echoes filling virtio-net's TX ring).
+        bool ok = transmit(c, c.snd_nxt, flags, offset, n);
         if (retransmission) {
             ++c.counters.retransmits;
             ++g_stats.retransmits;
@@ -324,7 +329,7 @@ void output(Connection& c) {
         start_rexmt(c);
         c.persist_at = time::kNever;
         sent = true;
-        if (fin) break;
+        if (fin || !ok) break;
     }
     // Data waiting, nothing in flight to bring an ACK, and the window
     // (zero, or too small to use) keeps it back: probe (RFC 9293 3.8.6.1).
@@ -349,7 +354,7 @@ void retransmit_first(Connection& c) {
     Seq stop = c.sacked.next_covered(from, c.snd_max);
     std::uint32_t n = std::min({c.mss, c.send_len - offset, static_cast<std::uint32_t>(stop - from)});
     bool fin = fin_sent(c) && offset + n == c.send_len;
-    if (!transmit(c, from, fin ? flag::kFin : 0, offset, n)) return;
+    (void)transmit(c, from, fin ? flag::kFin : 0, offset, n); // a local failure is a loss: the timer recovers it
     ++c.counters.retransmits;
     ++g_stats.retransmits;
     c.rexmt_at = time::kNever;
