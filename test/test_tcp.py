@@ -30,6 +30,13 @@ def echo(request):
     m.close()
 
 
+@pytest.fixture(autouse=True)
+def _report_serial(request, echo):
+    """A failing case's report carries the guest's console (the shared
+    machine's status lines and connection states)."""
+    request.node.tessera_machines = [echo[0]]
+
+
 def connect(port, timeout=30):
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

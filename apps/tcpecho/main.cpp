@@ -1,6 +1,13 @@
 // tcpecho: RFC 862 echo over TCP port 7, one worker thread per connection
 // from a fixed pool (kWorkers). The host-side test (test/test_tcp.py)
-// connects through QEMU's SLIRP hostfwd.
+// connects through QEMU's SLIRP hostfwd. For support/bench.py three more
+// services, one connection at a time each:
+//   port 9   discard (RFC 863): reads until the peer closes
+//   port 19  source: sends kSourceBytes of a pattern, then closes
+//   port 8   instret: sends this hart's retired-instruction counter as a
+//            decimal line and closes (bench.py reads it before and after
+//            a transfer: guest instructions per byte / per connection)
+#include <arch/csr.hpp>
 #include <klog/klog.hpp>
 #include <netdev/interface.hpp>
 #include <sched/sched.hpp>
@@ -41,6 +48,56 @@ void worker(void* arg) {
     }
 }
 
+constexpr std::size_t kSourceBytes = 64u << 20;
+constinit std::byte g_service_buffer[3][16384];
+
+struct Service {
+    std::uint16_t port;
+    void (*serve)(tcp::Connection* c, std::span<std::byte> buffer);
+    tcp::Listener* listener = nullptr;
+};
+
+void discard(tcp::Connection* c, std::span<std::byte> buffer) {
+    for (;;) {
+        auto r = tcp::receive(c, buffer, time::kNever);
+        if (!r.ok() || r.value() == 0) return;
+    }
+}
+
+void source(tcp::Connection* c, std::span<std::byte> buffer) {
+    for (std::size_t i = 0; i < buffer.size(); ++i) buffer[i] = std::byte(i * 7);
+    for (std::size_t sent = 0; sent < kSourceBytes;) {
+        std::size_t n = std::min(buffer.size(), kSourceBytes - sent);
+        if (!send_all(c, buffer.first(n))) return;
+        sent += n;
+    }
+}
+
+void instret(tcp::Connection* c, std::span<std::byte>) {
+    std::uint64_t v = arch::rdinstret();
+    char line[24];
+    std::size_t at = sizeof line;
+    line[--at] = '\n';
+    do {
+        line[--at] = static_cast<char>('0' + v % 10);
+        v /= 10;
+    } while (v);
+    (void)send_all(c, std::as_bytes(std::span<const char>(line + at, sizeof line - at)));
+}
+
+constinit Service g_services[] = {{9, discard}, {19, source}, {8, instret}};
+
+void service_thread(void* arg) {
+    auto index = reinterpret_cast<std::uintptr_t>(arg);
+    Service& s = g_services[index];
+    for (;;) {
+        auto a = tcp::accept(s.listener, time::kNever);
+        if (!a.ok()) continue;
+        s.serve(a.value(), std::span<std::byte>(g_service_buffer[index]));
+        tcp::close(a.value());
+    }
+}
+
 } // namespace
 
 int main() {
@@ -67,6 +124,16 @@ int main() {
             klog::print("tcpecho: spawn: {}\n", base::error_name(t.error()));
             return 1;
         }
+        (void)sched::detach(t.value());
+    }
+    for (std::uintptr_t i = 0; i < 3; ++i) {
+        auto sl = tcp::listen(g_services[i].port, 4);
+        if (!sl.ok()) return 1;
+        g_services[i].listener = sl.value();
+        sched::ThreadAttributes attributes;
+        attributes.name = "service";
+        auto t = sched::spawn(service_thread, reinterpret_cast<void*>(i), attributes);
+        if (!t.ok()) return 1;
         (void)sched::detach(t.value());
     }
     klog::print("tcpecho: listening on {}:{} with {} workers\n", ipv4::Text(*ipv4::address_of(*eth)).view(), kPort,
