@@ -148,14 +148,19 @@ int main() {
         auto counters = eth->counters();
         if (s.segments_received + s.segments_sent == last) continue;
         last = s.segments_received + s.segments_sent;
-        klog::print("tcpecho: segments in {} out {} retransmits {} established {} in use {}; pool free {} (min {}, "
-                    "failures {}); eth0 rx drops {} tx drops {}\n",
+        klog::print("tcpecho: segments in {} out {} retransmits {} established {} in use {}; resets sent {} "
+                    "received {}; SYNs refused: queue {} per source {} table {}; pool free {} (min {}, failures {}); "
+                    "eth0 rx drops {} tx drops {}\n",
                     s.segments_received, s.segments_sent, s.retransmits, s.established_now, s.connections_in_use,
-                    pool.free, pool.min_free, pool.failures, counters.rx_drops, counters.tx_drops);
+                    s.resets_sent, s.resets_received, s.syn_queue_full, s.syn_per_source, s.table_full, pool.free,
+                    pool.min_free, pool.failures, counters.rx_drops, counters.tx_drops);
         tcp::for_each_connection(
             [](const tcp::ConnectionInfo& i, void*) {
-                klog::print("tcpecho:   :{} {} snd_wnd {} rcv_wnd {} cwnd {} rto {} us\n", i.remote_port,
-                            tcp::state_name(i.state), i.send_window, i.receive_window, i.cwnd, i.rto_us);
+                klog::print("tcpecho:   :{} {} snd_wnd {} rcv_wnd {} cwnd {} rto {} us; queued {} in flight {} "
+                            "unread {}; timers rexmt {} persist {}; retransmits {} in {} out {}\n",
+                            i.remote_port, tcp::state_name(i.state), i.send_window, i.receive_window, i.cwnd,
+                            i.rto_us, i.send_queued, i.in_flight, i.receive_queued, i.retransmit_timer,
+                            i.persist_timer, i.retransmits, i.bytes_in, i.bytes_out);
             },
             nullptr);
     }

@@ -293,7 +293,8 @@ void output(Connection& c) {
         std::uint32_t left = c.send_len - offset;
         std::uint32_t room = window > in_flight ? window - in_flight : 0;
         std::uint32_t n = std::min({left, room, c.mss});
-        if (c.snd_nxt < c.snd_max) {
+        bool retransmission = c.snd_nxt < c.snd_max;
+        if (retransmission) {
             // Retransmitting: stop at the next SACKed block.
             Seq stop = c.sacked.next_covered(c.snd_nxt, c.snd_max);
             n = std::min<std::uint32_t>(n, static_cast<std::uint32_t>(stop - c.snd_nxt));
@@ -305,8 +306,10 @@ void output(Connection& c) {
         // Sender SWS avoidance (RFC 9293 3.8.6.2.1): a short segment only if
         // it is all we have, or the window is at least half the largest
         // the peer offered.
-        if (n < c.mss && n < left && n < c.max_snd_wnd / 2) break;
-        bool retransmission = c.snd_nxt < c.snd_max;
+        // Never for a retransmission: a segment cut short at SND.MAX must
+        // go (holding it back left a connection whose tail was lost with
+        // a running timer that never sent anything).
+        if (!retransmission && n < c.mss && n < left && n < c.max_snd_wnd / 2) break;
         std::uint8_t flags = (fin ? flag::kFin : 0) | (n && offset + n == c.send_len ? flag::kPsh : 0);
         // A segment the driver or the pool could not take is lost like one
         // dropped on the wire: account it as sent and let the retransmission
@@ -1333,6 +1336,11 @@ ConnectionInfo info_of(const Connection& c) {
     i.receive_window = receive_space(c);
     i.send_scale = c.snd_scale;
     i.receive_scale = c.rcv_scale;
+    i.send_queued = c.send_len;
+    i.in_flight = flight(c);
+    i.receive_queued = c.recv_len;
+    i.retransmit_timer = c.rexmt_at != time::kNever;
+    i.persist_timer = c.persist_at != time::kNever;
     i.timestamps = c.timestamps;
     i.sack = c.sack;
     return i;

@@ -791,3 +791,40 @@ KTEST(tcp, over_ipv4_on_a_pair) {
     EXPECT_EQ(netdev::pool_stats().free, free_before);
     pair.detach();
 }
+
+// Regression: after a timeout, going back over old data reaches SND.MAX
+// with a piece shorter than an MSS while more unsent data waits; sender
+// SWS avoidance held that retransmission back and the connection stalled
+// for good (its timer re-armed, sending nothing). Seen with 32 concurrent
+// echoes through SLIRP when virtio-net's TX ring dropped segments.
+KTEST(tcp, short_retransmission_at_snd_max_is_not_held_back) {
+    Net net;
+    Listener* l = net.listen();
+    Connection *c, *s;
+    ASSERT_TRUE(open_pair(l, c, s));
+    std::uint32_t mss = info(c).value().mss;
+    Blackhole b;
+    g_wire.filter_context = &b;
+    g_wire.filter = blackhole;
+    // 100 bytes, then two full segments, then more than the window takes:
+    // the last segment sent is cut by cwnd, so SND.MAX - 100 is not a
+    // multiple of the MSS.
+    std::uint32_t total = 100 + 2 * mss + 6000;
+    fill_pattern({g_out, total}, 0);
+    ASSERT_OK(send(c, {g_out, 100}, in_ms(100)));
+    ASSERT_OK(send(c, {g_out + 100, 2 * mss}, in_ms(100)));
+    ASSERT_OK(send(c, {g_out + 100 + 2 * mss, 6000}, in_ms(100)));
+    time::Ticks until = in_ms(10000);
+    while (info(c).value().timeouts < 1 && time::now() < until) sched::sleep_until(in_ms(5));
+    b.on = false;
+    std::uint32_t got = 0;
+    while (got < total) {
+        auto r = receive(s, {g_in + got, total - got}, in_ms(20000));
+        ASSERT_OK(r);
+        got += static_cast<std::uint32_t>(r.value());
+    }
+    EXPECT_TRUE(check_pattern({g_in, total}, 0));
+    g_wire.filter = nullptr;
+    close(c);
+    close(s);
+}

@@ -105,6 +105,10 @@ struct ConnectionInfo {
     std::uint32_t send_window;               // peer's window, scaled
     std::uint32_t receive_window;            // what we advertise, scaled
     std::uint8_t send_scale, receive_scale;  // window shifts in use (0 when not negotiated)
+    std::uint32_t send_queued;               // bytes in the send buffer (unacknowledged + unsent)
+    std::uint32_t in_flight;                 // sequence space sent and not acknowledged
+    std::uint32_t receive_queued;            // received bytes not yet read
+    bool retransmit_timer, persist_timer;    // running now
     bool timestamps, sack;
     std::uint64_t bytes_in, bytes_out;       // payload delivered / acknowledged
     std::uint64_t segments_in, segments_out;
