@@ -1258,15 +1258,22 @@ base::Result<void> shutdown(Connection* c) {
     return {};
 }
 
-void close(Connection* c) {
-    Guard g;
+namespace {
+// The caller gives its handle back: the engine owns the connection from
+// now on. True if it was already over (the slot is freed).
+bool give_back(Connection* c) {
     VERIFY(valid(c));
     c->user_owned = false;
     c->wait.notify = nullptr;
-    if (c->state == State::Closed) {
-        release_slot(*c);
-        return;
-    }
+    if (c->state != State::Closed) return false;
+    release_slot(*c);
+    return true;
+}
+} // namespace
+
+void close(Connection* c) {
+    Guard g;
+    if (give_back(c)) return;
     if (c->recv_len) { // unread data: RST (RFC 9293 3.10.4)
         reset_connection(*c, Error::ConnectionReset);
         return;
@@ -1281,13 +1288,7 @@ void close(Connection* c) {
 
 void abort(Connection* c) {
     Guard g;
-    VERIFY(valid(c));
-    c->user_owned = false;
-    c->wait.notify = nullptr;
-    if (c->state == State::Closed) {
-        release_slot(*c);
-        return;
-    }
+    if (give_back(c)) return;
     if (c->state == State::SynSent || c->state == State::TimeWait) enter_closed(*c, false, Error::ConnectionReset);
     else reset_connection(*c, Error::ConnectionReset);
 }

@@ -196,11 +196,27 @@ bool transfer(Connection* from, Connection* to, std::uint32_t total, time::Ticks
     return true;
 }
 
-// Crafts and injects a segment on the server's side of `client`.
-void inject_to_server(std::uint16_t client_port, Seq seq, Seq ack, std::uint8_t flags,
-                      std::uint16_t window = 1000, ipv4::Address from = kClient) {
+// Builds `seg` with `payload` behind it, fills the checksum, lets
+// `mutate` damage the bytes (it must refill the checksum itself if it wants
+// one), and hands the result to the engine as if ipv4 delivered it.
+template <typename Mutate>
+void inject_crafted(const Segment& seg, std::span<const std::byte> payload, ipv4::Address from, ipv4::Address to,
+                    Mutate mutate) {
     auto p = netdev::allocate();
     VERIFY(p.ok());
+    std::size_t header = kHeaderLength + options_length(seg.options);
+    std::byte* out = p.value()->put(header + payload.size());
+    VERIFY(out);
+    build(seg, {out, header});
+    std::memcpy(out + header, payload.data(), payload.size());
+    fill_checksum(from.value, to.value, {out, header + payload.size()});
+    mutate(out);
+    inject(from, to, std::move(p.value()));
+}
+
+// A bare segment from `from` to the server's port.
+void inject_to_server(std::uint16_t client_port, Seq seq, Seq ack, std::uint8_t flags,
+                      std::uint16_t window = 1000, ipv4::Address from = kClient) {
     Segment s;
     s.source_port = client_port;
     s.destination_port = kPort;
@@ -208,10 +224,7 @@ void inject_to_server(std::uint16_t client_port, Seq seq, Seq ack, std::uint8_t 
     s.ack = ack;
     s.flags = flags;
     s.window = window;
-    std::byte* out = p.value()->put(kHeaderLength);
-    build(s, {out, kHeaderLength});
-    fill_checksum(from.value, kServer.value, {out, kHeaderLength});
-    inject(from, kServer, std::move(p.value()));
+    inject_crafted(s, {}, from, kServer, [](std::byte*) {});
 }
 
 } // namespace
@@ -464,49 +477,33 @@ KTEST(tcp, malformed_segments_are_dropped_and_counted) {
     auto port = info(c).value().local_port;
     netdev::flush();
     auto before = stats();
-    auto craft = [&](auto mutate) {
-        auto p = netdev::allocate();
-        VERIFY(p.ok());
-        Segment seg;
-        seg.source_port = port;
-        seg.destination_port = kPort;
-        seg.seq = g_wire.client_next;
-        seg.flags = flag::kAck;
-        seg.window = 1000;
-        std::byte* out = p.value()->put(kHeaderLength + 8);
-        build(seg, {out, kHeaderLength});
-        std::memset(out + kHeaderLength, 0, 8);
-        mutate(out);
-        inject(kClient, kServer, std::move(p.value()));
+    Segment seg;
+    seg.source_port = port;
+    seg.destination_port = kPort;
+    seg.seq = g_wire.client_next;
+    seg.flags = flag::kAck;
+    seg.window = 1000;
+    const std::byte zeros[8] = {};
+    // Each variant damages the header, then (but for the first) gives it
+    // a valid checksum so that the parser, not the checksum, must refuse it.
+    auto craft = [&](auto mutate, bool fix_checksum = true) {
+        inject_crafted(seg, zeros, kClient, kServer, [&](std::byte* out) {
+            mutate(out);
+            if (fix_checksum) fill_checksum(kClient.value, kServer.value, {out, kHeaderLength + 8});
+        });
     };
-    // Bad checksum.
-    craft([&](std::byte* out) {
-        fill_checksum(kClient.value, kServer.value, {out, kHeaderLength + 8});
-        out[kHeaderLength] = std::byte{1};
-    });
-    // Data offset beyond the segment.
-    craft([&](std::byte* out) {
-        out[12] = std::byte{15 << 4};
-        fill_checksum(kClient.value, kServer.value, {out, kHeaderLength + 8});
-    });
-    // Data offset below 5.
-    craft([&](std::byte* out) {
-        out[12] = std::byte{2 << 4};
-        fill_checksum(kClient.value, kServer.value, {out, kHeaderLength + 8});
-    });
-    // Absurd option: length 0 inside a 28-byte header.
-    craft([&](std::byte* out) {
+    craft([](std::byte* out) { out[kHeaderLength] = std::byte{1}; }, false); // payload changed after the checksum
+    craft([](std::byte* out) { out[12] = std::byte{15 << 4}; });             // data offset beyond the segment
+    craft([](std::byte* out) { out[12] = std::byte{2 << 4}; });              // data offset below 5
+    craft([](std::byte* out) {                                               // option of length 0
         out[12] = std::byte{7 << 4};
         out[kHeaderLength] = std::byte{2};
         out[kHeaderLength + 1] = std::byte{0};
-        fill_checksum(kClient.value, kServer.value, {out, kHeaderLength + 8});
     });
-    // An option running past the header.
-    craft([&](std::byte* out) {
+    craft([](std::byte* out) {                                               // option running past the header
         out[12] = std::byte{7 << 4};
         out[kHeaderLength] = std::byte{8};
         out[kHeaderLength + 1] = std::byte{40};
-        fill_checksum(kClient.value, kServer.value, {out, kHeaderLength + 8});
     });
     auto after = stats();
     EXPECT_EQ(after.bad_checksum - before.bad_checksum, 1u);
@@ -707,8 +704,6 @@ KTEST(tcp, paws_drops_an_old_timestamp) {
     ASSERT_TRUE(open_pair(l, c, s));
     netdev::flush();
     auto before = stats();
-    auto p = netdev::allocate();
-    ASSERT_OK(p);
     Segment seg;
     seg.source_port = info(c).value().local_port;
     seg.destination_port = kPort;
@@ -718,12 +713,7 @@ KTEST(tcp, paws_drops_an_old_timestamp) {
     seg.window = 1000;
     seg.options.has_timestamps = true;
     seg.options.ts_value = static_cast<std::uint32_t>(time::to_ns(time::now()) / 1'000'000) - 100'000; // far in the past
-    std::size_t header = kHeaderLength + options_length(seg.options);
-    std::byte* out = p.value()->put(header + 4);
-    build(seg, {out, header});
-    std::memcpy(out + header, "old!", 4);
-    fill_checksum(kClient.value, kServer.value, {out, header + 4});
-    inject(kClient, kServer, std::move(p.value()));
+    inject_crafted(seg, std::as_bytes(std::span<const char>("old!", 4)), kClient, kServer, [](std::byte*) {});
     EXPECT_EQ(stats().paws_drops, before.paws_drops + 1);
     EXPECT_ERROR(try_receive(s, g_in), Error::WouldBlock); // the data was not taken
     EXPECT_TRUE(transfer(c, s, 1000, in_ms(2000)));
