@@ -134,7 +134,8 @@ public:
         m_listener = l.value();
         return m_listener;
     }
-    bool leaked() const { return netdev::pool_stats().free != m_free_at_start; }
+    // A listener on kPort and an established pair of connections to it.
+    bool open(Connection*& client, Connection*& server);
     std::uint32_t free_at_start() const { return m_free_at_start; }
 
 private:
@@ -158,6 +159,8 @@ bool open_pair(Listener* l, Connection*& client, Connection*& server) {
     server = s.value();
     return true;
 }
+
+bool Net::open(Connection*& client, Connection*& server) { return open_pair(listen(), client, server); }
 
 void fill_pattern(std::span<std::byte> b, std::uint32_t start) {
     for (std::size_t i = 0; i < b.size(); ++i) b[i] = std::byte((start + i) * 7 + ((start + i) >> 8));
@@ -231,9 +234,8 @@ void inject_to_server(std::uint16_t client_port, Seq seq, Seq ack, std::uint8_t 
 
 KTEST(tcp, handshake_negotiates_every_option) {
     Net net;
-    Listener* l = net.listen();
     Connection *c, *s;
-    ASSERT_TRUE(open_pair(l, c, s));
+    ASSERT_TRUE(net.open(c, s));
     auto ci = info(c), si = info(s);
     ASSERT_OK(ci);
     ASSERT_OK(si);
@@ -256,9 +258,8 @@ KTEST(tcp, handshake_negotiates_every_option) {
 
 KTEST(tcp, data_both_ways_with_content_checks) {
     Net net;
-    Listener* l = net.listen();
     Connection *c, *s;
-    ASSERT_TRUE(open_pair(l, c, s));
+    ASSERT_TRUE(net.open(c, s));
     auto before = stats();
     EXPECT_TRUE(transfer(c, s, 300'000, in_ms(20000)));
     EXPECT_TRUE(transfer(s, c, 300'000, in_ms(20000)));
@@ -294,9 +295,8 @@ Verdict drop_nth(Segment& s, ipv4::Address src, ipv4::Address, void* ctx) {
 
 KTEST(tcp, out_of_order_segments_are_reassembled_and_sacked) {
     Net net;
-    Listener* l = net.listen();
     Connection *c, *s;
-    ASSERT_TRUE(open_pair(l, c, s));
+    ASSERT_TRUE(net.open(c, s));
     DropNth d{0, 2, Verdict::Hold};
     g_wire.filter_context = &d;
     g_wire.filter = drop_nth;
@@ -323,9 +323,8 @@ KTEST(tcp, out_of_order_segments_are_reassembled_and_sacked) {
 
 KTEST(tcp, lost_segment_triggers_fast_retransmit) {
     Net net;
-    Listener* l = net.listen();
     Connection *c, *s;
-    ASSERT_TRUE(open_pair(l, c, s));
+    ASSERT_TRUE(net.open(c, s));
     // Grow cwnd first so enough segments follow the loss for 3 dup ACKs.
     ASSERT_TRUE(transfer(c, s, 100'000, in_ms(10000)));
     DropNth d{0, 3, Verdict::Drop};
@@ -355,9 +354,8 @@ Verdict blackhole(Segment&, ipv4::Address src, ipv4::Address, void* ctx) {
 
 KTEST(tcp, retransmission_timeout_backs_off) {
     Net net;
-    Listener* l = net.listen();
     Connection *c, *s;
-    ASSERT_TRUE(open_pair(l, c, s));
+    ASSERT_TRUE(net.open(c, s));
     Blackhole b;
     g_wire.filter_context = &b;
     g_wire.filter = blackhole;
@@ -383,9 +381,8 @@ KTEST(tcp, retransmission_timeout_backs_off) {
 
 KTEST(tcp, zero_window_is_probed_until_it_opens) {
     Net net;
-    Listener* l = net.listen();
     Connection *c, *s;
-    ASSERT_TRUE(open_pair(l, c, s));
+    ASSERT_TRUE(net.open(c, s));
     // The server does not read: fill its receive buffer and then some.
     std::uint32_t sent = 0;
     time::Ticks until = in_ms(10000);
@@ -418,9 +415,8 @@ KTEST(tcp, zero_window_is_probed_until_it_opens) {
 
 KTEST(tcp, reset_in_window_is_challenged_exact_reset_closes) {
     Net net;
-    Listener* l = net.listen();
     Connection *c, *s;
-    ASSERT_TRUE(open_pair(l, c, s));
+    ASSERT_TRUE(net.open(c, s));
     auto port = info(c).value().local_port;
     netdev::flush();
     auto before = stats();
@@ -471,9 +467,8 @@ KTEST(tcp, syn_flood_beyond_per_source_limit_is_counted) {
 
 KTEST(tcp, malformed_segments_are_dropped_and_counted) {
     Net net;
-    Listener* l = net.listen();
     Connection *c, *s;
-    ASSERT_TRUE(open_pair(l, c, s));
+    ASSERT_TRUE(net.open(c, s));
     auto port = info(c).value().local_port;
     netdev::flush();
     auto before = stats();
@@ -516,9 +511,8 @@ KTEST(tcp, malformed_segments_are_dropped_and_counted) {
 
 KTEST(tcp, half_close_keeps_the_other_direction) {
     Net net;
-    Listener* l = net.listen();
     Connection *c, *s;
-    ASSERT_TRUE(open_pair(l, c, s));
+    ASSERT_TRUE(net.open(c, s));
     fill_pattern({g_out, 1000}, 0);
     ASSERT_OK(send(c, {g_out, 1000}, in_ms(1000)));
     ASSERT_OK(shutdown(c));
@@ -557,9 +551,8 @@ Verdict hold_fins(Segment& s, ipv4::Address, ipv4::Address, void*) {
 
 KTEST(tcp, simultaneous_close_goes_through_closing) {
     Net net;
-    Listener* l = net.listen();
     Connection *c, *s;
-    ASSERT_TRUE(open_pair(l, c, s));
+    ASSERT_TRUE(net.open(c, s));
     g_wire.filter = hold_fins;
     ASSERT_OK(shutdown(c));
     ASSERT_OK(shutdown(s));
@@ -699,9 +692,8 @@ KTEST(tcp, simultaneous_open_crosses_syns) {
 
 KTEST(tcp, paws_drops_an_old_timestamp) {
     Net net;
-    Listener* l = net.listen();
     Connection *c, *s;
-    ASSERT_TRUE(open_pair(l, c, s));
+    ASSERT_TRUE(net.open(c, s));
     netdev::flush();
     auto before = stats();
     Segment seg;
@@ -789,9 +781,8 @@ KTEST(tcp, over_ipv4_on_a_pair) {
 // echoes through SLIRP when virtio-net's TX ring dropped segments.
 KTEST(tcp, short_retransmission_at_snd_max_is_not_held_back) {
     Net net;
-    Listener* l = net.listen();
     Connection *c, *s;
-    ASSERT_TRUE(open_pair(l, c, s));
+    ASSERT_TRUE(net.open(c, s));
     std::uint32_t mss = info(c).value().mss;
     Blackhole b;
     g_wire.filter_context = &b;
