@@ -22,7 +22,7 @@ import pytest
 from harness import Machine, build_image, ktap
 
 # name: (fragments, ktest.filter or None for every case[, extra QEMU arguments])
-SMP_FILTER = "smp.*,sched_smp.*,mutex.*,semaphore.*,futex.*,lockdep.*,mmu.shootdowns_*,plat.usable_harts_*,arch.this_hart_*"
+SMP_FILTER = "smp.*,sched_smp.*,mutex.*,semaphore.*,futex.*,lockdep.*,tcp.*,mmu.shootdowns_*,plat.usable_harts_*,arch.this_hart_*"
 VIRTIO_ARGS = ("-global", "virtio-mmio.force-legacy=false",
                "-netdev", "user,id=n0,restrict=on", "-device", "virtio-net-device,netdev=n0,mac=52:54:00:12:34:56",
                "-netdev", "user,id=n1,restrict=on", "-device", "virtio-net-device,netdev=n1")
