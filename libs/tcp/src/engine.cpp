@@ -392,7 +392,7 @@ void set_state(Connection& c, State s) {
 }
 
 void release_slot(Connection& c) {
-    hash_remove(c);
+    hash_remove(c); // no-op if enter_closed took it out already
     set_state(c, State::Closed);
     c.in_use = false;
     --g_stats.connections_in_use;
@@ -426,6 +426,9 @@ void enter_closed(Connection& c, bool has_error, Error e) {
     }
     set_state(c, State::Closed);
     c.rexmt_at = c.delack_at = c.persist_at = c.keepalive_at = c.close_at = time::kNever;
+    // Out of the lookup at once: a slot kept for its handle is CLOSED, and
+    // segments for its tuple (a new SYN reusing it) must not find it.
+    hash_remove(c);
     wake(c);
     if (!c.user_owned) release_slot(c);
 }
