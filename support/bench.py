@@ -238,6 +238,97 @@ def netstack(qemu, icount, round_trips=1000, pings=200):
     return {"udp": round(statistics.median(walls) * 1e6, 1), "icmp": int(ping.group(3))}
 
 
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tcpbench(qemu, icount):
+    """apps/tcpecho through SLIRP hostfwd. Wall clock (icount=False):
+    MB/s each way over 64 MiB and connections per second. Under -icount
+    shift=0 (icount=True; no sleep=off, so idle time still follows the
+    host and SLIRP's peer sees sane timers): guest instructions per byte
+    and per connection, from the guest's rdinstret (port 8) read before
+    and after each run; they include the driver, IP and checksums, and the
+    idle loop's few instructions."""
+    import socket
+    ports = {p: free_port() for p in (7, 8, 9, 19)}
+    net = "user,id=n0," + ",".join(f"hostfwd=tcp:127.0.0.1:{ports[p]}-:{p}" for p in ports)
+    extra = ["-netdev", net, "-device", "virtio-net-device,netdev=n0", "-global", "virtio-mmio.force-legacy=false"]
+    if icount:
+        extra += ["-icount", "shift=0"]
+    proc = subprocess.Popen(qemu_cmd(qemu, extra=extra), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        for line in proc.stdout:
+            if "tcpecho: listening" in line:
+                break
+        else:
+            sys.exit("bench: tcpecho did not start")
+
+        def instret():
+            with socket.create_connection(("127.0.0.1", ports[8]), timeout=60) as s:
+                data = b""
+                while not data.endswith(b"\n"):
+                    chunk = s.recv(64)
+                    if not chunk:
+                        break
+                    data += chunk
+                return int(data)
+
+        total = 64 << 20
+        figures = {}
+        # host -> guest (discard)
+        block = bytes(1 << 16)
+        i0 = instret()
+        t0 = time.perf_counter()
+        with socket.create_connection(("127.0.0.1", ports[9]), timeout=60) as s:
+            for _ in range(total // len(block)):
+                s.sendall(block)
+            s.shutdown(socket.SHUT_WR)
+            s.recv(1)  # the guest's close: everything was read
+        t1 = time.perf_counter()
+        i1 = instret()
+        figures["receive_mb_s"] = total / (t1 - t0) / 1e6
+        figures["receive_instructions_per_byte"] = (i1 - i0) / total
+        # guest -> host (source)
+        i0 = instret()
+        t0 = time.perf_counter()
+        got = 0
+        with socket.create_connection(("127.0.0.1", ports[19]), timeout=60) as s:
+            while True:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    break
+                got += len(chunk)
+        t1 = time.perf_counter()
+        i1 = instret()
+        if got != total:
+            sys.exit(f"bench: source sent {got} bytes, expected {total}")
+        figures["send_mb_s"] = total / (t1 - t0) / 1e6
+        figures["send_instructions_per_byte"] = (i1 - i0) / total
+        # connections: connect, 1-byte echo, close
+        n = 200
+        i0 = instret()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            with socket.create_connection(("127.0.0.1", ports[7]), timeout=60) as s:
+                s.sendall(b"x")
+                assert s.recv(1) == b"x"
+                s.shutdown(socket.SHUT_WR)
+                s.recv(1)
+        t1 = time.perf_counter()
+        i1 = instret()
+        figures["connections_per_s"] = n / (t1 - t0)
+        figures["instructions_per_connection"] = (i1 - i0) / n
+        return figures
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def wall_times(qemu, floor_elf):
     """Interleaved runs of the floor kernel and helloworld; seconds."""
     floor, hello = [], []
@@ -320,6 +411,23 @@ def main():
     for ready in (1, 8, 64, 256):
         record(f"sched.yield_switch.ready_{ready}", figures[f"yield_switch_ready_{ready}"],
                "guest instructions per switch", config="schedbench_defconfig")
+
+    # TCP through SLIRP hostfwd (apps/tcpecho): wall clock without
+    # -icount, guest instructions with it.
+    _, tcp_qemu = build("tcpecho")
+    wall = tcpbench(tcp_qemu, icount=False)
+    counted = tcpbench(tcp_qemu, icount=True)
+    record("tcp.receive_throughput", round(wall["receive_mb_s"], 1), "MB/s host->guest (64 MiB)",
+           config="tcpecho_defconfig")
+    record("tcp.send_throughput", round(wall["send_mb_s"], 1), "MB/s guest->host (64 MiB)", config="tcpecho_defconfig")
+    record("tcp.connections_per_second", round(wall["connections_per_s"]), "connections/s (1-byte echo)",
+           config="tcpecho_defconfig")
+    record("tcp.receive_instructions_per_byte", round(counted["receive_instructions_per_byte"], 1),
+           "guest instructions per byte", target=60, config="tcpecho_defconfig")
+    record("tcp.send_instructions_per_byte", round(counted["send_instructions_per_byte"], 1),
+           "guest instructions per byte", target=80, config="tcpecho_defconfig")
+    record("tcp.instructions_per_connection", round(counted["instructions_per_connection"]),
+           "guest instructions (setup, 1-byte echo, teardown)", target=40000, config="tcpecho_defconfig")
 
     # Wake-up latency: from a periodic thread's release (its timer
     # deadline) to the thread running, for 1 s of guest time. Under

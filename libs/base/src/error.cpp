@@ -24,6 +24,9 @@ std::string_view error_name(Error e) {
     case Error::Unreachable: return "unreachable";
     case Error::MessageTooLong: return "message too long";
     case Error::AddressInUse: return "address in use";
+    case Error::ConnectionRefused: return "connection refused";
+    case Error::ConnectionReset: return "connection reset";
+    case Error::NotConnected: return "not connected";
     }
     return "unknown error";
 }

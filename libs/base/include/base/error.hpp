@@ -27,6 +27,9 @@ enum class Error : std::uint8_t {
     Unreachable,     // no route to the destination (network), or the peer said so (ICMP unreachable)
     MessageTooLong,  // a datagram exceeds what the path carries (IPv4 DF beyond the MTU, UDP > 65507)
     AddressInUse,    // a port or address is already bound
+    ConnectionRefused, // the peer answered a connection attempt with a reset
+    ConnectionReset,   // the peer reset an established connection
+    NotConnected,      // the connection is not (or no longer) in a state for this operation
 };
 
 [[nodiscard]] std::string_view error_name(Error e);

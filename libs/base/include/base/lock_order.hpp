@@ -11,6 +11,12 @@
 //                            the network thread while protocol handlers, work
 //                            items and driver polls run; protocol mutexes nest
 //                            inside it (never take it holding one).
+//     tcp g_lock             libs/tcp/src/tcp.cpp: a sync::Mutex over the whole
+//                            TCP engine (connection table, listeners, buffers).
+//                            Taken by API threads and, inside g_dispatch, by the
+//                            network thread; ipv4/eth-arp locks nest inside
+//                            (segments are sent under it); waiters are woken
+//                            under it (g_lock inside), never wait under it.
 //     network protocol mutexes (sync::Mutex, one per library, never nested
 //                            with each other: each is released before calling
 //                            into another library, a driver or a handler):

@@ -1,0 +1,2 @@
+SRCS-y += main.cpp
+USES += tcp ipv4 netdev sched time sync

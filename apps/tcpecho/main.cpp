@@ -1,0 +1,167 @@
+// tcpecho: RFC 862 echo over TCP port 7, one worker thread per connection
+// from a fixed pool (kWorkers). The host-side test (test/test_tcp.py)
+// connects through QEMU's SLIRP hostfwd. For support/bench.py three more
+// services, one connection at a time each:
+//   port 9   discard (RFC 863): reads until the peer closes
+//   port 19  source: sends kSourceBytes of a pattern, then closes
+//   port 8   instret: sends this hart's retired-instruction counter as a
+//            decimal line and closes (bench.py reads it before and after
+//            a transfer: guest instructions per byte / per connection)
+#include <arch/csr.hpp>
+#include <klog/klog.hpp>
+#include <netdev/interface.hpp>
+#include <sched/sched.hpp>
+#include <tcp/tcp.hpp>
+
+using namespace tessera;
+
+namespace {
+
+constexpr unsigned kWorkers = 40;
+constexpr std::uint16_t kPort = 7;
+constinit std::byte g_buffers[kWorkers][8192];
+constinit tcp::Listener* g_listener = nullptr;
+
+// Sends all of `data` (blocking); false if the connection failed.
+bool send_all(tcp::Connection* c, std::span<const std::byte> data) {
+    while (!data.empty()) {
+        auto r = tcp::send(c, data, time::kNever);
+        if (!r.ok()) return false;
+        data = data.subspan(r.value());
+    }
+    return true;
+}
+
+void worker(void* arg) {
+    auto index = reinterpret_cast<std::uintptr_t>(arg);
+    std::span<std::byte> buffer(g_buffers[index]);
+    for (;;) {
+        auto a = tcp::accept(g_listener, time::kNever);
+        if (!a.ok()) continue;
+        tcp::Connection* c = a.value();
+        for (;;) {
+            auto r = tcp::receive(c, buffer, time::kNever);
+            if (!r.ok() || r.value() == 0) break; // reset, or the peer's FIN
+            if (!send_all(c, buffer.first(r.value()))) break;
+        }
+        tcp::close(c); // FIN after what is queued (RST if the peer reset)
+    }
+}
+
+constexpr std::size_t kSourceBytes = 64u << 20;
+constinit std::byte g_service_buffer[3][16384];
+
+struct Service {
+    std::uint16_t port;
+    void (*serve)(tcp::Connection* c, std::span<std::byte> buffer);
+    tcp::Listener* listener = nullptr;
+};
+
+void discard(tcp::Connection* c, std::span<std::byte> buffer) {
+    for (;;) {
+        auto r = tcp::receive(c, buffer, time::kNever);
+        if (!r.ok() || r.value() == 0) return;
+    }
+}
+
+void source(tcp::Connection* c, std::span<std::byte> buffer) {
+    for (std::size_t i = 0; i < buffer.size(); ++i) buffer[i] = std::byte(i * 7);
+    for (std::size_t sent = 0; sent < kSourceBytes;) {
+        std::size_t n = std::min(buffer.size(), kSourceBytes - sent);
+        if (!send_all(c, buffer.first(n))) return;
+        sent += n;
+    }
+}
+
+void instret(tcp::Connection* c, std::span<std::byte>) {
+    std::uint64_t v = arch::rdinstret();
+    char line[24];
+    std::size_t at = sizeof line;
+    line[--at] = '\n';
+    do {
+        line[--at] = static_cast<char>('0' + v % 10);
+        v /= 10;
+    } while (v);
+    (void)send_all(c, std::as_bytes(std::span<const char>(line + at, sizeof line - at)));
+}
+
+constinit Service g_services[] = {{9, discard}, {19, source}, {8, instret}};
+
+void service_thread(void* arg) {
+    auto index = reinterpret_cast<std::uintptr_t>(arg);
+    Service& s = g_services[index];
+    for (;;) {
+        auto a = tcp::accept(s.listener, time::kNever);
+        if (!a.ok()) continue;
+        s.serve(a.value(), std::span<std::byte>(g_service_buffer[index]));
+        tcp::close(a.value());
+    }
+}
+
+} // namespace
+
+int main() {
+    netdev::Interface* eth = netdev::find_interface("eth0");
+    if (!eth) {
+        klog::print("tcpecho: no eth0 (run with a virtio-net device)\n");
+        return 1;
+    }
+    if (auto r = ipv4::configure_static(*eth); !r.ok()) {
+        klog::print("tcpecho: configure: {}\n", base::error_name(r.error()));
+        return 1;
+    }
+    auto l = tcp::listen(kPort, 32);
+    if (!l.ok()) {
+        klog::print("tcpecho: listen: {}\n", base::error_name(l.error()));
+        return 1;
+    }
+    g_listener = l.value();
+    for (std::uintptr_t i = 0; i < kWorkers; ++i) {
+        sched::ThreadAttributes attributes;
+        attributes.name = "echo";
+        auto t = sched::spawn(worker, reinterpret_cast<void*>(i), attributes);
+        if (!t.ok()) {
+            klog::print("tcpecho: spawn: {}\n", base::error_name(t.error()));
+            return 1;
+        }
+        (void)sched::detach(t.value());
+    }
+    for (std::uintptr_t i = 0; i < 3; ++i) {
+        auto sl = tcp::listen(g_services[i].port, 4);
+        if (!sl.ok()) return 1;
+        g_services[i].listener = sl.value();
+        sched::ThreadAttributes attributes;
+        attributes.name = "service";
+        auto t = sched::spawn(service_thread, reinterpret_cast<void*>(i), attributes);
+        if (!t.ok()) return 1;
+        (void)sched::detach(t.value());
+    }
+    klog::print("tcpecho: listening on {}:{} with {} workers\n", ipv4::Text(*ipv4::address_of(*eth)).view(), kPort,
+                kWorkers);
+    // Every 5 s, a status line while something changed since the last one
+    // (and the connections' states, for a post-mortem of a stuck test).
+    std::uint64_t last = ~0ull;
+    for (;;) {
+        sched::sleep_for_ns(5'000'000'000ull);
+        auto s = tcp::stats();
+        auto pool = netdev::pool_stats();
+        auto counters = eth->counters();
+        if (s.segments_received + s.segments_sent == last) continue;
+        last = s.segments_received + s.segments_sent;
+        klog::print("tcpecho: segments in {} out {} retransmits {} established {} in use {}; resets sent {} "
+                    "received {}; SYNs refused: queue {} per source {} table {}; pool free {} (min {}, failures {}); "
+                    "eth0 rx drops {} tx drops {}\n",
+                    s.segments_received, s.segments_sent, s.retransmits, s.established_now, s.connections_in_use,
+                    s.resets_sent, s.resets_received, s.syn_queue_full, s.syn_per_source, s.table_full, pool.free,
+                    pool.min_free, pool.failures, counters.rx_drops, counters.tx_drops);
+        tcp::for_each_connection(
+            [](const tcp::ConnectionInfo& i, void*) {
+                klog::print("tcpecho:   :{} {} snd_wnd {} rcv_wnd {} cwnd {} rto {} us; queued {} in flight {} "
+                            "unread {}; timers rexmt {} persist {}; retransmits {} in {} out {}\n",
+                            i.remote_port, tcp::state_name(i.state), i.send_window, i.receive_window, i.cwnd,
+                            i.rto_us, i.send_queued, i.in_flight, i.receive_queued, i.retransmit_timer,
+                            i.persist_timer, i.retransmits, i.bytes_in, i.bytes_out);
+            },
+            nullptr);
+    }
+}

@@ -1,0 +1,164 @@
+// TCP header and option parsing/building (RFC 9293 3.1, 3.2; RFC 7323;
+// RFC 2018). Every read is bounds-checked against the received length.
+#include <cstring>
+#include <tcp/segment.hpp>
+#include "checksum.hpp"
+
+namespace tessera::tcp {
+
+namespace {
+using base::Error;
+
+std::uint16_t load16(const std::byte* p) {
+    return static_cast<std::uint16_t>(static_cast<unsigned>(p[0]) << 8 | static_cast<unsigned>(p[1]));
+}
+std::uint32_t load32(const std::byte* p) {
+    return static_cast<std::uint32_t>(load16(p)) << 16 | load16(p + 2);
+}
+void store16(std::byte* p, std::uint16_t v) {
+    p[0] = static_cast<std::byte>(v >> 8);
+    p[1] = static_cast<std::byte>(v);
+}
+void store32(std::byte* p, std::uint32_t v) {
+    store16(p, static_cast<std::uint16_t>(v >> 16));
+    store16(p + 2, static_cast<std::uint16_t>(v));
+}
+
+namespace kind {
+constexpr std::uint8_t kEnd = 0, kNop = 1, kMss = 2, kWindowScale = 3, kSackPermitted = 4, kSack = 5,
+                       kTimestamps = 8;
+}
+} // namespace
+
+base::Result<Options> parse_options(std::span<const std::byte> area) {
+    Options o;
+    std::size_t i = 0;
+    while (i < area.size()) {
+        auto k = static_cast<std::uint8_t>(area[i]);
+        if (k == kind::kEnd) break;
+        if (k == kind::kNop) { ++i; continue; }
+        if (i + 1 >= area.size()) return Error::Malformed; // no length byte
+        std::size_t len = static_cast<std::uint8_t>(area[i + 1]);
+        if (len < 2 || i + len > area.size()) return Error::Malformed;
+        const std::byte* v = area.data() + i + 2;
+        switch (k) {
+        case kind::kMss:
+            if (len != 4) return Error::Malformed;
+            o.mss = load16(v);
+            break;
+        case kind::kWindowScale:
+            if (len != 3) return Error::Malformed;
+            o.has_window_scale = true;
+            o.window_scale = static_cast<std::uint8_t>(v[0]);
+            if (o.window_scale > kMaxWindowScale) o.window_scale = kMaxWindowScale; // RFC 7323 2.3
+            break;
+        case kind::kSackPermitted:
+            if (len != 2) return Error::Malformed;
+            o.sack_permitted = true;
+            break;
+        case kind::kSack: {
+            if (len < 10 || (len - 2) % 8 != 0) return Error::Malformed;
+            std::size_t n = (len - 2) / 8;
+            if (n > kMaxSackBlocks) return Error::Malformed;
+            o.sack_count = static_cast<std::uint8_t>(n);
+            for (std::size_t b = 0; b < n; ++b)
+                o.sack[b] = {Seq(load32(v + 8 * b)), Seq(load32(v + 8 * b + 4))};
+            break;
+        }
+        case kind::kTimestamps:
+            if (len != 10) return Error::Malformed;
+            o.has_timestamps = true;
+            o.ts_value = load32(v);
+            o.ts_echo = load32(v + 4);
+            break;
+        default: break; // unknown: skipped by its length
+        }
+        i += len;
+    }
+    return o;
+}
+
+base::Result<Segment> parse(std::span<const std::byte> bytes) {
+    if (bytes.size() < kHeaderLength) return Error::Malformed;
+    const std::byte* h = bytes.data();
+    Segment s;
+    s.source_port = load16(h);
+    s.destination_port = load16(h + 2);
+    s.seq = Seq(load32(h + 4));
+    s.ack = Seq(load32(h + 8));
+    std::size_t offset = (static_cast<unsigned>(h[12]) >> 4) * 4;
+    if (offset < kHeaderLength || offset > bytes.size()) return Error::Malformed;
+    s.header_length = offset;
+    s.flags = static_cast<std::uint8_t>(h[13]) & 0x3f;
+    s.window = load16(h + 14);
+    s.urgent = load16(h + 18);
+    auto options = parse_options(bytes.subspan(kHeaderLength, offset - kHeaderLength));
+    if (!options.ok()) return options.error();
+    s.options = options.value();
+    s.payload = bytes.subspan(offset);
+    return s;
+}
+
+std::size_t options_length(const Options& o) {
+    std::size_t n = 0;
+    if (o.mss) n += 4;
+    if (o.has_window_scale) n += 4;          // NOP + 3
+    if (o.sack_permitted) n += 4;            // NOP NOP + 2 (or beside the timestamps)
+    if (o.has_timestamps) n += 12;           // NOP NOP + 10
+    if (o.sack_count) n += 4 + 8 * o.sack_count; // NOP NOP + 2 + 8n
+    return n;
+}
+
+std::size_t build(const Segment& s, std::span<std::byte> out) {
+    std::size_t length = kHeaderLength + options_length(s.options);
+    VERIFY(length <= kMaxHeaderLength && out.size() >= length);
+    std::byte* h = out.data();
+    store16(h, s.source_port);
+    store16(h + 2, s.destination_port);
+    store32(h + 4, s.seq.value());
+    store32(h + 8, s.ack.value());
+    h[12] = static_cast<std::byte>((length / 4) << 4);
+    h[13] = static_cast<std::byte>(s.flags);
+    store16(h + 14, s.window);
+    store16(h + 16, 0);
+    store16(h + 18, s.urgent);
+    std::byte* p = h + kHeaderLength;
+    auto put = [&](std::uint8_t b) { *p++ = static_cast<std::byte>(b); };
+    const Options& o = s.options;
+    if (o.mss) {
+        put(kind::kMss); put(4);
+        store16(p, o.mss); p += 2;
+    }
+    if (o.has_window_scale) {
+        put(kind::kNop); put(kind::kWindowScale); put(3); put(o.window_scale);
+    }
+    if (o.sack_permitted) {
+        put(kind::kNop); put(kind::kNop); put(kind::kSackPermitted); put(2);
+    }
+    if (o.has_timestamps) {
+        put(kind::kNop); put(kind::kNop); put(kind::kTimestamps); put(10);
+        store32(p, o.ts_value); store32(p + 4, o.ts_echo); p += 8;
+    }
+    if (o.sack_count) {
+        VERIFY(o.sack_count <= kMaxSackBlocks);
+        put(kind::kNop); put(kind::kNop); put(kind::kSack); put(static_cast<std::uint8_t>(2 + 8 * o.sack_count));
+        for (unsigned b = 0; b < o.sack_count; ++b) {
+            store32(p, o.sack[b].left.value()); store32(p + 4, o.sack[b].right.value()); p += 8;
+        }
+    }
+    VERIFY(static_cast<std::size_t>(p - h) == length);
+    return length;
+}
+
+std::uint16_t checksum(std::uint32_t source, std::uint32_t destination, std::span<const std::byte> bytes) {
+    std::uint32_t sum = detail::pseudo_header_sum(source, destination, static_cast<std::uint16_t>(bytes.size()));
+    return detail::checksum_finish(detail::checksum_add(bytes, sum));
+}
+
+void fill_checksum(std::uint32_t source, std::uint32_t destination, std::span<std::byte> bytes) {
+    VERIFY(bytes.size() >= kHeaderLength);
+    store16(bytes.data() + 16, 0);
+    store16(bytes.data() + 16, checksum(source, destination, bytes));
+}
+
+} // namespace tessera::tcp
