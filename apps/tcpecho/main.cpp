@@ -4,9 +4,14 @@
 // services, one connection at a time each:
 //   port 9   discard (RFC 863): reads until the peer closes
 //   port 19  source: sends kSourceBytes of a pattern, then closes
-//   port 8   instret: sends this hart's retired-instruction counter as a
-//            decimal line and closes (bench.py reads it before and after
-//            a transfer: guest instructions per byte / per connection)
+//   port 8   instret: sends one line of four decimal numbers and closes:
+//            this hart's retired-instruction counter; the same minus the
+//            scheduler's idle time (under -icount shift=0 rdinstret
+//            follows the virtual clock, which runs on while the hart
+//            waits in wfi: 1 ns = 1 instruction); the idle time and the
+//            time since boot, both in ns. bench.py reads it before and
+//            after a transfer: guest instructions per byte / per
+//            connection, and the share of the run the guest was idle.
 #include <arch/csr.hpp>
 #include <klog/klog.hpp>
 #include <netdev/interface.hpp>
@@ -74,14 +79,22 @@ void source(tcp::Connection* c, std::span<std::byte> buffer) {
 }
 
 void instret(tcp::Connection* c, std::span<std::byte>) {
-    std::uint64_t v = arch::rdinstret();
-    char line[24];
+    std::uint64_t all = arch::rdinstret();
+    std::uint64_t idle_ticks = 0;
+    for (unsigned h = 0; h < sched::online_harts(); ++h) idle_ticks += sched::hart_stats(h).idle_ticks;
+    std::uint64_t idle_ns = time::to_ns(idle_ticks);
+    std::uint64_t values[] = {all, all > idle_ns ? all - idle_ns : 0, idle_ns, time::to_ns(time::now())};
+    char line[4 * 21];
     std::size_t at = sizeof line;
     line[--at] = '\n';
-    do {
-        line[--at] = static_cast<char>('0' + v % 10);
-        v /= 10;
-    } while (v);
+    for (std::size_t i = std::size(values); i-- > 0;) {
+        std::uint64_t v = values[i];
+        do {
+            line[--at] = static_cast<char>('0' + v % 10);
+            v /= 10;
+        } while (v);
+        if (i) line[--at] = ' ';
+    }
     (void)send_all(c, std::as_bytes(std::span<const char>(line + at, sizeof line - at)));
 }
 
