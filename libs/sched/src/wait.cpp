@@ -18,6 +18,12 @@ Thread& thread_of(WaitNode& n) {
 unsigned urgency(const Thread& t) { return t.deadline_class ? kPriorities - 1 : t.priority; }
 
 void insert_sorted(WaitQueue& q, Thread& t) {
+    // Most waits join behind equals (a pool of same-priority threads on one
+    // queue): the tail check makes that O(1) instead of a walk of the queue.
+    if (WaitNode* tail = q.waiters.last(); !tail || urgency(thread_of(*tail)) >= urgency(t)) {
+        q.waiters.push_back(t.waiting);
+        return;
+    }
     for (WaitNode& n : q.waiters) {
         if (urgency(thread_of(n)) < urgency(t)) {
             q.waiters.insert_before(n, t.waiting);

@@ -41,14 +41,30 @@ constinit bool g_started = false;
 constinit OutputHook g_output_hook = nullptr;
 constinit void* g_output_context = nullptr;
 
-// Timers: one callout armed for the earliest deadline of any connection
-// fires in interrupt context and schedules g_timer_work; the network
-// thread runs the expired timers under g_lock and re-arms the callout.
+// Timers: one callout fires in interrupt context and schedules
+// g_timer_work; the network thread runs the expired timers under g_lock
+// and re-arms the callout. Invariant: the callout is armed at
+// g_callout_at, which is never later than any connection's earliest
+// deadline. set_deadline() keeps it so in O(1) (it only ever pulls the
+// callout earlier); a deadline cleared or moved later leaves the callout
+// where it is, and the firing that then finds nothing due re-arms it for
+// the true earliest deadline. So the table is scanned once per firing,
+// not once per segment or call (that scan was 5% of a connection's cost).
 void timer_fired(void*);
 void timer_work(void*);
 constinit time::Callout g_callout(timer_fired, nullptr);
 constinit netdev::Work g_timer_work{timer_work, nullptr};
 constinit time::Ticks g_callout_at = time::kNever;
+constinit bool g_callout_moved = false; // g_callout_at changed, start_at pending
+
+// Under g_lock: every deadline that is not kNever is set through here.
+void set_deadline(time::Ticks& field, time::Ticks at) {
+    field = at;
+    if (at < g_callout_at) {
+        g_callout_at = at;
+        g_callout_moved = true;
+    }
+}
 
 time::Ticks ms(std::uint64_t n) { return time::from_ns(n * 1'000'000); }
 time::Ticks us(std::uint64_t n) { return time::from_ns(n * 1'000); }
@@ -93,9 +109,15 @@ Listener* find_listener(std::uint16_t port) {
 
 // ---------------------------------------------------------------- events
 
-void notify(Waitable& w, std::uint32_t events) {
+// `one`: the event is a single item only one waiter can take (a connection
+// queued for accept), so one waiter is woken, not every thread of a pool
+// (a woken waiter that finds the item gone waits again, and a thread
+// between its check and its wait sees the counter move and does not
+// sleep, so the item is never left with every waiter asleep).
+void notify(Waitable& w, std::uint32_t events, bool one = false) {
     w.events.fetch_add(1, std::memory_order_release);
-    sched::wake_all(w.waiters);
+    if (one) sched::wake_one(w.waiters);
+    else sched::wake_all(w.waiters);
     if (w.notify) w.notify(w.notify_context, events);
 }
 
@@ -256,7 +278,7 @@ bool fin_sent(const Connection& c) { return c.fin_queued && c.snd_max == data_en
 bool fin_acked(const Connection& c) { return c.fin_queued && c.snd_una == data_end(c) + 1; }
 
 void start_rexmt(Connection& c) {
-    if (c.rexmt_at == time::kNever) c.rexmt_at = time::now() + us(c.rtt.rto());
+    if (c.rexmt_at == time::kNever) set_deadline(c.rexmt_at, time::now() + us(c.rtt.rto()));
 }
 
 // Sends what the windows allow, the FIN when due, or a pure ACK when one
@@ -337,7 +359,7 @@ void output(Connection& c) {
     // Data waiting, nothing in flight to bring an ACK, and the window
     // (zero, or too small to use) keeps it back: probe (RFC 9293 3.8.6.1).
     if (can_send && !sent && flight(c) == 0 && c.send_len > static_cast<std::uint32_t>(c.snd_nxt - c.snd_data)) {
-        if (c.persist_at == time::kNever) c.persist_at = time::now() + us(c.rtt.rto()) * (1u << c.persist_shift);
+        if (c.persist_at == time::kNever) set_deadline(c.persist_at, time::now() + us(c.rtt.rto()) * (1u << c.persist_shift));
     }
     if (!sent && c.ack_now) transmit(c, c.snd_nxt, flag::kAck, 0, 0);
 }
@@ -436,7 +458,7 @@ void enter_closed(Connection& c, bool has_error, Error e) {
 void enter_time_wait(Connection& c) {
     set_state(c, State::TimeWait);
     c.rexmt_at = c.persist_at = c.keepalive_at = time::kNever;
-    c.close_at = time::now() + ms(CONFIG_TCP_TIME_WAIT_MS);
+    set_deadline(c.close_at, time::now() + ms(CONFIG_TCP_TIME_WAIT_MS));
     wake(c);
 }
 
@@ -574,7 +596,7 @@ void deliver_data(Connection& c, const Segment& s) {
     // full-sized segment, at once when a hole was filled.
     if (had_holes || CONFIG_TCP_DELAYED_ACK_MS == 0) c.ack_now = true;
     else if (++c.unacked_segments >= 2) c.ack_now = true;
-    else if (c.delack_at == time::kNever) c.delack_at = time::now() + ms(CONFIG_TCP_DELAYED_ACK_MS);
+    else if (c.delack_at == time::kNever) set_deadline(c.delack_at, time::now() + ms(CONFIG_TCP_DELAYED_ACK_MS));
     wake(c);
 }
 
@@ -582,7 +604,7 @@ void established(Connection& c) {
     set_state(c, State::Established);
     c.retries = 0;
     c.rexmt_at = time::kNever;
-    if (c.keepalive) c.keepalive_at = time::now() + ms(CONFIG_TCP_KEEPALIVE_S * 1000ull);
+    if (c.keepalive) set_deadline(c.keepalive_at, time::now() + ms(CONFIG_TCP_KEEPALIVE_S * 1000ull));
     if (Listener* l = c.listener) {
         --l->half_open;
         c.accept_next = nullptr;
@@ -590,7 +612,7 @@ void established(Connection& c) {
         else l->accept_head = &c;
         l->accept_tail = &c;
         ++l->queued;
-        notify(l->wait, event::kAcceptable);
+        notify(l->wait, event::kAcceptable, true);
     }
     wake(c);
 }
@@ -838,7 +860,7 @@ void input_segment(const Tuple& t, const Segment& s) {
         if (fin_acked(c)) {
             set_state(c, State::FinWait2);
             // An orphan must not wait forever for the peer's FIN.
-            if (!c.user_owned) c.close_at = time::now() + ms(CONFIG_TCP_TIME_WAIT_MS);
+            if (!c.user_owned) set_deadline(c.close_at, time::now() + ms(CONFIG_TCP_TIME_WAIT_MS));
         }
         break;
     case State::Closing:
@@ -853,7 +875,7 @@ void input_segment(const Tuple& t, const Segment& s) {
     case State::TimeWait:
         if (s.has(flag::kFin)) { // a retransmitted FIN: ACK it, restart 2MSL
             c.ack_now = true;
-            c.close_at = time::now() + ms(CONFIG_TCP_TIME_WAIT_MS);
+            set_deadline(c.close_at, time::now() + ms(CONFIG_TCP_TIME_WAIT_MS));
         }
         output(c);
         return;
@@ -882,7 +904,7 @@ void input_segment(const Tuple& t, const Segment& s) {
         }
         wake(c);
     }
-    if (c.keepalive && c.state == State::Established) c.keepalive_at = time::now() + ms(CONFIG_TCP_KEEPALIVE_S * 1000ull);
+    if (c.keepalive && c.state == State::Established) set_deadline(c.keepalive_at, time::now() + ms(CONFIG_TCP_KEEPALIVE_S * 1000ull));
     output(c);
 }
 
@@ -949,7 +971,7 @@ void on_persist(Connection& c) {
     ++c.counters.zero_window_probes;
     transmit(c, c.snd_una - 1, flag::kAck, 0, 0);
     if (c.persist_shift < 7) ++c.persist_shift;
-    c.persist_at = time::now() + us(c.rtt.rto()) * (1u << c.persist_shift);
+    set_deadline(c.persist_at, time::now() + us(c.rtt.rto()) * (1u << c.persist_shift));
 }
 
 void on_keepalive(Connection& c) {
@@ -958,7 +980,7 @@ void on_keepalive(Connection& c) {
         return;
     }
     transmit(c, c.snd_una - 1, flag::kAck, 0, 0);
-    c.keepalive_at = time::now() + ms(CONFIG_TCP_KEEPALIVE_S * 1000ull / 4 + 1);
+    set_deadline(c.keepalive_at, time::now() + ms(CONFIG_TCP_KEEPALIVE_S * 1000ull / 4 + 1));
 }
 
 void run_timers() {
@@ -992,21 +1014,22 @@ time::Ticks earliest_deadline() {
     return t;
 }
 
-// Under g_lock: keeps the callout armed for the earliest deadline.
+// Under g_lock (the end of every segment and API call): applies what
+// set_deadline() decided.
 void arm_timer_callout() {
-    time::Ticks t = earliest_deadline();
-    if (t == g_callout_at) return;
-    g_callout_at = t;
-    if (t == time::kNever) g_callout.cancel();
-    else (void)g_callout.start_at(t);
+    if (!g_callout_moved) return;
+    g_callout_moved = false;
+    (void)g_callout.start_at(g_callout_at);
 }
 
 void timer_fired(void*) { netdev::schedule(g_timer_work); }
 
 void timer_work(void*) {
     g_lock.lock();
-    g_callout_at = 0; // whatever was armed has fired
     run_timers();
+    // Whatever was armed has fired: re-arm for the true earliest deadline.
+    g_callout_at = earliest_deadline();
+    g_callout_moved = g_callout_at != time::kNever;
     arm_timer_callout();
     g_lock.unlock();
 }
@@ -1286,7 +1309,7 @@ void close(Connection* c) {
         return;
     }
     queue_fin(*c);
-    if (c->state == State::FinWait2) c->close_at = time::now() + ms(CONFIG_TCP_TIME_WAIT_MS);
+    if (c->state == State::FinWait2) set_deadline(c->close_at, time::now() + ms(CONFIG_TCP_TIME_WAIT_MS));
 }
 
 void abort(Connection* c) {
