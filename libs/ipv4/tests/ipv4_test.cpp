@@ -60,6 +60,22 @@ KTEST(ipv4, checksum_and_text) {
     EXPECT_EQ(ipv4::checksum_finish(ipv4::checksum_add(words)), 0x220du);
     // Split sums add up (odd split points excepted: sums are per 16-bit word).
     EXPECT_EQ(ipv4::checksum_finish(ipv4::checksum_add({words + 4, 4}, ipv4::checksum_add({words, 4}))), 0x220du);
+    // checksum_add sums aligned 64-bit words: compare it with a plain
+    // 16-bit-pair sum at every alignment and length around a word, with
+    // odd tails and all-ones data (the carries).
+    alignas(8) static std::byte data[80];
+    for (unsigned fill = 0; fill < 2; ++fill) {
+        for (std::size_t i = 0; i < sizeof data; ++i) data[i] = fill ? std::byte{0xff} : std::byte(i * 37 + 11);
+        for (std::size_t offset = 0; offset < 8; ++offset)
+            for (std::size_t length = 0; length + offset <= sizeof data; length += 3) {
+                std::uint64_t plain = 0x1234;
+                for (std::size_t i = 0; i < length; ++i)
+                    plain += static_cast<std::uint32_t>(data[offset + i]) << (i % 2 ? 0 : 8);
+                while (plain >> 16) plain = (plain & 0xffff) + (plain >> 16);
+                EXPECT_EQ(ipv4::checksum_finish(ipv4::checksum_add({data + offset, length}, 0x1234)),
+                          ipv4::checksum_finish(static_cast<std::uint32_t>(plain)));
+            }
+    }
     char buffer[16];
     EXPECT_TRUE(ipv4::to_string(Address::from(10, 0, 2, 15), buffer) == "10.0.2.15");
     EXPECT_TRUE(ipv4::to_string(Address::broadcast(), buffer) == "255.255.255.255");

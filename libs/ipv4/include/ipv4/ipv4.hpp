@@ -146,7 +146,9 @@ using ProtocolHandler = void (*)(const Header& header, netdev::PacketRef packet,
 base::Result<void> register_protocol(Protocol protocol, ProtocolHandler handler, void* context);
 void unregister_protocol(Protocol protocol);
 
-// Internet checksum (RFC 1071), incremental: sum() folds nothing, finish() folds and complements.
+// Internet checksum (RFC 1071), incremental: checksum_add() returns the folded 16-bit one's-complement sum of
+// `bytes` (paired from their start; the same bytes give the same value at any alignment) plus `sum`,
+// checksum_finish() folds and complements.
 std::uint32_t checksum_add(std::span<const std::byte> bytes, std::uint32_t sum = 0);
 std::uint16_t checksum_finish(std::uint32_t sum);
 std::uint32_t pseudo_header_sum(Address source, Address destination, Protocol protocol, std::uint16_t length);
