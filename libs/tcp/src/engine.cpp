@@ -359,7 +359,8 @@ void output(Connection& c) {
     // Data waiting, nothing in flight to bring an ACK, and the window
     // (zero, or too small to use) keeps it back: probe (RFC 9293 3.8.6.1).
     if (can_send && !sent && flight(c) == 0 && c.send_len > static_cast<std::uint32_t>(c.snd_nxt - c.snd_data)) {
-        if (c.persist_at == time::kNever) set_deadline(c.persist_at, time::now() + us(c.rtt.rto()) * (1u << c.persist_shift));
+        if (c.persist_at == time::kNever)
+            set_deadline(c.persist_at, time::now() + us(c.rtt.rto()) * (1u << c.persist_shift));
     }
     if (!sent && c.ack_now) transmit(c, c.snd_nxt, flag::kAck, 0, 0);
 }
@@ -904,7 +905,8 @@ void input_segment(const Tuple& t, const Segment& s) {
         }
         wake(c);
     }
-    if (c.keepalive && c.state == State::Established) set_deadline(c.keepalive_at, time::now() + ms(CONFIG_TCP_KEEPALIVE_S * 1000ull));
+    if (c.keepalive && c.state == State::Established)
+        set_deadline(c.keepalive_at, time::now() + ms(CONFIG_TCP_KEEPALIVE_S * 1000ull));
     output(c);
 }
 
