@@ -109,12 +109,13 @@ def test_ubsan_report_mode_reports_once_and_continues(build, machine):
     assert "Kernel panic" not in text
 
 
+@pytest.mark.timeout(600)
 def test_ubsan_report_mode_in_kernel_tests(build, machine):
     """The ubsan ktest cases that need report mode (once per location, the
     interrupts-off path) run there instead of being skipped."""
     image = build("ktest", fragments=HARDENING, extra=REPORT_MODE)
     m = machine(image, icount=True).start()  # timed cases judge the kernel, not the host (test_ktest.py)
-    assert m.wait_exit(timeout=120) == 0
+    assert m.wait_exit(timeout=360) == 0  # every suite (the network ones too), hardened; a hang detector
     results = ktap.parse(m.serial_text())
     ubsan = {n: r for n, r in results.items() if r.suite == "ubsan"}
     assert ubsan, "no ubsan cases ran"
@@ -144,12 +145,13 @@ def test_helloworld_runs_clean_hardened(build, machine):
     assert_clean(m.serial_text())
 
 
+@pytest.mark.timeout(600)
 def test_ktest_passes_hardened(build, machine):
     """Every in-kernel test of every library, with all of the kernel under
     UBSan (panic mode) and stack canaries: no report, no failure."""
     image = build("ktest", fragments=HARDENING)
     m = machine(image, icount=True).start()  # timed cases judge the kernel, not the host (test_ktest.py)
-    assert m.wait_exit(timeout=120) == 0
+    assert m.wait_exit(timeout=360) == 0  # every suite (the network ones too), hardened; a hang detector
     text = m.serial_text()
     passed, failed, _ = ktap.summary(text)
     assert failed == 0 and passed > 0

@@ -46,7 +46,7 @@ void respond(TestPeer& peer, const Query& q, unsigned rcode, unsigned answers, c
     m[3] = std::byte(0x80 | rcode);
     m[6] = std::byte{0};
     m[7] = std::byte(answers);
-    std::memcpy(m + q.length, answer, n);
+    if (n) std::memcpy(m + q.length, answer, n); // answer may be null when n is 0
     peer.send_udp(53, q.port, m, q.length + n);
 }
 
