@@ -3,6 +3,7 @@
 // g_lock (sync::Mutex) guards the published lease, state and counters;
 // the thread holds it only to publish, never across udp calls or waits.
 // wait_bound() sleeps on g_bound_waiters, checked with an atomic.
+#include <base/endian.hpp>
 #include <atomic>
 #include <cstring>
 #include <dhcp/dhcp.hpp>
@@ -48,13 +49,6 @@ void set_state(State s) {
     g_state = s;
 }
 
-std::uint32_t be32(const std::byte* p) {
-    return std::uint32_t(std::to_integer<unsigned>(p[0])) << 24 | std::uint32_t(std::to_integer<unsigned>(p[1])) << 16 |
-           std::uint32_t(std::to_integer<unsigned>(p[2])) << 8 | std::to_integer<unsigned>(p[3]);
-}
-void put32(std::byte* p, std::uint32_t v) {
-    p[0] = std::byte(v >> 24); p[1] = std::byte(v >> 16); p[2] = std::byte(v >> 8); p[3] = std::byte(v);
-}
 time::Ticks ms(std::uint64_t n) { return time::from_ns(n * 1'000'000); }
 time::Ticks seconds(std::uint64_t n) { return time::from_ns(n * 1'000'000'000); }
 
@@ -71,7 +65,7 @@ std::optional<Reply> parse(std::span<const std::byte> m, std::uint32_t xid, cons
     ours = false;
     if (m.size() < kFixed + 4 || m[0] != std::byte{2} || m[1] != std::byte{1} || m[2] != std::byte{6}) return std::nullopt;
     if (std::memcmp(m.data() + kFixed, kCookie, 4) != 0) return std::nullopt;
-    ours = be32(m.data() + 4) == xid && std::memcmp(m.data() + 28, mac.bytes.data(), 6) == 0;
+    ours = base::load_be32(m.data() + 4) == xid && std::memcmp(m.data() + 28, mac.bytes.data(), 6) == 0;
     Reply r;
     r.yiaddr = ipv4::Address::load(m.data() + 16);
     // Options: each bounded by the message; pad and end; a length that runs
@@ -87,7 +81,7 @@ std::optional<Reply> parse(std::span<const std::byte> m, std::uint32_t xid, cons
         if (i + 2 + len > m.size()) return std::nullopt;
         const std::byte* v = m.data() + i + 2;
         auto addr = [&](ipv4::Address& out) { if (len >= 4) out = ipv4::Address::load(v); };
-        auto u32 = [&](std::uint32_t& out) { if (len == 4) out = be32(v); };
+        auto u32 = [&](std::uint32_t& out) { if (len == 4) out = base::load_be32(v); };
         switch (code) {
         case OptType: if (len == 1) r.type = std::to_integer<std::uint8_t>(v[0]); break;
         case OptSubnet: if (len == 4) { r.subnet = ipv4::Address::load(v); r.has_subnet = true; } break;
@@ -162,7 +156,7 @@ private:
         m[0] = std::byte{1};
         m[1] = std::byte{1};
         m[2] = std::byte{6};
-        put32(m + 4, m_xid);
+        base::store_be32(m + 4, m_xid);
         std::uint32_t secs = static_cast<std::uint32_t>(time::to_ns(time::now() - m_started) / 1'000'000'000);
         m[8] = std::byte(secs >> 8);
         m[9] = std::byte(secs);

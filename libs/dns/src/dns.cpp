@@ -2,6 +2,7 @@
 //
 // g_lock (sync::Mutex) guards the cache and counters; queries run with it
 // released, each on its own udp::Socket.
+#include <base/endian.hpp>
 #include <cstring>
 #include <dns/dns.hpp>
 #include <sync/mutex.hpp>
@@ -30,10 +31,6 @@ void count(std::uint64_t Stats::*field) {
     sync::MutexGuard guard(g_lock);
     ++(g_stats.*field);
 }
-
-std::uint16_t be16(const std::byte* p) { return static_cast<std::uint16_t>(std::to_integer<unsigned>(p[0]) << 8 | std::to_integer<unsigned>(p[1])); }
-std::uint32_t be32(const std::byte* p) { return std::uint32_t(be16(p)) << 16 | be16(p + 2); }
-void put16(std::byte* p, std::uint16_t v) { p[0] = std::byte(v >> 8); p[1] = std::byte(v); }
 
 char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 bool same_name(std::string_view a, std::string_view b) {
@@ -101,9 +98,9 @@ bool read_name(std::span<const std::byte> m, std::size_t offset, char (&out)[kMa
 
 std::size_t build_query(std::byte* q, std::uint16_t id, std::string_view name) {
     std::memset(q, 0, kHeader);
-    put16(q, id);
+    base::store_be16(q, id);
     q[2] = std::byte{0x01}; // RD
-    put16(q + 4, 1);        // QDCOUNT
+    base::store_be16(q + 4, 1);        // QDCOUNT
     std::size_t i = kHeader;
     std::size_t start = 0;
     while (start <= name.size()) {
@@ -115,8 +112,8 @@ std::size_t build_query(std::byte* q, std::uint16_t id, std::string_view name) {
         start = dot + 1;
     }
     q[i++] = std::byte{0};
-    put16(q + i, kTypeA);
-    put16(q + i + 2, kClassIn);
+    base::store_be16(q + i, kTypeA);
+    base::store_be16(q + i + 2, kClassIn);
     return i + 4;
 }
 
@@ -126,14 +123,14 @@ enum class Verdict { Ignore, Malformed, Answer, NxDomain, ServerError, Truncated
 Verdict check(std::span<const std::byte> m, std::uint16_t id, std::string_view name, ipv4::Address& address,
               std::uint32_t& ttl) {
     if (m.size() < kHeader) return Verdict::Malformed;
-    if (be16(m.data()) != id) return Verdict::Ignore;
-    unsigned flags = be16(m.data() + 2);
+    if (base::load_be16(m.data()) != id) return Verdict::Ignore;
+    unsigned flags = base::load_be16(m.data() + 2);
     if (!(flags & 0x8000) || ((flags >> 11) & 0xf) != 0) return Verdict::Ignore; // not a response / opcode
-    if (be16(m.data() + 4) != 1) return Verdict::Malformed;
+    if (base::load_be16(m.data() + 4) != 1) return Verdict::Malformed;
     char decoded[kMaxName + 1];
     std::size_t length = 0, next = 0;
     if (!read_name(m, kHeader, decoded, length, next) || next + 4 > m.size()) return Verdict::Malformed;
-    if (!same_name({decoded, length}, name) || be16(m.data() + next) != kTypeA || be16(m.data() + next + 2) != kClassIn)
+    if (!same_name({decoded, length}, name) || base::load_be16(m.data() + next) != kTypeA || base::load_be16(m.data() + next + 2) != kClassIn)
         return Verdict::Ignore; // an answer to some other question
     if (flags & 0x0200) return Verdict::Truncated;
     unsigned rcode = flags & 0xf;
@@ -145,15 +142,15 @@ Verdict check(std::span<const std::byte> m, std::uint16_t id, std::string_view n
     std::size_t target_length = name.size();
     std::memcpy(target, name.data(), name.size());
     std::size_t offset = next + 4;
-    unsigned answers = be16(m.data() + 6);
+    unsigned answers = base::load_be16(m.data() + 6);
     bool found = false;
     std::uint32_t min_ttl = ~0u;
     for (unsigned a = 0; a < answers; ++a) {
         std::size_t owner_length = 0;
         if (!read_name(m, offset, owner, owner_length, offset) || offset + 10 > m.size()) return Verdict::Malformed;
-        std::uint16_t type = be16(m.data() + offset), klass = be16(m.data() + offset + 2);
-        std::uint32_t record_ttl = be32(m.data() + offset + 4);
-        std::size_t rdlength = be16(m.data() + offset + 8);
+        std::uint16_t type = base::load_be16(m.data() + offset), klass = base::load_be16(m.data() + offset + 2);
+        std::uint32_t record_ttl = base::load_be32(m.data() + offset + 4);
+        std::size_t rdlength = base::load_be16(m.data() + offset + 8);
         std::size_t rdata = offset + 10;
         if (rdata + rdlength > m.size()) return Verdict::Malformed;
         offset = rdata + rdlength;

@@ -6,6 +6,7 @@
 // application threads (output through ipv4). Frames are built under it
 // but transmitted after it is released, so a driver never runs under it.
 // Lock order: netdev g_dispatch -> arp g_lock -> (pool lock).
+#include <base/endian.hpp>
 #include <cstring>
 #include <eth-arp/arp.hpp>
 #include <klog/klog.hpp>
@@ -50,10 +51,6 @@ Stats g_stats{};
 netdev::Work g_tick_work{[](void*) { tick(); }, nullptr};
 time::Callout g_tick_callout{[](void*) { netdev::schedule(g_tick_work); }, nullptr};
 
-std::uint16_t be16(const std::byte* p) { return static_cast<std::uint16_t>(std::to_integer<unsigned>(p[0]) << 8 | std::to_integer<unsigned>(p[1])); }
-void put16(std::byte* p, std::uint16_t v) { p[0] = std::byte(v >> 8); p[1] = std::byte(v); }
-std::uint32_t be32(const std::byte* p) { return std::uint32_t(be16(p)) << 16 | be16(p + 2); }
-void put32(std::byte* p, std::uint32_t v) { put16(p, std::uint16_t(v >> 16)); put16(p + 2, std::uint16_t(v)); }
 netdev::MacAddress mac_at(const std::byte* p) {
     netdev::MacAddress m;
     std::memcpy(m.bytes.data(), p, 6);
@@ -111,15 +108,15 @@ base::Result<netdev::PacketRef> build(std::uint16_t op, netdev::MacAddress sende
     auto p = TRY(netdev::allocate());
     std::byte* b = p->put(kArpLength);
     if (!b) return base::Error::NoMemory;
-    put16(b, 1);            // hardware: Ethernet
-    put16(b + 2, kIpv4Ethertype);
+    base::store_be16(b, 1);            // hardware: Ethernet
+    base::store_be16(b + 2, kIpv4Ethertype);
     b[4] = std::byte{6};
     b[5] = std::byte{4};
-    put16(b + 6, op);
+    base::store_be16(b + 6, op);
     std::memcpy(b + 8, sender_mac.bytes.data(), 6);
-    put32(b + 14, sender_ip);
+    base::store_be32(b + 14, sender_ip);
     std::memcpy(b + 18, target_mac.bytes.data(), 6);
-    put32(b + 24, target_ip);
+    base::store_be32(b + 24, target_ip);
     return p;
 }
 
@@ -145,12 +142,12 @@ void transmit_chain(netdev::Interface& iface, netdev::Packet* chain, netdev::Mac
 
 void handle(netdev::Interface& iface, netdev::PacketRef packet, void*) {
     const std::byte* b = packet->bytes();
-    bool ok = packet->length() >= kArpLength && be16(b) == 1 && be16(b + 2) == kIpv4Ethertype &&
+    bool ok = packet->length() >= kArpLength && base::load_be16(b) == 1 && base::load_be16(b + 2) == kIpv4Ethertype &&
               b[4] == std::byte{6} && b[5] == std::byte{4};
-    std::uint16_t op = ok ? be16(b + 6) : 0;
+    std::uint16_t op = ok ? base::load_be16(b + 6) : 0;
     netdev::MacAddress sender_mac = ok ? mac_at(b + 8) : netdev::MacAddress{};
-    std::uint32_t sender_ip = ok ? be32(b + 14) : 0;
-    std::uint32_t target_ip = ok ? be32(b + 24) : 0;
+    std::uint32_t sender_ip = ok ? base::load_be32(b + 14) : 0;
+    std::uint32_t target_ip = ok ? base::load_be32(b + 24) : 0;
     // A sender claiming a broadcast/multicast MAC (or a zero one) would poison the cache.
     if (ok && (op != kRequest && op != kReply)) ok = false;
     if (ok && (sender_mac.is_multicast() || sender_mac == netdev::MacAddress{})) ok = false;

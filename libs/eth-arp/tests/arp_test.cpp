@@ -1,3 +1,4 @@
+#include <base/endian.hpp>
 #include <cstring>
 #include <eth-arp/arp.hpp>
 #include <ipv4/test_peer.hpp>
@@ -9,8 +10,6 @@ using ipv4::Address;
 using ipv4::TestPeer;
 
 namespace {
-
-std::uint16_t be16(const std::byte* p) { return static_cast<std::uint16_t>(unsigned(p[0]) << 8 | unsigned(p[1])); }
 
 // An ARP frame from the peer.
 void arp_frame(TestPeer& peer, std::uint16_t op, Address sender, Address target, netdev::MacAddress destination,
@@ -45,13 +44,13 @@ KTEST(eth_arp, gratuitous_on_configure_and_reply_to_requests) {
     TestPeer::Frame f;
     ASSERT_TRUE(peer.next_of(f, 0x0806, TestPeer::in_ms(500)));
     EXPECT_TRUE(std::memcmp(f.bytes, netdev::MacAddress::broadcast().bytes.data(), 6) == 0);
-    EXPECT_EQ(be16(f.l3() + 6), 1u);
+    EXPECT_EQ(base::load_be16(f.l3() + 6), 1u);
     EXPECT_EQ(Address::load(f.l3() + 14).value, TestPeer::kStack.value); // sender = target = ours
     EXPECT_EQ(Address::load(f.l3() + 24).value, TestPeer::kStack.value);
     auto before = eth_arp::stats();
     arp_frame(peer, 1, TestPeer::kPeer, TestPeer::kStack, netdev::MacAddress::broadcast());
     ASSERT_TRUE(peer.next_of(f, 0x0806, TestPeer::in_ms(500)));
-    EXPECT_EQ(be16(f.l3() + 6), 2u);
+    EXPECT_EQ(base::load_be16(f.l3() + 6), 2u);
     EXPECT_TRUE(std::memcmp(f.l3() + 8, peer.stack().mac().bytes.data(), 6) == 0);
     EXPECT_EQ(Address::load(f.l3() + 14).value, TestPeer::kStack.value);
     EXPECT_TRUE(std::memcmp(f.l3() + 18, peer.peer_mac().bytes.data(), 6) == 0);

@@ -3,6 +3,7 @@
 // g_lock (sync::Mutex) guards the ping table, the bucket and the counters;
 // it is released before ipv4::send. A ping waits on its slot's wait queue:
 // the network thread fills the slot under g_lock and wakes after releasing.
+#include <base/endian.hpp>
 #include <cstring>
 #include <icmp/icmp.hpp>
 #include <sched/wait.hpp>
@@ -31,12 +32,9 @@ std::uint16_t g_sequence = 0;
 std::uint64_t g_tokens = std::uint64_t(CONFIG_ICMP_ERROR_BURST) * 1000;
 time::Ticks g_refilled = 0;
 
-std::uint16_t be16(const std::byte* p) { return static_cast<std::uint16_t>(std::to_integer<unsigned>(p[0]) << 8 | std::to_integer<unsigned>(p[1])); }
-void put16(std::byte* p, std::uint16_t v) { p[0] = std::byte(v >> 8); p[1] = std::byte(v); }
-
 void set_checksum(std::byte* message, std::size_t length) {
-    put16(message + 2, 0);
-    put16(message + 2, ipv4::checksum_finish(ipv4::checksum_add({message, length})));
+    base::store_be16(message + 2, 0);
+    base::store_be16(message + 2, ipv4::checksum_finish(ipv4::checksum_add({message, length})));
 }
 
 // Caller holds g_lock.
@@ -76,7 +74,7 @@ void handle(const ipv4::Header& header, netdev::PacketRef packet, void*) {
             ++g_stats.echo_replies_sent;
             break; // answered below, unlocked
         case EchoReply: {
-            std::uint16_t id = be16(m + 4), sequence = be16(m + 6);
+            std::uint16_t id = base::load_be16(m + 4), sequence = base::load_be16(m + 6);
             for (Ping& p : g_pings)
                 if (p.used && !p.done.load(std::memory_order_relaxed) && p.id == id && p.sequence == sequence &&
                     p.destination == header.source) {
@@ -135,8 +133,8 @@ base::Result<std::uint64_t> ping(ipv4::Address destination, std::size_t payload_
     std::byte* m = packet.value()->put(kHeader + payload_size);
     m[0] = std::byte{EchoRequest};
     m[1] = std::byte{0};
-    put16(m + 4, id);
-    put16(m + 6, sequence);
+    base::store_be16(m + 4, id);
+    base::store_be16(m + 6, sequence);
     for (std::size_t i = 0; i < payload_size; ++i) m[kHeader + i] = std::byte(i);
     set_checksum(m, kHeader + payload_size);
     slot->sent = time::now();
@@ -182,19 +180,19 @@ void send_error(std::uint8_t type, std::uint8_t code, const ipv4::Header& offend
     std::memset(m, 0, kHeader);
     m[0] = std::byte{type};
     m[1] = std::byte{code};
-    if (type == DestinationUnreachable && code == FragmentationNeeded) put16(m + 6, mtu);
+    if (type == DestinationUnreachable && code == FragmentationNeeded) base::store_be16(m + 6, mtu);
     std::byte* h = m + kHeader;
     h[0] = std::byte{0x45};
     h[1] = std::byte{offending.tos};
-    put16(h + 2, offending.total_length);
-    put16(h + 4, offending.id);
-    put16(h + 6, static_cast<std::uint16_t>((offending.more_fragments ? 0x2000 : 0) | offending.fragment_offset / 8));
+    base::store_be16(h + 2, offending.total_length);
+    base::store_be16(h + 4, offending.id);
+    base::store_be16(h + 6, static_cast<std::uint16_t>((offending.more_fragments ? 0x2000 : 0) | offending.fragment_offset / 8));
     h[8] = std::byte{offending.ttl};
     h[9] = std::byte{offending.protocol};
-    put16(h + 10, 0);
+    base::store_be16(h + 10, 0);
     offending.source.store(h + 12);
     offending.destination.store(h + 16);
-    put16(h + 10, ipv4::checksum_finish(ipv4::checksum_add({h, ipv4::kHeaderLength})));
+    base::store_be16(h + 10, ipv4::checksum_finish(ipv4::checksum_add({h, ipv4::kHeaderLength})));
     std::memcpy(h + ipv4::kHeaderLength, original->bytes(), quoted);
     set_checksum(m, kHeader + ipv4::kHeaderLength + quoted);
     (void)ipv4::send(std::move(packet.value()), offending.destination, offending.source, ipv4::Protocol::Icmp);

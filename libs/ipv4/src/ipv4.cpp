@@ -6,6 +6,7 @@
 // a protocol handler. Lock order: netdev g_dispatch -> ipv4 g_lock ->
 // (pool lock). The reassembly timeout runs from a periodic callout that
 // hands a work item to the network thread.
+#include <base/endian.hpp>
 #include <atomic>
 #include <cstring>
 #include <eth-arp/arp.hpp>
@@ -86,9 +87,6 @@ netdev::Work g_tick_work{[](void*) {
 }, nullptr};
 time::Callout g_tick_callout{[](void*) { netdev::schedule(g_tick_work); }, nullptr};
 
-std::uint16_t be16(const std::byte* p) { return static_cast<std::uint16_t>(std::to_integer<unsigned>(p[0]) << 8 | std::to_integer<unsigned>(p[1])); }
-void put16(std::byte* p, std::uint16_t v) { p[0] = std::byte(v >> 8); p[1] = std::byte(v); }
-
 // Caller holds g_lock.
 Config* config_of(const netdev::Interface* iface) {
     for (Config& c : g_config)
@@ -138,15 +136,15 @@ void write_header(std::byte* h, std::uint16_t total, std::uint16_t id, std::uint
                   Protocol protocol, Address source, Address destination) {
     h[0] = std::byte{0x45};
     h[1] = std::byte{o.tos};
-    put16(h + 2, total);
-    put16(h + 4, id);
-    put16(h + 6, flags_offset);
+    base::store_be16(h + 2, total);
+    base::store_be16(h + 4, id);
+    base::store_be16(h + 6, flags_offset);
     h[8] = std::byte{o.ttl};
     h[9] = std::byte{static_cast<std::uint8_t>(protocol)};
-    put16(h + 10, 0);
+    base::store_be16(h + 10, 0);
     source.store(h + 12);
     destination.store(h + 16);
-    put16(h + 10, checksum_finish(checksum_add({h, kHeaderLength})));
+    base::store_be16(h + 10, checksum_finish(checksum_add({h, kHeaderLength})));
 }
 
 base::Result<void> transmit(netdev::Interface& iface, Address next_hop, netdev::PacketRef packet) {
@@ -276,14 +274,14 @@ void input(netdev::Interface& iface, netdev::PacketRef packet, void*) {
         else if (ihl < kHeaderLength) error = &Stats::bad_header_length;
         else if (ihl > length) error = &Stats::truncated;
         else if (checksum_finish(checksum_add({h, ihl})) != 0) error = &Stats::bad_checksum;
-        else if (be16(h + 2) < ihl) error = &Stats::bad_total_length;
-        else if (be16(h + 2) > length) error = &Stats::truncated;
+        else if (base::load_be16(h + 2) < ihl) error = &Stats::bad_total_length;
+        else if (base::load_be16(h + 2) > length) error = &Stats::truncated;
         else if (h[8] == std::byte{0}) error = &Stats::ttl_expired;
         if (!error) {
-            std::uint16_t flags = be16(h + 6);
+            std::uint16_t flags = base::load_be16(h + 6);
             header = Header{Address::load(h + 12), Address::load(h + 16), std::to_integer<std::uint8_t>(h[9]),
-                            std::to_integer<std::uint8_t>(h[8]), std::to_integer<std::uint8_t>(h[1]), be16(h + 4),
-                            be16(h + 2), static_cast<std::uint16_t>(ihl), (flags & 0x2000) != 0,
+                            std::to_integer<std::uint8_t>(h[8]), std::to_integer<std::uint8_t>(h[1]), base::load_be16(h + 4),
+                            base::load_be16(h + 2), static_cast<std::uint16_t>(ihl), (flags & 0x2000) != 0,
                             static_cast<std::uint16_t>((flags & 0x1fff) * 8), &iface};
             if (header.source.is_broadcast() || header.source.is_multicast() || broadcast_locked(header.source, nullptr))
                 error = &Stats::bad_source;

@@ -1,5 +1,6 @@
 // TCP header and option parsing/building (RFC 9293 3.1, 3.2; RFC 7323;
 // RFC 2018). Every read is bounds-checked against the received length.
+#include <base/endian.hpp>
 #include <cstring>
 #include <tcp/segment.hpp>
 #include "checksum.hpp"
@@ -8,21 +9,6 @@ namespace tessera::tcp {
 
 namespace {
 using base::Error;
-
-std::uint16_t load16(const std::byte* p) {
-    return static_cast<std::uint16_t>(static_cast<unsigned>(p[0]) << 8 | static_cast<unsigned>(p[1]));
-}
-std::uint32_t load32(const std::byte* p) {
-    return static_cast<std::uint32_t>(load16(p)) << 16 | load16(p + 2);
-}
-void store16(std::byte* p, std::uint16_t v) {
-    p[0] = static_cast<std::byte>(v >> 8);
-    p[1] = static_cast<std::byte>(v);
-}
-void store32(std::byte* p, std::uint32_t v) {
-    store16(p, static_cast<std::uint16_t>(v >> 16));
-    store16(p + 2, static_cast<std::uint16_t>(v));
-}
 
 namespace kind {
 constexpr std::uint8_t kEnd = 0, kNop = 1, kMss = 2, kWindowScale = 3, kSackPermitted = 4, kSack = 5,
@@ -44,7 +30,7 @@ base::Result<Options> parse_options(std::span<const std::byte> area) {
         switch (k) {
         case kind::kMss:
             if (len != 4) return Error::Malformed;
-            o.mss = load16(v);
+            o.mss = base::load_be16(v);
             break;
         case kind::kWindowScale:
             if (len != 3) return Error::Malformed;
@@ -62,14 +48,14 @@ base::Result<Options> parse_options(std::span<const std::byte> area) {
             if (n > kMaxSackBlocks) return Error::Malformed;
             o.sack_count = static_cast<std::uint8_t>(n);
             for (std::size_t b = 0; b < n; ++b)
-                o.sack[b] = {Seq(load32(v + 8 * b)), Seq(load32(v + 8 * b + 4))};
+                o.sack[b] = {Seq(base::load_be32(v + 8 * b)), Seq(base::load_be32(v + 8 * b + 4))};
             break;
         }
         case kind::kTimestamps:
             if (len != 10) return Error::Malformed;
             o.has_timestamps = true;
-            o.ts_value = load32(v);
-            o.ts_echo = load32(v + 4);
+            o.ts_value = base::load_be32(v);
+            o.ts_echo = base::load_be32(v + 4);
             break;
         default: break; // unknown: skipped by its length
         }
@@ -82,16 +68,16 @@ base::Result<Segment> parse(std::span<const std::byte> bytes) {
     if (bytes.size() < kHeaderLength) return Error::Malformed;
     const std::byte* h = bytes.data();
     Segment s;
-    s.source_port = load16(h);
-    s.destination_port = load16(h + 2);
-    s.seq = Seq(load32(h + 4));
-    s.ack = Seq(load32(h + 8));
+    s.source_port = base::load_be16(h);
+    s.destination_port = base::load_be16(h + 2);
+    s.seq = Seq(base::load_be32(h + 4));
+    s.ack = Seq(base::load_be32(h + 8));
     std::size_t offset = (static_cast<unsigned>(h[12]) >> 4) * 4;
     if (offset < kHeaderLength || offset > bytes.size()) return Error::Malformed;
     s.header_length = offset;
     s.flags = static_cast<std::uint8_t>(h[13]) & 0x3f;
-    s.window = load16(h + 14);
-    s.urgent = load16(h + 18);
+    s.window = base::load_be16(h + 14);
+    s.urgent = base::load_be16(h + 18);
     auto options = parse_options(bytes.subspan(kHeaderLength, offset - kHeaderLength));
     if (!options.ok()) return options.error();
     s.options = options.value();
@@ -113,21 +99,21 @@ std::size_t build(const Segment& s, std::span<std::byte> out) {
     std::size_t length = kHeaderLength + options_length(s.options);
     VERIFY(length <= kMaxHeaderLength && out.size() >= length);
     std::byte* h = out.data();
-    store16(h, s.source_port);
-    store16(h + 2, s.destination_port);
-    store32(h + 4, s.seq.value());
-    store32(h + 8, s.ack.value());
+    base::store_be16(h, s.source_port);
+    base::store_be16(h + 2, s.destination_port);
+    base::store_be32(h + 4, s.seq.value());
+    base::store_be32(h + 8, s.ack.value());
     h[12] = static_cast<std::byte>((length / 4) << 4);
     h[13] = static_cast<std::byte>(s.flags);
-    store16(h + 14, s.window);
-    store16(h + 16, 0);
-    store16(h + 18, s.urgent);
+    base::store_be16(h + 14, s.window);
+    base::store_be16(h + 16, 0);
+    base::store_be16(h + 18, s.urgent);
     std::byte* p = h + kHeaderLength;
     auto put = [&](std::uint8_t b) { *p++ = static_cast<std::byte>(b); };
     const Options& o = s.options;
     if (o.mss) {
         put(kind::kMss); put(4);
-        store16(p, o.mss); p += 2;
+        base::store_be16(p, o.mss); p += 2;
     }
     if (o.has_window_scale) {
         put(kind::kNop); put(kind::kWindowScale); put(3); put(o.window_scale);
@@ -137,13 +123,13 @@ std::size_t build(const Segment& s, std::span<std::byte> out) {
     }
     if (o.has_timestamps) {
         put(kind::kNop); put(kind::kNop); put(kind::kTimestamps); put(10);
-        store32(p, o.ts_value); store32(p + 4, o.ts_echo); p += 8;
+        base::store_be32(p, o.ts_value); base::store_be32(p + 4, o.ts_echo); p += 8;
     }
     if (o.sack_count) {
         VERIFY(o.sack_count <= kMaxSackBlocks);
         put(kind::kNop); put(kind::kNop); put(kind::kSack); put(static_cast<std::uint8_t>(2 + 8 * o.sack_count));
         for (unsigned b = 0; b < o.sack_count; ++b) {
-            store32(p, o.sack[b].left.value()); store32(p + 4, o.sack[b].right.value()); p += 8;
+            base::store_be32(p, o.sack[b].left.value()); base::store_be32(p + 4, o.sack[b].right.value()); p += 8;
         }
     }
     VERIFY(static_cast<std::size_t>(p - h) == length);
@@ -157,8 +143,8 @@ std::uint16_t checksum(std::uint32_t source, std::uint32_t destination, std::spa
 
 void fill_checksum(std::uint32_t source, std::uint32_t destination, std::span<std::byte> bytes) {
     VERIFY(bytes.size() >= kHeaderLength);
-    store16(bytes.data() + 16, 0);
-    store16(bytes.data() + 16, checksum(source, destination, bytes));
+    base::store_be16(bytes.data() + 16, 0);
+    base::store_be16(bytes.data() + 16, checksum(source, destination, bytes));
 }
 
 } // namespace tessera::tcp

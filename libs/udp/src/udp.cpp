@@ -7,6 +7,7 @@
 // lost. Lock order: netdev
 // g_dispatch -> udp g_lock -> sched g_lock, (pool lock); never held across
 // ipv4::send.
+#include <base/endian.hpp>
 #include <cstring>
 #include <sync/mutex.hpp>
 #include <udp/udp.hpp>
@@ -19,8 +20,6 @@ Socket* g_sockets = nullptr;
 Stats g_stats{};
 std::uint16_t g_next_ephemeral = 0;
 
-std::uint16_t be16(const std::byte* p) { return static_cast<std::uint16_t>(std::to_integer<unsigned>(p[0]) << 8 | std::to_integer<unsigned>(p[1])); }
-void put16(std::byte* p, std::uint16_t v) { p[0] = std::byte(v >> 8); p[1] = std::byte(v); }
 } // namespace
 
 struct Internals {
@@ -62,15 +61,15 @@ void Internals::input(const ipv4::Header& header, netdev::PacketRef packet, void
         sync::MutexGuard guard(g_lock);
         ++g_stats.received;
         if (length < kHeader) { ++g_stats.truncated; return; }
-        std::uint16_t field = be16(u + 4);
+        std::uint16_t field = base::load_be16(u + 4);
         if (field < kHeader) { ++g_stats.bad_length; return; }
         if (field > length) { ++g_stats.truncated; return; }
-        if (be16(u + 6) != 0) { // zero: the sender computed none (RFC 768)
+        if (base::load_be16(u + 6) != 0) { // zero: the sender computed none (RFC 768)
             std::uint32_t sum = ipv4::pseudo_header_sum(header.source, header.destination, ipv4::Protocol::Udp, field);
             if (ipv4::checksum_finish(ipv4::checksum_add({u, field}, sum)) != 0) { ++g_stats.bad_checksum; return; }
         }
-        source_port = be16(u);
-        port = be16(u + 2);
+        source_port = base::load_be16(u);
+        port = base::load_be16(u + 2);
         bool broadcast = header.destination.is_broadcast() || header.destination.is_multicast();
         Socket* s = find(port, header.destination, broadcast);
         if (!s) {
@@ -152,14 +151,14 @@ base::Result<void> Socket::send_to(ipv4::Address destination, std::uint16_t port
     std::byte* u = packet->put(kHeader + data.size());
     if (!u) return base::Error::MessageTooLong;
     std::uint16_t length = static_cast<std::uint16_t>(kHeader + data.size());
-    put16(u, m_port);
-    put16(u + 2, port);
-    put16(u + 4, length);
-    put16(u + 6, 0);
+    base::store_be16(u, m_port);
+    base::store_be16(u + 2, port);
+    base::store_be16(u + 4, length);
+    base::store_be16(u + 6, 0);
     if (!data.empty()) std::memcpy(u + kHeader, data.data(), data.size());
     std::uint16_t sum = ipv4::checksum_finish(
         ipv4::checksum_add({u, length}, ipv4::pseudo_header_sum(source, destination, ipv4::Protocol::Udp, length)));
-    put16(u + 6, sum == 0 ? 0xffff : sum); // 0 means "none" on the wire
+    base::store_be16(u + 6, sum == 0 ? 0xffff : sum); // 0 means "none" on the wire
     ipv4::SendOptions options;
     options.dont_fragment = false;
     options.interface = m_interface;
