@@ -144,3 +144,94 @@ def test_rst_checks_rfc5961(guest):
     c.send(ACK | PSH, payload=b"anyone?")
     reset = c.expect(lambda s: s.flags & RST)
     assert reset.seq == c.rcv_nxt or reset.flags & ACK, reset
+
+
+def test_unacked_echo_is_retransmitted_with_rto_backoff(guest):
+    m, peer = guest
+    c = Conversation(peer, port())
+    c.connect({"mss": 1460})
+    # One ACKed echo first gives the guest an RTT sample, so the RTO starts
+    # near its 200 ms floor rather than at the 1 s of RFC 6298 2.1.
+    assert c.echo(b"warm") == b"warm"
+    c.send(ACK | PSH, payload=b"lost")
+    first = c.expect(lambda s: s.payload == b"lost")
+    # Never ACK it: the same segment comes again, each wait about twice the last.
+    times = [first.time]
+    while len(times) < 5:
+        s = c.expect(lambda s: s.payload, timeout=10)
+        assert s.seq == first.seq and s.payload == b"lost", s
+        times.append(s.time)
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    ratios = [b / a for a, b in zip(gaps, gaps[1:])]
+    assert all(1.5 <= r <= 2.7 for r in ratios), (gaps, ratios)
+    c.rcv_nxt = seq_add(first.seq, 4)
+    c.send(ACK)
+    assert c.quiet(0.3) == [] or all(not s.payload for s in c.received[-3:])
+    assert c.echo(b"recovered") == b"recovered"
+    c.close()
+    test_unacked_echo_is_retransmitted_with_rto_backoff.gaps = gaps
+
+
+def test_three_duplicate_acks_trigger_fast_retransmit(guest):
+    m, peer = guest
+    before = stats(peer)
+    c = Conversation(peer, port())
+    c.connect({"mss": 536})
+    payload = bytes(range(256)) * 12  # 3072 bytes: six guest segments of 536
+    for i in range(0, len(payload), 536):
+        c.send(ACK | PSH, payload=payload[i:i + 536])
+    # Take the echo without ACKing: at least three segments in flight.
+    segs = {}
+    deadline = time.monotonic() + 5
+    while len(segs) < 4 and time.monotonic() < deadline:
+        s = c.expect(lambda s: s.payload)
+        segs[s.seq] = s
+    start = min(segs, key=lambda q: seq_diff(q, c.rcv_nxt))
+    assert start == c.rcv_nxt and len(segs) >= 4, segs
+    first = segs[start]
+    lost = seq_add(start, len(first.payload))  # pretend the second segment was lost
+    c.rcv_nxt = lost
+    c.send(ACK)
+    sent_at = time.monotonic()
+    for _ in range(3):
+        c.send(ACK)  # duplicate ACKs (no data, same window)
+    again = c.expect(lambda s: s.payload and s.seq == lost, timeout=2)
+    # Well before the RTO (>= 200 ms after our new ACK) would have fired.
+    assert again.time - sent_at < 0.15, again.time - sent_at
+    # Then everything arrives (and is ACKed) in order.
+    c.data = bytearray(payload[:len(first.payload)])
+    c.data += again.payload
+    c.rcv_nxt = seq_add(lost, len(again.payload))
+    c.send(ACK)
+    rest = c.collect(len(payload) - len(c.data), timeout=5)
+    assert bytes(c.data) == payload
+    after = stats(peer)
+    assert after["tcp_fast_retransmits"] >= before["tcp_fast_retransmits"] + 1
+    c.close()
+
+
+def test_zero_window_probes_then_resume(guest):
+    m, peer = guest
+    c = Conversation(peer, port())
+    c.connect({"mss": 1460})
+    assert c.echo(b"warm") == b"warm"  # an RTT sample: the persist timer starts from a small RTO
+    payload = b"z" * 300
+    c.send(ACK | PSH, payload=payload, window=0)
+    # The guest ACKs our data and, with nothing allowed to send, probes:
+    # an ACK-eliciting segment below the window (seq - 1) or one byte.
+    acked = c.expect(lambda s: s.ack == c.snd_nxt)
+    assert not acked.payload and acked.window < 65535, acked
+    probes = []
+    while len(probes) < 3:
+        s = c.expect(timeout=6)
+        assert len(s.payload) <= 1, f"sent {len(s.payload)} bytes into a zero window: {s}"
+        assert s.seq in (seq_add(c.rcv_nxt, -1), c.rcv_nxt), s
+        probes.append(s)
+        c.send(ACK, window=0)  # still closed
+    times = [acked.time] + [p.time for p in probes]
+    intervals = [b - a for a, b in zip(times, times[1:])]
+    assert intervals[1] > intervals[0] * 1.5 and intervals[2] > intervals[1] * 1.5, intervals
+    # Open the window: the echo resumes from where it stopped.
+    c.send(ACK)
+    assert c.collect(len(payload)) == payload
+    c.close()
