@@ -57,9 +57,9 @@ def _report_serial(request, guest):
     request.node.tessera_machines = [guest[0]]
 
 
-def stats(peer):
+def stats(peer, src=PEER):
     """tcpecho's counters (port 11), read over a conversation of our own."""
-    c = Conversation(peer, port(), dport=11)
+    c = Conversation(peer, port(), dport=11, src=src)
     c.connect({"mss": 1460})
     text = b""
     while not text.endswith(b"\n"):
@@ -235,3 +235,133 @@ def test_zero_window_probes_then_resume(guest):
     c.send(ACK)
     assert c.collect(len(payload)) == payload
     c.close()
+
+
+def test_syn_flood_beyond_the_per_source_limit(guest):
+    m, peer = guest
+    before = stats(peer, src=PEER2)
+    limit = 8  # CONFIG_TCP_PER_SOURCE_HALF_OPEN in configs/tcpecho-raw.config
+    flood = [Conversation(peer, port()) for _ in range(3 * limit)]
+    for c in flood:
+        c.send(SYN, ack=0, options={"mss": 1460})
+    answered = set()
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        peer.pump(0.05)
+        for c in flood:
+            while (s := peer.next(c.key, 0)) is not None:
+                assert s.has(SYN | ACK), s
+                answered.add(c.sport)
+    assert len(answered) == limit, (len(answered), limit)
+    # A second source still gets through, and echoes, while the flood is half-open.
+    other = Conversation(peer, port(), src=PEER2)
+    other.connect({"mss": 1460, "sack_perm": True})
+    assert other.echo(b"second source") == b"second source"
+    other.close()
+    after = stats(peer, src=PEER2)
+    assert after["tcp_syn_per_source"] - before["tcp_syn_per_source"] == 3 * limit - limit
+    # Clean up: reset the half-open ones; the first source then connects again.
+    for c in flood:
+        if c.sport in answered:
+            c.send(RST, ack=0, advance=False)
+    time.sleep(0.2)
+    again = Conversation(peer, port())
+    again.connect({"mss": 1460})
+    assert again.echo(b"first source again") == b"first source again"
+    again.close()
+
+
+def test_malformed_frames_are_dropped_and_counted_while_a_connection_echoes(guest):
+    m, peer = guest
+    guest_ip = peer.guest_ip
+    before = stats(peer)
+    healthy = Conversation(peer, port(), src=PEER2)
+    healthy.connect({"mss": 1460, "sack_perm": True, "ts": (healthy.tsval(), 0)})
+
+    def syn(sport, **kwargs):
+        return tcp_segment(PEER, guest_ip, sport, 7, 1, 0, SYN, **kwargs)
+
+    data_seg = lambda **kw: tcp_segment(PEER, guest_ip, port(), 7, 1, 0, SYN, options={"mss": 1460}, **kw)
+    silent_ports = []   # SYNs that must get no answer at all
+
+    def silent_syn(**ip_kwargs):
+        sp = port()
+        silent_ports.append(sp)
+        peer.send_ip(ipv4_packet(PEER, guest_ip, syn(sp, options={"mss": 1460}), **ip_kwargs))
+
+    cases = [
+        ("bad IPv4 checksum", lambda: silent_syn(bad_checksum=True)),
+        ("total length beyond the frame", lambda: silent_syn(total_length=400)),
+        ("IHL below 5", lambda: silent_syn(ihl=4)),
+        ("IHL beyond total length", lambda: silent_syn(ihl=15, total_length=44)),
+        ("version 6 in an IPv4 frame", lambda: silent_syn(version=6)),
+        ("bad TCP checksum", lambda: peer.send_ip(ipv4_packet(
+            PEER, guest_ip, syn(port(), options={"mss": 1460}, bad_checksum=True)))),
+        ("truncated TCP header", lambda: peer.send_ip(ipv4_packet(PEER, guest_ip, syn(port())[:10]))),
+        ("data offset past the segment", lambda: peer.send_ip(ipv4_packet(PEER, guest_ip, syn(port(), data_offset=15)))),
+        ("data offset below 5", lambda: peer.send_ip(ipv4_packet(PEER, guest_ip, syn(port(), data_offset=3)))),
+        ("option length 0", lambda: peer.send_ip(ipv4_packet(PEER, guest_ip, syn(port(), options=b"\x02\x00\x05\xb4")))),
+        ("option length 1", lambda: peer.send_ip(ipv4_packet(PEER, guest_ip, syn(port(), options=b"\x08\x01\x00\x00")))),
+        ("option past the header", lambda: peer.send_ip(ipv4_packet(PEER, guest_ip, syn(port(), options=b"\x08\x28\x00\x00")))),
+        ("SACK block option with a ragged length", lambda: peer.send_ip(ipv4_packet(
+            PEER, guest_ip, syn(port(), options=b"\x01\x01\x05\x07" + bytes(8))))),
+    ]
+    # Bad segments on the healthy connection itself: bad checksum, and a
+    # segment whose option runs past its header; neither may be echoed.
+    cases.append(("bad checksum on the live connection", lambda: healthy.send(
+        ACK | PSH, payload=b"corrupt", advance=False, bad_checksum=True)))
+    # Fragments: an overlapping pair, and a first fragment that never completes.
+    # Each datagram has its own identification (CONFIG_IPV4_REASSEMBLY_SLOTS
+    # is 4: later incomplete ones may find no room, which is counted too).
+    whole = syn(port(), options={"mss": 1460}) + bytes(24)
+    idents = itertools.count(0x4200)
+
+    def overlapping():
+        i = next(idents)
+        peer.send_ip(ipv4_packet(PEER, guest_ip, whole[:24], ident=i, dont_fragment=False, more_fragments=True))
+        peer.send_ip(ipv4_packet(PEER, guest_ip, whole[16:], ident=i, dont_fragment=False, fragment_offset=16))
+
+    cases.append(("overlapping fragments", overlapping))
+    cases.append(("a fragment that never completes", lambda: peer.send_ip(ipv4_packet(
+        PEER, guest_ip, whole[:16], ident=next(idents), dont_fragment=False, more_fragments=True))))
+    cases.append(("a lone tail fragment", lambda: peer.send_ip(ipv4_packet(
+        PEER, guest_ip, whole[16:], ident=next(idents), dont_fragment=False, fragment_offset=16))))
+
+    for round_ in range(3):
+        for name, send_bad in cases:
+            send_bad()
+            chunk = f"{round_}:{name}".encode()
+            assert healthy.echo(chunk) == chunk, name
+    # The ports the bad SYNs used were never answered; any answer to the
+    # absurd-options SYNs (accepted with the option ignored) is reset.
+    for key in list(peer.queues):
+        if key[0] == PEER and key[1] in silent_ports:
+            assert not peer.queues[key], (key, list(peer.queues[key]))
+    time.sleep(2.5)  # CONFIG_IPV4_REASSEMBLY_TIMEOUT_MS: incomplete fragments are freed
+    for key, q in list(peer.queues.items()):
+        for s in list(q):
+            if s.has(SYN | ACK):
+                peer.send_tcp(PEER, key[1], 7, s.ack, 0, RST)
+        q.clear()
+    healthy.close()
+    after = stats(peer)
+    d = {k: after[k] - before[k] for k in after}
+    # Three rounds of each kind, counted under the header check that
+    # catches it (an IHL beyond the total length counts as truncated).
+    assert d["ip_bad_checksum"] == 3 and d["ip_bad_header_length"] == 3 and d["ip_bad_version"] == 3
+    assert d["ip_truncated"] + d["ip_bad_total_length"] == 6
+    # Bad checksums (the SYN, the live connection's segment), then the
+    # truncated header (its checksum, over 10 bytes, fails first) and both
+    # data offset lies; absurd options are dropped or ignored.
+    assert d["tcp_bad_checksum"] >= 6
+    assert d["tcp_bad_checksum"] + d["tcp_malformed"] >= 15
+    # 12 fragments, none reassembled. The 4 reassembly slots fill up with
+    # the incomplete datagrams, so later rounds' fragments find no room
+    # (counted) instead of reaching the overlap check; held slots time out.
+    assert d["ip_fragments"] == 12 and d["ip_reassembled"] == 0
+    assert d["ip_reassembly_overlaps"] >= 1 and d["ip_reassembly_no_room"] >= 1
+    assert 1 <= d["ip_reassembly_timeouts"] <= 4
+    # No leak: the pool is back where it started (both snapshots are taken
+    # from inside an identical stats conversation).
+    assert after["pool_free"] == m.stats_at_start["pool_free"], (after, m.stats_at_start)
+    assert after["pool_failures"] == 0
