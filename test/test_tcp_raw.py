@@ -143,7 +143,7 @@ def test_rst_checks_rfc5961(guest):
     assert c.quiet(0.3) == []
     c.send(ACK | PSH, payload=b"anyone?")
     reset = c.expect(lambda s: s.flags & RST)
-    assert reset.seq == c.rcv_nxt or reset.flags & ACK, reset
+    assert reset.seq == c.rcv_nxt, reset  # RFC 9293 3.10.7.1: a reset's seq is the segment's ACK
 
 
 def test_unacked_echo_is_retransmitted_with_rto_backoff(guest):
@@ -166,10 +166,9 @@ def test_unacked_echo_is_retransmitted_with_rto_backoff(guest):
     assert all(1.5 <= r <= 2.7 for r in ratios), (gaps, ratios)
     c.rcv_nxt = seq_add(first.seq, 4)
     c.send(ACK)
-    assert c.quiet(0.3) == [] or all(not s.payload for s in c.received[-3:])
+    assert [s for s in c.quiet(0.5) if s.payload] == []  # acknowledged: no more retransmissions
     assert c.echo(b"recovered") == b"recovered"
     c.close()
-    test_unacked_echo_is_retransmitted_with_rto_backoff.gaps = gaps
 
 
 def test_three_duplicate_acks_trigger_fast_retransmit(guest):
@@ -203,7 +202,7 @@ def test_three_duplicate_acks_trigger_fast_retransmit(guest):
     c.data += again.payload
     c.rcv_nxt = seq_add(lost, len(again.payload))
     c.send(ACK)
-    rest = c.collect(len(payload) - len(c.data), timeout=5)
+    c.collect(len(payload) - len(c.data), timeout=5)
     assert bytes(c.data) == payload
     after = stats(peer)
     assert after["tcp_fast_retransmits"] >= before["tcp_fast_retransmits"] + 1
@@ -281,7 +280,6 @@ def test_malformed_frames_are_dropped_and_counted_while_a_connection_echoes(gues
     def syn(sport, **kwargs):
         return tcp_segment(PEER, guest_ip, sport, 7, 1, 0, SYN, **kwargs)
 
-    data_seg = lambda **kw: tcp_segment(PEER, guest_ip, port(), 7, 1, 0, SYN, options={"mss": 1460}, **kw)
     silent_ports = []   # SYNs that must get no answer at all
 
     def silent_syn(**ip_kwargs):

@@ -18,7 +18,7 @@ import struct
 import time
 from dataclasses import dataclass, field
 
-from harness.rawnet import BROADCAST, mac_bytes, parse
+from harness.rawnet import mac_bytes, parse
 
 ETH_IPV4, ETH_ARP = 0x0800, 0x0806
 PROTO_TCP = 6
