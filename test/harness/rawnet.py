@@ -79,7 +79,13 @@ class RawPeer:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.01)
-            except BlockingIOError:
+            except (BlockingIOError, TimeoutError):
+                # QEMU's receive queue is full (a unix datagram socket
+                # queues only net.unix.max_dgram_qlen frames, 10 by
+                # default); recv() may have left a short timeout on the
+                # socket, which then applies to sendto as well. Retry.
+                if time.monotonic() > deadline:
+                    raise
                 time.sleep(0.001)
         self.sent += 1
 

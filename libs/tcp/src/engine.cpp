@@ -288,6 +288,17 @@ void output(Connection& c) {
     if (c.state == State::SynSent || c.state == State::SynReceived) {
         if (c.snd_nxt == c.iss) { // SYN (again, after a timeout)
             transmit(c, c.iss, c.state == State::SynSent ? flag::kSyn : flag::kSyn | flag::kAck, 0, 0);
+            // Time the first SYN-ACK (process_ack samples when its ACK
+            // arrives): without timestamps it is a passive open's only RTT
+            // sample before data, and without it the first RTO would be the
+            // initial 1 s. Only the first transmission (snd_max still at
+            // iss); a retransmitted one clears the timing (Karn). An active
+            // open times its SYN in SYN-SENT.
+            if (c.state == State::SynReceived && c.snd_max == c.iss && !c.timestamps) {
+                c.rtt_timing = true;
+                c.rtt_seq = c.iss;
+                c.rtt_start = time::now();
+            }
             c.snd_nxt = c.iss + 1;
             c.snd_max = seq_max(c.snd_max, c.snd_nxt);
             start_rexmt(c);
@@ -797,6 +808,7 @@ void input_segment(const Tuple& t, const Segment& s) {
     if (c.state == State::SynReceived && s.has(flag::kSyn) && !s.has(flag::kAck) && s.seq == c.irs) {
         // The peer retransmitted its SYN: our SYN-ACK was lost.
         c.snd_nxt = c.iss;
+        c.rtt_timing = false; // Karn: the ACK may answer either SYN-ACK
         output(c);
         return;
     }
