@@ -4,7 +4,7 @@
 namespace {
 // Compare against a byte-by-byte reference over every small alignment and
 // length combination, where word-at-a-time fast paths go wrong.
-unsigned char g_src[96], g_dst[96], g_ref[96];
+alignas(8) unsigned char g_src[160], g_dst[160], g_ref[160];
 
 void fill(unsigned char* p, std::size_t n, unsigned seed) {
     for (std::size_t i = 0; i < n; ++i) p[i] = static_cast<unsigned char>(seed * 31 + i * 7);
@@ -19,9 +19,11 @@ int& function_static() {
 } // namespace
 
 KTEST(base_runtime, memcpy_memmove_memset_all_alignments) {
+    // Lengths past 32 + 7 reach the unrolled aligned loop and the merge
+    // loop's last word at every source alignment.
     for (std::size_t so = 0; so < 8; ++so)
         for (std::size_t dof = 0; dof < 8; ++dof)
-            for (std::size_t n = 0; n < 40; ++n) {
+            for (std::size_t n = 0; n < 140; ++n) {
                 fill(g_src, sizeof(g_src), unsigned(so + n));
                 fill(g_dst, sizeof(g_dst), 99);
                 fill(g_ref, sizeof(g_ref), 99);
