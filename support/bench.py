@@ -245,6 +245,29 @@ def free_port():
         return s.getsockname()[1]
 
 
+def qemu_thread_cpu(pid):
+    """Host CPU seconds QEMU's threads have used so far: "slirp" is the
+    main loop thread, where SLIRP and the virtio-net device model run;
+    "vcpu" is the TCG thread that runs the guest (it sleeps while the
+    guest waits in wfi)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    cpu = {"slirp": 0.0, "vcpu": 0.0}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                stat = f.read()
+        except FileNotFoundError:
+            continue  # a worker thread that just ended
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        seconds = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        if int(tid) == pid:
+            cpu["slirp"] += seconds
+        elif "TCG" in comm:
+            cpu["vcpu"] += seconds
+    return cpu
+
+
 def tcpbench(qemu, icount):
     """apps/tcpecho through SLIRP hostfwd. Wall clock (icount=False):
     MB/s each way over 64 MiB and connections per second. Under -icount
@@ -260,7 +283,8 @@ def tcpbench(qemu, icount):
     import socket
     ports = {p: free_port() for p in (7, 8, 9, 19)}
     net = "user,id=n0," + ",".join(f"hostfwd=tcp:127.0.0.1:{ports[p]}-:{p}" for p in ports)
-    extra = ["-netdev", net, "-device", "virtio-net-device,netdev=n0", "-global", "virtio-mmio.force-legacy=false"]
+    extra = ["-netdev", net, "-device", "virtio-net-device,netdev=n0", "-global", "virtio-mmio.force-legacy=false",
+             "-name", "tcpecho,debug-threads=on"]  # names the vCPU thread for qemu_thread_cpu()
     if icount:
         extra += ["-icount", "shift=0"]
     proc = subprocess.Popen(qemu_cmd(qemu, extra=extra), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -281,10 +305,13 @@ def tcpbench(qemu, icount):
                         break
                     data += chunk
                 all_, busy, idle_ns, now_ns = (int(x) for x in data.split())
-                return {"all": all_, "busy": busy, "idle": idle_ns, "now": now_ns}
+                return {"all": all_, "busy": busy, "idle": idle_ns, "now": now_ns, "wall": time.perf_counter(),
+                        **qemu_thread_cpu(proc.pid)}
 
         def account(name, i0, i1, units):
             figures[f"{name}_idle_share"] = (i1["idle"] - i0["idle"]) / (i1["now"] - i0["now"])
+            for thread in ("slirp", "vcpu"):
+                figures[f"{name}_{thread}_cpu_share"] = (i1[thread] - i0[thread]) / (i1["wall"] - i0["wall"])
             figures[f"{name}_instructions"] = (i1["busy"] - i0["busy"]) / units
             figures[f"{name}_instructions_with_idle"] = (i1["all"] - i0["all"]) / units
 

@@ -129,11 +129,12 @@ void stats(tcp::Connection* c, std::span<std::byte> buffer) {
                     "tcp_resets_sent={} tcp_resets_received={} tcp_challenge_acks={} tcp_out_of_window={} "
                     "tcp_syn_queue_full={} tcp_syn_per_source={} tcp_table_full={} tcp_retransmits={} "
                     "tcp_timeouts={} tcp_fast_retransmits={} tcp_established={} tcp_in_use={} tcp_time_wait={} "
-                    "tcp_ooo_dropped={} ",
+                    "tcp_ooo_dropped={} tcp_predicted={} ",
                     t.segments_received, t.segments_sent, t.bad_checksum, t.malformed, t.no_connection,
                     t.resets_sent, t.resets_received, t.challenge_acks, t.out_of_window, t.syn_queue_full,
                     t.syn_per_source, t.table_full, t.retransmits, t.timeouts, t.fast_retransmits,
-                    t.established_now, t.connections_in_use, t.time_wait_now, t.ooo_dropped);
+                    t.established_now, t.connections_in_use, t.time_wait_now, t.ooo_dropped,
+                    t.predicted);
     base::format_to(sink, "pool_free={} pool_total={} pool_failures={} rx_drops={} rx_errors={}\n", pool.free,
                     pool.total, pool.failures, eth.rx_drops, eth.rx_errors);
     (void)send_all(c, std::as_bytes(std::span<const char>(sink.view().data(), sink.view().size())));

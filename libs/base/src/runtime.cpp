@@ -4,6 +4,7 @@
 #include <atomic>
 #include <new>
 #include <base/verify.hpp>
+#include <base/word_copy.hpp>
 #include <cstddef>
 #include <cstdint>
 
@@ -11,48 +12,13 @@
 #define RUNTIME_FN extern "C" __attribute__((optimize("no-tree-loop-distribute-patterns")))
 
 namespace {
-// Word accesses to byte buffers: may_alias keeps them legal under strict
-// aliasing whatever the buffers hold.
-using Word [[gnu::may_alias]] = std::uint64_t;
-constexpr std::uintptr_t kWordMask = sizeof(Word) - 1;
+using tessera::base::kWordMask;
+using tessera::base::Word;
 } // namespace
 
 RUNTIME_FN void* memcpy(void* __restrict dst, const void* __restrict src, std::size_t n) {
-    auto* d = static_cast<unsigned char*>(dst);
-    auto* s = static_cast<const unsigned char*>(src);
-    if (n >= 16) {
-        // Packet payloads sit at odd offsets (Ethernet + IP + TCP headers),
-        // so a byte loop would be the common case: it cost about 5
-        // instructions a byte and dominated TCP's per-byte figure. Align
-        // the destination, then copy words; a source at another alignment
-        // is merged from the two aligned words that hold each destination
-        // word. Every load is an aligned word that holds at least one source
-        // byte, so none can reach into a page the source does not touch.
-        for (; reinterpret_cast<std::uintptr_t>(d) & kWordMask; --n) *d++ = *s++;
-        auto* dw = reinterpret_cast<Word*>(d);
-        const std::uintptr_t offset = reinterpret_cast<std::uintptr_t>(s) & kWordMask;
-        if (offset == 0) {
-            auto* sw = reinterpret_cast<const Word*>(s);
-            for (; n >= 32; n -= 32, dw += 4, sw += 4) {
-                Word a = sw[0], b = sw[1], c = sw[2], e = sw[3];
-                dw[0] = a, dw[1] = b, dw[2] = c, dw[3] = e;
-            }
-            for (; n >= 8; n -= 8) *dw++ = *sw++;
-            s = reinterpret_cast<const unsigned char*>(sw);
-        } else {
-            const unsigned right = static_cast<unsigned>(offset) * 8, left = 64 - right;
-            auto* sw = reinterpret_cast<const Word*>(s - offset);
-            Word low = *sw++;
-            for (; n >= 8; n -= 8) {
-                Word high = *sw++;
-                *dw++ = low >> right | high << left; // little-endian: earlier bytes are the low ones
-                low = high;
-            }
-            s = reinterpret_cast<const unsigned char*>(sw) - sizeof(Word) + offset;
-        }
-        d = reinterpret_cast<unsigned char*>(dw);
-    }
-    while (n--) *d++ = *s++;
+    tessera::base::copy_words(static_cast<unsigned char*>(dst), static_cast<const unsigned char*>(src), n,
+                              [](unsigned char) {}, [](Word) {});
     return dst;
 }
 

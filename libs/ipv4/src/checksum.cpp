@@ -1,42 +1,80 @@
 // The Internet checksum (RFC 1071) and the IPv4 address text form.
 #include <arch/csr.hpp>
 #include <atomic>
+#include <algorithm>
+#include <base/word_copy.hpp>
 #include <ipv4/ipv4.hpp>
 
 namespace tessera::ipv4 {
 
-std::uint32_t checksum_add(std::span<const std::byte> bytes, std::uint32_t sum) {
-    // RFC 1071: the one's-complement sum is byte-order independent, so the
-    // aligned middle is summed as native (little-endian) 64-bit words with
-    // the carries counted, and its folded 16-bit sum byte-swapped into
-    // network pairing; unaligned head and tail bytes are added by their
-    // position from the start of `bytes` (even: high byte of a pair).
-    // About 0.6 instructions per byte instead of 2.5 for 16-bit loads.
-    const std::byte* p = bytes.data();
-    std::size_t n = bytes.size();
-    std::uint64_t acc = sum;
-    bool odd = false; // p is at an odd offset from the start
-    for (; n && (reinterpret_cast<std::uintptr_t>(p) & 7); --n, ++p, odd = !odd)
-        acc += static_cast<std::uint32_t>(*p) << (odd ? 0 : 8);
-    if (n >= 8) {
-        std::uint64_t words = 0, carries = 0;
-        for (; n >= 8; n -= 8, p += 8) {
-            std::uint64_t w = *reinterpret_cast<const std::uint64_t*>(p);
-            words += w;
-            carries += words < w; // 2^64 is 1 in one's-complement arithmetic mod 2^16 - 1
-        }
+namespace {
+
+// RFC 1071: the one's-complement sum is byte-order independent, so
+// aligned words are summed as native (little-endian) 64-bit values with
+// the carries counted, and their folded 16-bit sum byte-swapped into
+// network pairing; single bytes are added by their position from the
+// start of the span (even: the high byte of a pair).
+struct Summer {
+    std::uint64_t bytes = 0;               // single bytes, in network pairing
+    std::uint64_t words = 0, carries = 0;  // aligned words, native
+    bool odd = false;                      // the next byte is at an odd offset
+    bool words_odd = false;                // the words started at an odd offset
+
+    void byte(unsigned char b) {
+        bytes += static_cast<std::uint32_t>(b) << (odd ? 0 : 8);
+        odd = !odd;
+    }
+    void word(std::uint64_t w) {
+        words_odd = odd; // loop-invariant: a word does not change the parity
+        words += w;
+        carries += words < w; // 2^64 is 1 in one's-complement arithmetic mod 2^16 - 1
+    }
+    std::uint32_t finish() const {
         std::uint64_t folded = (words & 0xffffffffu) + (words >> 32) + carries;
         while (folded >> 16) folded = (folded & 0xffff) + (folded >> 16);
         // Little-endian pairs of bytes from an even offset are the network
         // pairs swapped; from an odd offset they are the network pairing.
-        acc += odd ? folded : ((folded & 0xff) << 8 | folded >> 8);
+        std::uint64_t acc = bytes + (words_odd ? folded : ((folded & 0xff) << 8 | folded >> 8));
+        // Fully folded: the same bytes give the same value at any alignment
+        // (and it stays below 2^31, so callers may add more spans).
+        while (acc >> 16) acc = (acc & 0xffff) + (acc >> 16);
+        return static_cast<std::uint32_t>(acc);
     }
-    for (; n; --n, ++p, odd = !odd) acc += static_cast<std::uint32_t>(*p) << (odd ? 0 : 8);
-    while (acc >> 32) acc = (acc & 0xffffffffu) + (acc >> 32);
-    // Fully folded: the same bytes give the same value at any alignment
-    // (and it stays below 2^31, so callers may add more spans).
-    while (acc >> 16) acc = (acc & 0xffff) + (acc >> 16);
-    return static_cast<std::uint32_t>(acc);
+};
+
+} // namespace
+
+std::uint32_t checksum_add(std::span<const std::byte> bytes, std::uint32_t sum) {
+    // About 0.6 instructions per byte instead of 2.5 for 16-bit loads.
+    const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+    std::size_t n = bytes.size();
+    Summer s;
+    s.bytes = sum;
+    for (; n && (reinterpret_cast<std::uintptr_t>(p) & base::kWordMask); --n) s.byte(*p++);
+    auto* w = reinterpret_cast<const base::Word*>(p);
+    for (; n >= 32; n -= 32, w += 4) {
+        // Four independent loads before the adds that chain on the carry.
+        base::Word a = w[0], b = w[1], c = w[2], d = w[3];
+        s.word(a), s.word(b), s.word(c), s.word(d);
+    }
+    for (; n >= 8; n -= 8) s.word(*w++);
+    for (p = reinterpret_cast<const unsigned char*>(w); n; --n) s.byte(*p++);
+    return s.finish();
+}
+
+std::uint32_t checksum_copy(std::span<std::byte> destination, std::span<const std::byte> source, std::uint32_t sum) {
+    Summer s;
+    s.bytes = sum;
+    base::copy_words(reinterpret_cast<unsigned char*>(destination.data()),
+                     reinterpret_cast<const unsigned char*>(source.data()),
+                     std::min(destination.size(), source.size()), [&](unsigned char b) { s.byte(b); },
+                     [&](base::Word w) { s.word(w); });
+    return s.finish();
+}
+
+std::uint32_t checksum_at_offset(std::uint32_t sum, std::size_t offset) {
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    return offset & 1 ? ((sum & 0xff) << 8 | sum >> 8) : sum;
 }
 
 std::uint16_t checksum_finish(std::uint32_t sum) {

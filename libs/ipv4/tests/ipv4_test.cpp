@@ -51,6 +51,14 @@ struct Fixture {
     ipv4::Stats before = ipv4::stats();
 };
 
+// The RFC 1071 sum the slow, obvious way: 16-bit pairs from the start.
+std::uint32_t plain_sum(std::span<const std::byte> bytes, std::uint64_t sum) {
+    for (std::size_t i = 0; i < bytes.size(); ++i)
+        sum += static_cast<std::uint32_t>(bytes[i]) << (i % 2 ? 0 : 8);
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    return static_cast<std::uint32_t>(sum);
+}
+
 } // namespace
 
 KTEST(ipv4, checksum_and_text) {
@@ -60,21 +68,16 @@ KTEST(ipv4, checksum_and_text) {
     EXPECT_EQ(ipv4::checksum_finish(ipv4::checksum_add(words)), 0x220du);
     // Split sums add up (odd split points excepted: sums are per 16-bit word).
     EXPECT_EQ(ipv4::checksum_finish(ipv4::checksum_add({words + 4, 4}, ipv4::checksum_add({words, 4}))), 0x220du);
-    // checksum_add sums aligned 64-bit words: compare it with a plain
-    // 16-bit-pair sum at every alignment and length around a word, with
-    // odd tails and all-ones data (the carries).
-    alignas(8) static std::byte data[80];
+    // checksum_add sums aligned 64-bit words, four at a time: compare it
+    // with a plain 16-bit-pair sum at every alignment and at lengths past
+    // the unrolled loop, with odd tails and all-ones data (the carries).
+    alignas(8) static std::byte data[160];
     for (unsigned fill = 0; fill < 2; ++fill) {
         for (std::size_t i = 0; i < sizeof data; ++i) data[i] = fill ? std::byte{0xff} : std::byte(i * 37 + 11);
         for (std::size_t offset = 0; offset < 8; ++offset)
-            for (std::size_t length = 0; length + offset <= sizeof data; length += 3) {
-                std::uint64_t plain = 0x1234;
-                for (std::size_t i = 0; i < length; ++i)
-                    plain += static_cast<std::uint32_t>(data[offset + i]) << (i % 2 ? 0 : 8);
-                while (plain >> 16) plain = (plain & 0xffff) + (plain >> 16);
+            for (std::size_t length = 0; length + offset <= sizeof data; length += 3)
                 EXPECT_EQ(ipv4::checksum_finish(ipv4::checksum_add({data + offset, length}, 0x1234)),
-                          ipv4::checksum_finish(static_cast<std::uint32_t>(plain)));
-            }
+                          ipv4::checksum_finish(plain_sum({data + offset, length}, 0x1234)));
     }
     char buffer[16];
     EXPECT_TRUE(ipv4::to_string(Address::from(10, 0, 2, 15), buffer) == "10.0.2.15");
@@ -90,6 +93,32 @@ KTEST(ipv4, checksum_and_text) {
     Address::from(1, 2, 3, 4).store(be);
     EXPECT_EQ(unsigned(be[0]), 1u);
     EXPECT_EQ(Address::load(be).value, 0x01020304u);
+}
+
+KTEST(ipv4, checksum_copy_all_alignments) {
+    // checksum_copy must copy exactly what memcpy would and sum what
+    // checksum_add would, at every source and destination alignment (the
+    // destination-aligned word loop, the merge of two source words, the
+    // head and tail bytes at either parity).
+    alignas(8) static std::byte source[168], target[176], expected[176];
+    for (std::size_t i = 0; i < sizeof source; ++i) source[i] = std::byte(i * 73 + 5);
+    for (std::size_t so = 0; so < 8; ++so)
+        for (std::size_t to = 0; to < 8; ++to)
+            for (std::size_t length = 0; length + 8 <= sizeof source; length += 5) {
+                std::memset(target, 0xee, sizeof target);
+                std::memset(expected, 0xee, sizeof expected);
+                std::memcpy(expected + to, source + so, length);
+                std::uint32_t sum = ipv4::checksum_copy({target + to, length}, {source + so, length}, 0x4321);
+                ASSERT_EQ(std::memcmp(target, expected, sizeof target), 0);
+                ASSERT_EQ(ipv4::checksum_finish(sum), ipv4::checksum_finish(plain_sum({source + so, length}, 0x4321)));
+            }
+    // A span summed in two pieces split at an odd point: the second
+    // piece's sum is re-paired by its offset.
+    for (std::size_t split = 0; split <= 40; ++split) {
+        std::uint32_t first = ipv4::checksum_add({source, split});
+        std::uint32_t second = ipv4::checksum_at_offset(ipv4::checksum_add({source + split, 40 - split}), split);
+        EXPECT_EQ(ipv4::checksum_finish(first + second), ipv4::checksum_finish(plain_sum({source, 40}, 0)));
+    }
 }
 
 KTEST(ipv4, routes_longest_prefix_and_default) {

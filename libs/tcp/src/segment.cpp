@@ -136,9 +136,23 @@ std::size_t build(const Segment& s, std::span<std::byte> out) {
     return length;
 }
 
+std::uint16_t checksum(std::uint32_t source, std::uint32_t destination, std::span<const std::byte> header,
+                       std::size_t length, std::uint32_t payload_sum) {
+    VERIFY(header.size() % 2 == 0); // the payload's pairs start on an even offset
+    std::uint32_t sum = detail::pseudo_header_sum(source, destination, static_cast<std::uint16_t>(length));
+    return detail::checksum_finish(detail::checksum_add(header, sum + payload_sum));
+}
+
 std::uint16_t checksum(std::uint32_t source, std::uint32_t destination, std::span<const std::byte> bytes) {
     std::uint32_t sum = detail::pseudo_header_sum(source, destination, static_cast<std::uint16_t>(bytes.size()));
     return detail::checksum_finish(detail::checksum_add(bytes, sum));
+}
+
+void fill_checksum(std::uint32_t source, std::uint32_t destination, std::span<std::byte> header, std::size_t length,
+                   std::uint32_t payload_sum) {
+    VERIFY(header.size() >= kHeaderLength);
+    base::store_be16(header.data() + 16, 0);
+    base::store_be16(header.data() + 16, checksum(source, destination, header, length, payload_sum));
 }
 
 void fill_checksum(std::uint32_t source, std::uint32_t destination, std::span<std::byte> bytes) {

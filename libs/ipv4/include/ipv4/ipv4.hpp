@@ -150,6 +150,15 @@ void unregister_protocol(Protocol protocol);
 // `bytes` (paired from their start; the same bytes give the same value at any alignment) plus `sum`,
 // checksum_finish() folds and complements.
 std::uint32_t checksum_add(std::span<const std::byte> bytes, std::uint32_t sum = 0);
+// Copies `source` into `destination` (the shorter length; no overlap) and
+// returns what checksum_add(source, sum) would, reading the bytes once:
+// a payload is summed as it is copied into or out of a packet.
+std::uint32_t checksum_copy(std::span<std::byte> destination, std::span<const std::byte> source,
+                            std::uint32_t sum = 0);
+// The sum of a span that starts `offset` bytes into the data being summed
+// (checksum_add pairs bytes from the span's start): an odd offset swaps
+// the pairing. For data summed in pieces, such as a ring's two halves.
+std::uint32_t checksum_at_offset(std::uint32_t sum, std::size_t offset);
 std::uint16_t checksum_finish(std::uint32_t sum);
 std::uint32_t pseudo_header_sum(Address source, Address destination, Protocol protocol, std::uint16_t length);
 

@@ -58,6 +58,9 @@ struct Segment {
     std::size_t header_length = kHeaderLength;
     Options options;
     std::span<const std::byte> payload;
+    // Set by the engine when the payload was already copied into the
+    // connection's receive ring while its checksum was summed.
+    bool payload_placed = false;
 
     [[nodiscard]] bool has(std::uint8_t f) const { return (flags & f) != 0; }
     // Sequence space occupied: payload plus one each for SYN and FIN.
@@ -85,7 +88,17 @@ std::size_t build(const Segment& s, std::span<std::byte> out);
 // segment (the stored checksum included). Addresses in host order.
 [[nodiscard]] std::uint16_t checksum(std::uint32_t source, std::uint32_t destination,
                                      std::span<const std::byte> bytes);
+// The same for a segment whose payload was summed apart, as it was copied
+// (ipv4::checksum_copy): `header` is the TCP header (a multiple of 4
+// bytes, so the payload's byte pairs line up), `length` the whole
+// segment's length and `payload_sum` the payload's sum from its start.
+[[nodiscard]] std::uint16_t checksum(std::uint32_t source, std::uint32_t destination,
+                                     std::span<const std::byte> header, std::size_t length,
+                                     std::uint32_t payload_sum);
 // Stores the checksum at its place in the header at bytes[0].
 void fill_checksum(std::uint32_t source, std::uint32_t destination, std::span<std::byte> bytes);
+// The same with the payload summed apart (see checksum() above).
+void fill_checksum(std::uint32_t source, std::uint32_t destination, std::span<std::byte> header, std::size_t length,
+                   std::uint32_t payload_sum);
 
 } // namespace tessera::tcp

@@ -138,6 +138,7 @@ struct Stats {
     std::uint64_t table_full;                // SYNs dropped / connect() refused: no free slot
     std::uint64_t accept_queue_full;         // handshakes left half-open: backlog full
     std::uint64_t ooo_dropped;               // out-of-order segments beyond CONFIG_TCP_SACK_RANGES
+    std::uint64_t predicted;                 // in-order payloads copied into the ring as they were summed
     std::uint64_t retransmits, timeouts, fast_retransmits;
     std::uint64_t active_opens, passive_opens, established_now;
     std::uint64_t connections_in_use, time_wait_now;
