@@ -1,2 +1,2 @@
 SRCS-y += main.cpp
-USES += tcp ipv4 netdev sched time sync
+USES += tcp ipv4 netdev virtio-net sched time sync

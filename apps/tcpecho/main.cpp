@@ -24,6 +24,7 @@
 #include <netdev/packet.hpp>
 #include <sched/sched.hpp>
 #include <tcp/tcp.hpp>
+#include <virtio-net/virtio_net.hpp>
 
 #include <iterator>
 
@@ -135,6 +136,9 @@ void stats(tcp::Connection* c, std::span<std::byte> buffer) {
                     t.syn_per_source, t.table_full, t.retransmits, t.timeouts, t.fast_retransmits,
                     t.established_now, t.connections_in_use, t.time_wait_now, t.ooo_dropped,
                     t.predicted);
+    const auto nic = virtio_net::stats();
+    base::format_to(sink, "nic_interrupts={} nic_rx={} nic_tx={} ", nic.interrupts, nic.rx_completions,
+                    nic.tx_completions);
     base::format_to(sink, "pool_free={} pool_total={} pool_failures={} rx_drops={} rx_errors={}\n", pool.free,
                     pool.total, pool.failures, eth.rx_drops, eth.rx_errors);
     (void)send_all(c, std::as_bytes(std::span<const char>(sink.view().data(), sink.view().size())));
