@@ -1,8 +1,7 @@
 #pragma once
 // Helpers shared by the mailbox and msgqueue ktests: waiting for a thread
-// to have blocked (by the channel's own counters, not by sleeping), a
-// callout that runs a function in interrupt context, and the multi-hart
-// producer/consumer stress with sequence checks.
+// to have blocked (by the channel's own counters, not by sleeping), and
+// the multi-hart producer/consumer stress with sequence checks.
 #include <arch/hart.hpp>
 #include <atomic>
 #include <ipc/channel.hpp>
@@ -32,42 +31,11 @@ inline bool wait_for_receive_waits(const ipc::detail::Channel& c, std::uint64_t 
     return wait_for([&] { return c.stats().receive_waits >= n; });
 }
 
-// Runs fn(arg) once, from the timer interrupt, as soon as a thread is
-// blocked receiving from `channel`: a helper thread waits for that and
-// arms a callout (on its own hart) 100 µs ahead, so the handler always
-// finds the receiver blocked, however slow the host.
-struct InInterrupt {
-    void (*fn)(void*);
-    void* arg;
-    const ipc::detail::Channel* channel = nullptr;
-    std::atomic<bool> ran{false};
-    std::atomic<bool> was_in_interrupt{false};
-    time::Callout callout{trampoline, this};
-    sched::ThreadHandle arming;
-
-    InInterrupt(void (*f)(void*), void* a) : fn(f), arg(a) {}
-    base::Result<void> start_once_receiver_waits(const ipc::detail::Channel& c) {
-        channel = &c;
-        arming = TRY(sched::spawn(arm, this, {"arm-irq", 20}));
-        return {};
-    }
-    ~InInterrupt() {
-        (void)sched::join(arming);
-        (void)callout.cancel_and_wait();
-    }
-
-    static void arm(void* p) {
-        auto& self = *static_cast<InInterrupt*>(p);
-        if (wait_for_receive_waits(*self.channel, 1))
-            (void)self.callout.start_at(time::now() + time::from_us(100));
-    }
-    static void trampoline(void* p) {
-        auto& self = *static_cast<InInterrupt*>(p);
-        self.was_in_interrupt.store(arch::in_interrupt());
-        self.fn(self.arg);
-        self.ran.store(true);
-    }
-};
+// For ktest::FromInterrupt::start_when(): a thread is blocked receiving
+// from the channel.
+inline bool receiver_waits(const void* channel) {
+    return static_cast<const ipc::detail::Channel*>(channel)->stats().receive_waits >= 1;
+}
 
 // N producer and N consumer threads (N = harts + 1), spread over every
 // hart, move kPerProducer messages each through one channel. Every

@@ -1,4 +1,5 @@
 #include "ipc_test_util.hpp"
+#include <ktest/from_interrupt.hpp>
 #include <ipc/mailbox.hpp>
 #include <string_view>
 
@@ -207,13 +208,13 @@ void send_twice_from_irq(void* p) {
 KTEST(mailbox, send_from_interrupt_context_wakes_a_blocked_receiver) {
     ipc::Mailbox<unsigned, 1> mb;
     IrqSend s{&mb};
-    ipc_test::InInterrupt irq(send_twice_from_irq, &s);
-    ASSERT_OK(irq.start_once_receiver_waits(mb));
+    ktest::FromInterrupt irq(send_twice_from_irq, &s);
+    ASSERT_OK(irq.start_when(ipc_test::receiver_waits, static_cast<const ipc::detail::Channel*>(&mb)));
     auto r = mb.receive(time::now() + time::from_us(1'000'000));
     ASSERT_OK(r);
     EXPECT_EQ(r.value(), 77u);
-    EXPECT_TRUE(wait_for([&] { return irq.ran.load(); }));
-    EXPECT_TRUE(irq.was_in_interrupt.load());
+    EXPECT_TRUE(wait_for([&] { return irq.ran(); }));
+    EXPECT_TRUE(irq.was_in_interrupt());
     EXPECT_TRUE(s.first_ok);
     EXPECT_TRUE(s.second_refused);
     EXPECT_EQ(mb.stats().receive_waits, 1u);

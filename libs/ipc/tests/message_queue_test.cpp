@@ -1,4 +1,5 @@
 #include "ipc_test_util.hpp"
+#include <ktest/from_interrupt.hpp>
 #include <cstring>
 #include <ipc/message_queue.hpp>
 #include <string_view>
@@ -176,15 +177,15 @@ void send_from_irq(void* p) {
 KTEST(msgqueue, send_from_interrupt_context_wakes_a_blocked_receiver) {
     ipc::MessageQueue<8, 2> q;
     IrqSend s{&q};
-    ipc_test::InInterrupt irq(send_from_irq, &s);
-    ASSERT_OK(irq.start_once_receiver_waits(q));
+    ktest::FromInterrupt irq(send_from_irq, &s);
+    ASSERT_OK(irq.start_when(ipc_test::receiver_waits, static_cast<const ipc::detail::Channel*>(&q)));
     std::byte buf[8];
     auto r = q.receive(buf, time::now() + time::from_us(1'000'000));
     ASSERT_OK(r);
     // The receiver was granted the first message while the handler was
     // still sending ("low"); what it is handed is the best at its claim.
-    EXPECT_TRUE(wait_for([&] { return irq.ran.load(); }));
-    EXPECT_TRUE(irq.was_in_interrupt.load());
+    EXPECT_TRUE(wait_for([&] { return irq.ran(); }));
+    EXPECT_TRUE(irq.was_in_interrupt());
     EXPECT_EQ(s.accepted, 2u);
     EXPECT_EQ(q.stats().full, 1u);
     EXPECT_EQ(q.stats().received + q.stats().depth, 2u);

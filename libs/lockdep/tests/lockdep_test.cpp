@@ -5,6 +5,7 @@
 #include <arch/cpu.hpp>
 #include <arch/spinlock.hpp>
 #include <atomic>
+#include <ktest/from_interrupt.hpp>
 #include <ktest/ktest.hpp>
 #include <lockdep/lockdep.hpp>
 #include <sched/sched.hpp>
@@ -23,28 +24,10 @@ namespace {
 
 std::uint32_t reports(Problem p) { return lockdep::stats().reports[static_cast<unsigned>(p)]; }
 
-// Runs fn(arg) once from the timer interrupt of this hart, and waits for it
+// Runs the job once from the timer interrupt of this hart and waits for it
 // (yielding, or spinning with interrupts on if the caller must not sleep).
-struct InInterrupt {
-    void (*fn)(void*);
-    void* arg;
-    bool was_in_interrupt = false;
-    std::atomic<bool> done{false};
-};
-
-void run_from_timer(InInterrupt& job, bool may_yield = true) {
-    time::Callout callout([](void* p) {
-        auto& j = *static_cast<InInterrupt*>(p);
-        j.was_in_interrupt = arch::in_interrupt();
-        j.fn(j.arg);
-        j.done.store(true, std::memory_order_release);
-    }, &job);
-    if (!callout.start_at(time::now() + time::from_us(100)).ok()) return;
-    while (!job.done.load(std::memory_order_acquire)) {
-        if (may_yield) sched::yield();
-        else arch::pause();
-    }
-    (void)callout.cancel_and_wait();
+void run_from_timer(ktest::FromInterrupt& job, bool may_yield = true) {
+    if (job.start().ok()) job.wait(may_yield);
 }
 
 } // namespace
@@ -94,14 +77,14 @@ KTEST(lockdep, dependencies_are_per_interrupt_depth) {
     static arch::Spinlock outer("depth-outer"), inner("depth-inner");
     lockdep::Expect expect(Problem::OrderInversion);
     { arch::SpinlockGuard gi(inner); arch::SpinlockGuard go(outer); } // inner -> outer
-    InInterrupt job{[](void*) { arch::SpinlockGuard g(inner); }, nullptr};
+    ktest::FromInterrupt job([](void*) { arch::SpinlockGuard g(inner); }, nullptr);
     // The callout fires while this thread holds `outer` with interrupts
     // on: a raw lock, which is exactly what makes `outer` IRQ-unsafe, but
     // only `inner` is taken in the handler.
     outer.lock();
     run_from_timer(job, false);
     outer.unlock();
-    EXPECT_TRUE(job.was_in_interrupt);
+    EXPECT_TRUE(job.was_in_interrupt());
     EXPECT_FALSE(expect.seen());
 }
 
@@ -110,9 +93,9 @@ KTEST(lockdep, spinlock_taken_in_interrupt_and_with_interrupts_on_is_reported) {
     shared.lock(); // interrupts enabled: a handler on this hart could now spin on it forever
     shared.unlock();
     lockdep::Expect expect(Problem::IrqUnsafe);
-    InInterrupt job{[](void*) { arch::SpinlockGuard g(shared); }, nullptr};
+    ktest::FromInterrupt job([](void*) { arch::SpinlockGuard g(shared); }, nullptr);
     run_from_timer(job);
-    EXPECT_TRUE(job.was_in_interrupt);
+    EXPECT_TRUE(job.was_in_interrupt());
     EXPECT_TRUE(expect.seen());
 }
 
@@ -120,7 +103,7 @@ KTEST(lockdep, spinlock_always_taken_with_interrupts_off_is_irq_safe) {
     static arch::Spinlock safe("irq-safe");
     { arch::SpinlockGuard g(safe); }
     lockdep::Expect expect(Problem::IrqUnsafe);
-    InInterrupt job{[](void*) { arch::SpinlockGuard g(safe); }, nullptr};
+    ktest::FromInterrupt job([](void*) { arch::SpinlockGuard g(safe); }, nullptr);
     run_from_timer(job);
     { arch::SpinlockGuard g(safe); }
     EXPECT_FALSE(expect.seen());
@@ -188,9 +171,9 @@ KTEST(lockdep, mutex_held_across_a_sleep_follows_its_thread) {
 KTEST(lockdep, sleeping_lock_in_interrupt_is_reported) {
     static sync::Mutex m("irq-mutex");
     lockdep::Expect expect(Problem::SleepingLockInIrq);
-    InInterrupt job{[](void*) {
+    ktest::FromInterrupt job([](void*) {
         if (m.try_lock()) m.unlock();
-    }, nullptr};
+    }, nullptr);
     run_from_timer(job);
     EXPECT_TRUE(expect.seen());
 }
