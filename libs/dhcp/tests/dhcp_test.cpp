@@ -92,6 +92,23 @@ struct Guard {
     }
 };
 
+// A peer with no address configured, a started client, and its first
+// DISCOVER (in `discover`); the client stops before the peer goes.
+struct Started {
+    TestPeer peer;
+    bool attached = peer.attach(true, false).ok();
+    Guard guard;
+    dhcp::Stats before = dhcp::stats();
+    Message discover;
+    bool ok = attached && dhcp::start(peer.stack()).ok() && next_message(peer, discover, 2000) && discover.type == 1;
+};
+
+// Lets the client thread take what was queued for it.
+void settle() {
+    netdev::flush();
+    sched::sleep_for_ns(50'000'000);
+}
+
 } // namespace
 
 KTEST(dhcp, discover_offer_request_ack_configures) {
@@ -186,26 +203,20 @@ KTEST(dhcp, retransmits_with_backoff) {
 KTEST(dhcp, offer_or_ack_of_an_unusable_address_is_ignored) {
     // yiaddr 0.0.0.0, 255.255.255.255, multicast or loopback is no lease:
     // such an OFFER or ACK is malformed (counted, ignored), never "bound".
-    TestPeer peer;
-    ASSERT_OK(peer.attach(true, false));
-    Guard guard;
-    auto before = dhcp::stats();
-    ASSERT_OK(dhcp::start(peer.stack()));
-    Message m;
-    ASSERT_TRUE(next_message(peer, m, 2000));
-    ASSERT_EQ(m.type, 1u); // DISCOVER
+    Started t;
+    ASSERT_TRUE(t.ok);
+    Message m = t.discover;
     const Address bad[] = {Address::any(), Address::broadcast(), Address::from(224, 0, 0, 1), Address::from(127, 0, 0, 1)};
-    for (Address a : bad) reply(peer, 2, m.xid, 30, 10, 20, Address::broadcast(), false, a);
-    reply(peer, 2, m.xid, 30, 10, 20);
-    ASSERT_TRUE(next_message(peer, m, 2000));
+    for (Address a : bad) reply(t.peer, 2, m.xid, 30, 10, 20, Address::broadcast(), false, a);
+    reply(t.peer, 2, m.xid, 30, 10, 20);
+    ASSERT_TRUE(next_message(t.peer, m, 2000));
     ASSERT_EQ(m.type, 3u); // REQUEST, for the good offer
     EXPECT_EQ(m.requested.value, kOffered.value);
-    for (Address a : bad) reply(peer, 5, m.xid, 30, 10, 20, Address::broadcast(), false, a);
-    netdev::flush();
-    sched::sleep_for_ns(50'000'000); // the client thread takes what was queued
+    for (Address a : bad) reply(t.peer, 5, m.xid, 30, 10, 20, Address::broadcast(), false, a);
+    settle();
     EXPECT_FALSE(dhcp::lease().has_value());
-    EXPECT_EQ(dhcp::stats().malformed, before.malformed + 8);
-    reply(peer, 5, m.xid, 30, 10, 20);
+    EXPECT_EQ(dhcp::stats().malformed, t.before.malformed + 8);
+    reply(t.peer, 5, m.xid, 30, 10, 20);
     auto lease = dhcp::wait_bound(TestPeer::in_ms(2000));
     ASSERT_OK(lease);
     EXPECT_EQ(lease->address.value, kOffered.value);
@@ -215,66 +226,54 @@ KTEST(dhcp, ack_or_nak_from_another_server_is_ignored) {
     // RFC 2131 3.1/4.4.1: the REQUEST names the server whose OFFER we
     // took; an ACK or NAK from any other server is not an answer to it.
     // An OFFER or ACK without a server identifier is refused as well.
-    TestPeer peer;
-    ASSERT_OK(peer.attach(true, false));
-    Guard guard;
     constexpr Address kOther = Address::from(192, 168, 7, 99);
-    auto before = dhcp::stats();
-    ASSERT_OK(dhcp::start(peer.stack()));
-    Message m;
-    ASSERT_TRUE(next_message(peer, m, 2000));
-    ASSERT_EQ(m.type, 1u); // DISCOVER
-    reply(peer, 2, m.xid, 30, 10, 20, Address::broadcast(), false, kOffered, Address::any()); // no server id
-    reply(peer, 2, m.xid, 30, 10, 20);
-    ASSERT_TRUE(next_message(peer, m, 2000));
+    Started t;
+    ASSERT_TRUE(t.ok);
+    Message m = t.discover;
+    reply(t.peer, 2, m.xid, 30, 10, 20, Address::broadcast(), false, kOffered, Address::any()); // no server id
+    reply(t.peer, 2, m.xid, 30, 10, 20);
+    ASSERT_TRUE(next_message(t.peer, m, 2000));
     ASSERT_EQ(m.type, 3u); // REQUEST, naming the server
     EXPECT_EQ(m.server.value, TestPeer::kPeer.value);
-    reply(peer, 6, m.xid, 0, 0, 0, Address::broadcast(), false, kOffered, kOther);  // NAK, another server
-    reply(peer, 5, m.xid, 30, 10, 20, Address::broadcast(), false, kOffered, kOther); // ACK, another server
-    reply(peer, 5, m.xid, 30, 10, 20, Address::broadcast(), false, kOffered, Address::any()); // ACK, no server id
-    netdev::flush();
-    sched::sleep_for_ns(50'000'000); // the client thread takes what was queued
+    reply(t.peer, 6, m.xid, 0, 0, 0, Address::broadcast(), false, kOffered, kOther);  // NAK, another server
+    reply(t.peer, 5, m.xid, 30, 10, 20, Address::broadcast(), false, kOffered, kOther); // ACK, another server
+    reply(t.peer, 5, m.xid, 30, 10, 20, Address::broadcast(), false, kOffered, Address::any()); // ACK, no server id
+    settle();
     EXPECT_FALSE(dhcp::lease().has_value());
     EXPECT_TRUE(dhcp::state() == dhcp::State::Requesting);
     auto mid = dhcp::stats();
-    EXPECT_EQ(mid.wrong_server, before.wrong_server + 4);
-    EXPECT_EQ(mid.naks, before.naks);
-    EXPECT_EQ(mid.acks, before.acks);
-    reply(peer, 5, m.xid, 30, 10, 20);
+    EXPECT_EQ(mid.wrong_server, t.before.wrong_server + 4);
+    EXPECT_EQ(mid.naks, t.before.naks);
+    EXPECT_EQ(mid.acks, t.before.acks);
+    reply(t.peer, 5, m.xid, 30, 10, 20);
     auto lease = dhcp::wait_bound(TestPeer::in_ms(2000));
     ASSERT_OK(lease);
     EXPECT_EQ(lease->server.value, TestPeer::kPeer.value);
-    EXPECT_EQ(dhcp::stats().acks, before.acks + 1);
+    EXPECT_EQ(dhcp::stats().acks, t.before.acks + 1);
 }
 
 KTEST(dhcp, non_contiguous_netmask_is_refused) {
     // A subnet mask with holes (255.0.255.0) or none (0.0.0.0) gives no
     // usable prefix: such an OFFER or ACK is refused, counted.
-    TestPeer peer;
-    ASSERT_OK(peer.attach(true, false));
-    Guard guard;
-    auto before = dhcp::stats();
-    ASSERT_OK(dhcp::start(peer.stack()));
-    Message m;
-    ASSERT_TRUE(next_message(peer, m, 2000));
-    ASSERT_EQ(m.type, 1u);
-    reply(peer, 2, m.xid, 30, 10, 20, Address::broadcast(), false, kOffered, TestPeer::kPeer, 0xff00ff00u);
-    reply(peer, 2, m.xid, 30, 10, 20, Address::broadcast(), false, kOffered, TestPeer::kPeer, 0);
-    reply(peer, 2, m.xid, 30, 10, 20);
-    ASSERT_TRUE(next_message(peer, m, 2000));
+    Started t;
+    ASSERT_TRUE(t.ok);
+    Message m = t.discover;
+    reply(t.peer, 2, m.xid, 30, 10, 20, Address::broadcast(), false, kOffered, TestPeer::kPeer, 0xff00ff00u);
+    reply(t.peer, 2, m.xid, 30, 10, 20, Address::broadcast(), false, kOffered, TestPeer::kPeer, 0);
+    reply(t.peer, 2, m.xid, 30, 10, 20);
+    ASSERT_TRUE(next_message(t.peer, m, 2000));
     ASSERT_EQ(m.type, 3u);
-    reply(peer, 5, m.xid, 30, 10, 20, Address::broadcast(), false, kOffered, TestPeer::kPeer, 0xffffff01u);
-    reply(peer, 5, m.xid, 30, 10, 20, Address::broadcast(), false, kOffered, TestPeer::kPeer, 0x7fffff00u);
-    netdev::flush();
-    sched::sleep_for_ns(50'000'000);
+    reply(t.peer, 5, m.xid, 30, 10, 20, Address::broadcast(), false, kOffered, TestPeer::kPeer, 0xffffff01u);
+    reply(t.peer, 5, m.xid, 30, 10, 20, Address::broadcast(), false, kOffered, TestPeer::kPeer, 0x7fffff00u);
+    settle();
     EXPECT_FALSE(dhcp::lease().has_value());
-    EXPECT_EQ(dhcp::stats().bad_netmask, before.bad_netmask + 4);
+    EXPECT_EQ(dhcp::stats().bad_netmask, t.before.bad_netmask + 4);
     // A contiguous mask other than /24 is taken as its prefix length.
-    reply(peer, 5, m.xid, 30, 10, 20, Address::broadcast(), false, kOffered, TestPeer::kPeer, 0xfffff000u);
+    reply(t.peer, 5, m.xid, 30, 10, 20, Address::broadcast(), false, kOffered, TestPeer::kPeer, 0xfffff000u);
     auto lease = dhcp::wait_bound(TestPeer::in_ms(2000));
     ASSERT_OK(lease);
     EXPECT_EQ(lease->prefix_length, 20u);
-    EXPECT_EQ(*ipv4::prefix_of(peer.stack()), 20u);
+    EXPECT_EQ(*ipv4::prefix_of(t.peer.stack()), 20u);
 }
 
 KTEST(dhcp, survives_random_corruption_of_replies) {

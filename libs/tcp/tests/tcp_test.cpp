@@ -446,7 +446,6 @@ Verdict drop_to_attacker(Segment&, ipv4::Address, ipv4::Address dst, void*) {
 }
 } // namespace
 
-
 namespace {
 // Counts and drops the server's pure ACKs (the challenge ACKs) on the wire.
 constinit std::uint32_t g_server_acks = 0;
