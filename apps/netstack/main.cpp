@@ -2,6 +2,7 @@
 // needs is printed as "netstack: ..." lines.
 #include <arch/csr.hpp>
 #include <base/format.hpp>
+#include <base/string.hpp>
 #include <cstring>
 #include <dhcp/dhcp.hpp>
 #include <dns/dns.hpp>
@@ -118,6 +119,41 @@ int echo_server(ipv4::Address gateway) {
     }
 }
 
+// Boot option netstack.dns=NAME@A.B.C.D:PORT: resolves NAME against that
+// server and port, then once more through resolve() to show the answer
+// was cached for its TTL. test_ipstack.py runs its own DNS server on the
+// host and names it as 10.0.2.2:PORT (SLIRP sends that to the host's
+// 127.0.0.1:PORT): SLIRP's 10.0.2.3 forwards to a resolver that, on a
+// machine without internet, answers NXDOMAIN for everything.
+void lookup_from_boot_option() {
+    std::string_view option = plat::boot_option("netstack.dns");
+    if (option.empty()) return;
+    std::size_t at = option.find('@'), colon = option.rfind(':');
+    std::optional<ipv4::Address> server;
+    base::Result<std::uint64_t> port = base::Error::InvalidArgument;
+    if (at != std::string_view::npos && colon != std::string_view::npos && colon > at) {
+        server = ipv4::parse(option.substr(at + 1, colon - at - 1));
+        port = base::parse_unsigned(option.substr(colon + 1));
+    }
+    if (!server || !port.ok() || port.value() == 0 || port.value() > 65535) {
+        klog::print("netstack: netstack.dns={} is not NAME@A.B.C.D:PORT\n", option);
+        return;
+    }
+    std::string_view name = option.substr(0, at);
+    auto port16 = static_cast<std::uint16_t>(port.value());
+    auto mismatched = dns::stats().mismatched;
+    auto address = dns::resolve_with(*server, name, in_ms(10'000), port16);
+    if (!address.ok()) {
+        klog::print("netstack: dns {} via {}:{} error {}\n", name, ipv4::Text(*server).view(), port16, address.error());
+        return;
+    }
+    auto hits = dns::stats().cache_hits;
+    auto again = dns::resolve(name, in_ms(10));
+    bool cached = again.ok() && again.value() == address.value() && dns::stats().cache_hits == hits + 1;
+    klog::print("netstack: dns {} via {}:{} -> {} cached {} mismatched {}\n", name, ipv4::Text(*server).view(),
+                port16, ipv4::Text(address.value()).view(), cached ? "yes" : "no", dns::stats().mismatched - mismatched);
+}
+
 } // namespace
 
 int main() {
@@ -160,6 +196,7 @@ int main() {
         klog::print("netstack: dns {} error {}\n", name, address.error());
     klog::print("netstack: dns stats queries={} answers={} nxdomain={} malformed={} mismatched={} timeouts={}\n",
                 ds.queries, ds.answers, ds.nxdomain, ds.malformed, ds.mismatched, ds.timeouts);
+    lookup_from_boot_option();
 
     char text[600];
     std::size_t n = format_stats(text);

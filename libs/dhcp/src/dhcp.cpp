@@ -40,10 +40,14 @@ std::optional<Lease> g_lease;
 State g_state = State::Stopped;
 Stats g_stats{};
 
-void count(std::uint64_t Stats::*field) {
+// Returns the new value.
+std::uint64_t count(std::uint64_t Stats::*field) {
     sync::MutexGuard guard(g_lock);
-    ++(g_stats.*field);
+    return ++(g_stats.*field);
 }
+// Refusals are logged at the 1st, 2nd, 4th, 8th... occurrence: a host on
+// the link must not be able to flood the console.
+bool worth_logging(std::uint64_t n) { return (n & (n - 1)) == 0; }
 void set_state(State s) {
     sync::MutexGuard guard(g_lock);
     g_state = s;
@@ -56,7 +60,7 @@ time::Ticks seconds(std::uint64_t n) { return time::from_ns(n * 1'000'000'000); 
 struct Reply {
     std::uint8_t type = 0;
     ipv4::Address yiaddr, server, subnet, router, dns;
-    bool has_subnet = false;
+    bool has_subnet = false, has_server = false;
     std::uint32_t lease = 0, t1 = 0, t2 = 0;
 };
 
@@ -87,7 +91,7 @@ std::optional<Reply> parse(std::span<const std::byte> m, std::uint32_t xid, cons
         case OptSubnet: if (len == 4) { r.subnet = ipv4::Address::load(v); r.has_subnet = true; } break;
         case OptRouter: addr(r.router); break;
         case OptDns: addr(r.dns); break;
-        case OptServer: addr(r.server); break;
+        case OptServer: if (len == 4) { r.server = ipv4::Address::load(v); r.has_server = true; } break;
         case OptLease: u32(r.lease); break;
         case OptT1: u32(r.t1); break;
         case OptT2: u32(r.t2); break;
@@ -104,6 +108,19 @@ std::optional<Reply> parse(std::span<const std::byte> m, std::uint32_t xid, cons
         return std::nullopt;
     return r;
 }
+
+// A subnet mask is ones then zeros (RFC 950); 0.0.0.0 would put every
+// address on the link.
+bool contiguous_netmask(ipv4::Address mask) {
+    return mask.value != 0 && mask.value == ipv4::prefix_mask(static_cast<unsigned>(__builtin_popcount(mask.value)));
+}
+
+// Whom an ACK/NAK must come from: the server whose OFFER we requested
+// (REQUESTING) or the one holding our lease (RENEWING); anyone when
+// rebinding (RFC 2131 4.4.5).
+struct From {
+    ipv4::Address server; // any(): no check
+};
 
 class Client {
 public:
@@ -129,7 +146,12 @@ private:
 
     // Waits for a reply of one of `types` until `deadline`; nullopt at the
     // deadline (or when stopping). Polls in short steps so stop() is prompt.
-    std::optional<Reply> await(time::Ticks deadline, std::uint8_t type_a, std::uint8_t type_b) {
+    // An OFFER/ACK with a netmask that is not contiguous is refused; so is
+    // an ACK/NAK from another server than `from` (RFC 2131 3.1 step 3,
+    // 4.4.1: other servers' answers are not ours to take), and an OFFER or
+    // ACK without a server identifier (Table 3: MUST). A NAK without one is
+    // taken: SLIRP sends its NAKs that way, and a NAK only starts us over.
+    std::optional<Reply> await(time::Ticks deadline, std::uint8_t type_a, std::uint8_t type_b, From from = {}) {
         static std::byte buffer[kMessage + 64];
         while (!stopping()) {
             time::Ticks step = time::now() + ms(200);
@@ -143,6 +165,25 @@ private:
             auto reply = parse({buffer, d->length}, m_xid, m_iface.mac(), ours);
             if (!reply) { count(&Stats::malformed); continue; }
             if (!ours || (reply->type != type_a && reply->type != type_b)) { count(&Stats::ignored); continue; }
+            bool offer_or_ack = reply->type == Offer || reply->type == Ack;
+            if (offer_or_ack && reply->has_subnet && !contiguous_netmask(reply->subnet)) {
+                if (worth_logging(count(&Stats::bad_netmask)))
+                    klog::warn("dhcp: {} from {} with netmask {} (not contiguous): refused",
+                               reply->type == Offer ? "OFFER" : "ACK", ipv4::Text(d->source).view(),
+                               ipv4::Text(reply->subnet).view());
+                continue;
+            }
+            if ((offer_or_ack && !reply->has_server) ||
+                (!from.server.is_any() && reply->type != Offer && reply->has_server && reply->server != from.server)) {
+                if (!worth_logging(count(&Stats::wrong_server))) continue;
+                const char* what = reply->type == Nak ? "NAK" : reply->type == Ack ? "ACK" : "OFFER";
+                if (reply->has_server)
+                    klog::warn("dhcp: {} from server {} (want {}): ignored", what, ipv4::Text(reply->server).view(),
+                               ipv4::Text(from.server).view());
+                else
+                    klog::warn("dhcp: {} without a server identifier: ignored", what);
+                continue;
+            }
             return reply;
         }
         return std::nullopt;
@@ -216,7 +257,7 @@ private:
         for (unsigned attempt = 0; attempt < CONFIG_DHCP_REQUEST_RETRIES && !stopping(); ++attempt) {
             if (attempt) count(&Stats::retransmissions);
             send(Request, ipv4::Address::broadcast(), {}, offer->yiaddr, offer->server);
-            auto reply = await(backoff(attempt), Ack, Nak);
+            auto reply = await(backoff(attempt), Ack, Nak, From{offer->server});
             if (!reply) continue;
             if (reply->type == Nak) {
                 count(&Stats::naks);
@@ -304,7 +345,7 @@ private:
                 if (wait < ms(CONFIG_DHCP_MIN_RENEW_RETRY_MS)) wait = ms(CONFIG_DHCP_MIN_RENEW_RETRY_MS);
                 if (now + wait > limit) wait = limit - now;
                 send(Request, rebinding ? ipv4::Address::broadcast() : lease.server, lease.address, {}, {});
-                reply = await(now + wait, Ack, Nak);
+                reply = await(now + wait, Ack, Nak, From{rebinding ? ipv4::Address::any() : lease.server});
             }
             if (!reply) return;
             if (reply->type == Nak) {

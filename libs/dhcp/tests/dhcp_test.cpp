@@ -48,8 +48,10 @@ bool next_message(TestPeer& peer, Message& out, std::uint64_t ms) {
 }
 
 // A server reply of `type` for `xid`, lease/T1/T2 in seconds. `damage` cuts the options.
+// `server` goes in option 54 (none if any()), `netmask` in option 1.
 void reply(TestPeer& peer, std::uint8_t type, std::uint32_t xid, std::uint32_t lease, std::uint32_t t1, std::uint32_t t2,
-           Address destination = Address::broadcast(), bool damage = false, Address yiaddr = kOffered) {
+           Address destination = Address::broadcast(), bool damage = false, Address yiaddr = kOffered,
+           Address server = TestPeer::kPeer, std::uint32_t netmask = 0xffffff00u) {
     static std::byte m[300];
     std::memset(m, 0, sizeof(m));
     m[0] = std::byte{2}; m[1] = std::byte{1}; m[2] = std::byte{6};
@@ -64,9 +66,9 @@ void reply(TestPeer& peer, std::uint8_t type, std::uint32_t xid, std::uint32_t l
         for (std::size_t k = 0; k < len; ++k) m[i++] = std::byte(v >> (8 * (len - 1 - k)));
     };
     option(53, type, 1);
-    option(54, TestPeer::kPeer.value, 4);
+    if (!server.is_any()) option(54, server.value, 4);
     if (type != 6) {
-        option(1, 0xffffff00u, 4);
+        option(1, netmask, 4);
         option(3, TestPeer::kPeer.value, 4);
         option(6, Address::from(192, 168, 7, 53).value, 4);
         option(51, lease, 4);
@@ -89,6 +91,23 @@ struct Guard {
         ipv4::set_dns_server(Address::any());
     }
 };
+
+// A peer with no address configured, a started client, and its first
+// DISCOVER (in `discover`); the client stops before the peer goes.
+struct Started {
+    TestPeer peer;
+    bool attached = peer.attach(true, false).ok();
+    Guard guard;
+    dhcp::Stats before = dhcp::stats();
+    Message discover;
+    bool ok = attached && dhcp::start(peer.stack()).ok() && next_message(peer, discover, 2000) && discover.type == 1;
+};
+
+// Lets the client thread take what was queued for it.
+void settle() {
+    netdev::flush();
+    sched::sleep_for_ns(50'000'000);
+}
 
 } // namespace
 
@@ -184,29 +203,77 @@ KTEST(dhcp, retransmits_with_backoff) {
 KTEST(dhcp, offer_or_ack_of_an_unusable_address_is_ignored) {
     // yiaddr 0.0.0.0, 255.255.255.255, multicast or loopback is no lease:
     // such an OFFER or ACK is malformed (counted, ignored), never "bound".
-    TestPeer peer;
-    ASSERT_OK(peer.attach(true, false));
-    Guard guard;
-    auto before = dhcp::stats();
-    ASSERT_OK(dhcp::start(peer.stack()));
-    Message m;
-    ASSERT_TRUE(next_message(peer, m, 2000));
-    ASSERT_EQ(m.type, 1u); // DISCOVER
+    Started t;
+    ASSERT_TRUE(t.ok);
+    Message m = t.discover;
     const Address bad[] = {Address::any(), Address::broadcast(), Address::from(224, 0, 0, 1), Address::from(127, 0, 0, 1)};
-    for (Address a : bad) reply(peer, 2, m.xid, 30, 10, 20, Address::broadcast(), false, a);
-    reply(peer, 2, m.xid, 30, 10, 20);
-    ASSERT_TRUE(next_message(peer, m, 2000));
+    for (Address a : bad) reply(t.peer, 2, m.xid, 30, 10, 20, Address::broadcast(), false, a);
+    reply(t.peer, 2, m.xid, 30, 10, 20);
+    ASSERT_TRUE(next_message(t.peer, m, 2000));
     ASSERT_EQ(m.type, 3u); // REQUEST, for the good offer
     EXPECT_EQ(m.requested.value, kOffered.value);
-    for (Address a : bad) reply(peer, 5, m.xid, 30, 10, 20, Address::broadcast(), false, a);
-    netdev::flush();
-    sched::sleep_for_ns(50'000'000); // the client thread takes what was queued
+    for (Address a : bad) reply(t.peer, 5, m.xid, 30, 10, 20, Address::broadcast(), false, a);
+    settle();
     EXPECT_FALSE(dhcp::lease().has_value());
-    EXPECT_EQ(dhcp::stats().malformed, before.malformed + 8);
-    reply(peer, 5, m.xid, 30, 10, 20);
+    EXPECT_EQ(dhcp::stats().malformed, t.before.malformed + 8);
+    reply(t.peer, 5, m.xid, 30, 10, 20);
     auto lease = dhcp::wait_bound(TestPeer::in_ms(2000));
     ASSERT_OK(lease);
     EXPECT_EQ(lease->address.value, kOffered.value);
+}
+
+KTEST(dhcp, ack_or_nak_from_another_server_is_ignored) {
+    // RFC 2131 3.1/4.4.1: the REQUEST names the server whose OFFER we
+    // took; an ACK or NAK from any other server is not an answer to it.
+    // An OFFER or ACK without a server identifier is refused as well.
+    constexpr Address kOther = Address::from(192, 168, 7, 99);
+    Started t;
+    ASSERT_TRUE(t.ok);
+    Message m = t.discover;
+    reply(t.peer, 2, m.xid, 30, 10, 20, Address::broadcast(), false, kOffered, Address::any()); // no server id
+    reply(t.peer, 2, m.xid, 30, 10, 20);
+    ASSERT_TRUE(next_message(t.peer, m, 2000));
+    ASSERT_EQ(m.type, 3u); // REQUEST, naming the server
+    EXPECT_EQ(m.server.value, TestPeer::kPeer.value);
+    reply(t.peer, 6, m.xid, 0, 0, 0, Address::broadcast(), false, kOffered, kOther);  // NAK, another server
+    reply(t.peer, 5, m.xid, 30, 10, 20, Address::broadcast(), false, kOffered, kOther); // ACK, another server
+    reply(t.peer, 5, m.xid, 30, 10, 20, Address::broadcast(), false, kOffered, Address::any()); // ACK, no server id
+    settle();
+    EXPECT_FALSE(dhcp::lease().has_value());
+    EXPECT_TRUE(dhcp::state() == dhcp::State::Requesting);
+    auto mid = dhcp::stats();
+    EXPECT_EQ(mid.wrong_server, t.before.wrong_server + 4);
+    EXPECT_EQ(mid.naks, t.before.naks);
+    EXPECT_EQ(mid.acks, t.before.acks);
+    reply(t.peer, 5, m.xid, 30, 10, 20);
+    auto lease = dhcp::wait_bound(TestPeer::in_ms(2000));
+    ASSERT_OK(lease);
+    EXPECT_EQ(lease->server.value, TestPeer::kPeer.value);
+    EXPECT_EQ(dhcp::stats().acks, t.before.acks + 1);
+}
+
+KTEST(dhcp, non_contiguous_netmask_is_refused) {
+    // A subnet mask with holes (255.0.255.0) or none (0.0.0.0) gives no
+    // usable prefix: such an OFFER or ACK is refused, counted.
+    Started t;
+    ASSERT_TRUE(t.ok);
+    Message m = t.discover;
+    reply(t.peer, 2, m.xid, 30, 10, 20, Address::broadcast(), false, kOffered, TestPeer::kPeer, 0xff00ff00u);
+    reply(t.peer, 2, m.xid, 30, 10, 20, Address::broadcast(), false, kOffered, TestPeer::kPeer, 0);
+    reply(t.peer, 2, m.xid, 30, 10, 20);
+    ASSERT_TRUE(next_message(t.peer, m, 2000));
+    ASSERT_EQ(m.type, 3u);
+    reply(t.peer, 5, m.xid, 30, 10, 20, Address::broadcast(), false, kOffered, TestPeer::kPeer, 0xffffff01u);
+    reply(t.peer, 5, m.xid, 30, 10, 20, Address::broadcast(), false, kOffered, TestPeer::kPeer, 0x7fffff00u);
+    settle();
+    EXPECT_FALSE(dhcp::lease().has_value());
+    EXPECT_EQ(dhcp::stats().bad_netmask, t.before.bad_netmask + 4);
+    // A contiguous mask other than /24 is taken as its prefix length.
+    reply(t.peer, 5, m.xid, 30, 10, 20, Address::broadcast(), false, kOffered, TestPeer::kPeer, 0xfffff000u);
+    auto lease = dhcp::wait_bound(TestPeer::in_ms(2000));
+    ASSERT_OK(lease);
+    EXPECT_EQ(lease->prefix_length, 20u);
+    EXPECT_EQ(*ipv4::prefix_of(t.peer.stack()), 20u);
 }
 
 KTEST(dhcp, survives_random_corruption_of_replies) {

@@ -11,7 +11,6 @@
 namespace tessera::dns {
 namespace {
 
-constexpr std::uint16_t kPort = 53;
 constexpr std::size_t kHeader = 12;
 constexpr std::size_t kMaxMessage = 512; // UDP without EDNS
 constexpr std::uint16_t kTypeA = 1, kTypeCname = 5, kClassIn = 1;
@@ -201,8 +200,9 @@ void remember(std::string_view name, ipv4::Address address, std::uint32_t ttl) {
 
 } // namespace
 
-base::Result<ipv4::Address> resolve_with(ipv4::Address server, std::string_view name, time::Ticks deadline) {
-    if (!valid_name(name)) return base::Error::InvalidArgument;
+base::Result<ipv4::Address> resolve_with(ipv4::Address server, std::string_view name, time::Ticks deadline,
+                                         std::uint16_t port) {
+    if (!valid_name(name) || port == 0) return base::Error::InvalidArgument;
     std::byte query[kMaxMessage];         // on the caller's stack: resolvers may run concurrently
     std::byte response[kMaxMessage + 1];
     std::size_t length = 0;
@@ -217,14 +217,14 @@ base::Result<ipv4::Address> resolve_with(ipv4::Address server, std::string_view 
         if (!socket.bound()) TRY(socket.bind(0));
         std::uint16_t id = static_cast<std::uint16_t>(ipv4::random32());
         length = build_query(query, id, name);
-        TRY(socket.send_to(server, kPort, {query, length}));
+        TRY(socket.send_to(server, port, {query, length}));
         count(&Stats::queries);
         time::Ticks until = now + time::from_ns(std::uint64_t(CONFIG_DNS_TIMEOUT_MS) * 1'000'000);
         if (until > deadline) until = deadline;
         for (;;) {
             auto d = socket.receive_from(response, until);
             if (!d.ok()) break;
-            if (d->source != server || d->source_port != kPort) { count(&Stats::mismatched); continue; }
+            if (d->source != server || d->source_port != port) { count(&Stats::mismatched); continue; }
             if (d->truncated) { count(&Stats::malformed); continue; } // over 512 bytes without EDNS: not DNS over UDP
             ipv4::Address address;
             std::uint32_t ttl = 0;

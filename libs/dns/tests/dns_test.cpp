@@ -20,12 +20,12 @@ struct Query {
     std::byte bytes[512];
 };
 
-bool next_query(TestPeer& peer, Query& q, std::uint64_t ms = 2000) {
+bool next_query(TestPeer& peer, Query& q, std::uint64_t ms = 2000, std::uint16_t server_port = 53) {
     TestPeer::Frame f;
     while (peer.next_of(f, 0x0800, TestPeer::in_ms(ms))) {
         if (f.protocol() != 17) continue;
         const std::byte* u = f.l4();
-        if ((unsigned(u[2]) << 8 | unsigned(u[3])) != 53) continue;
+        if ((unsigned(u[2]) << 8 | unsigned(u[3])) != server_port) continue;
         q.port = static_cast<std::uint16_t>(unsigned(u[0]) << 8 | unsigned(u[1]));
         q.length = f.l4_length() - 8;
         std::memcpy(q.bytes, u + 8, q.length);
@@ -37,7 +37,7 @@ bool next_query(TestPeer& peer, Query& q, std::uint64_t ms = 2000) {
 
 // Response = the query (header + question) with flags/counts set, then `answer` bytes.
 void respond(TestPeer& peer, const Query& q, unsigned rcode, unsigned answers, const std::byte* answer, std::size_t n,
-             std::uint16_t id_xor = 0, bool truncated = false) {
+             std::uint16_t id_xor = 0, bool truncated = false, std::uint16_t server_port = 53) {
     static std::byte m[600];
     std::memcpy(m, q.bytes, q.length);
     m[0] ^= std::byte(id_xor >> 8);
@@ -47,7 +47,7 @@ void respond(TestPeer& peer, const Query& q, unsigned rcode, unsigned answers, c
     m[6] = std::byte{0};
     m[7] = std::byte(answers);
     if (n) std::memcpy(m + q.length, answer, n); // answer may be null when n is 0
-    peer.send_udp(53, q.port, m, q.length + n);
+    peer.send_udp(server_port, q.port, m, q.length + n);
 }
 
 // An A record for the question name (pointer to offset 12), TTL, address.
@@ -184,6 +184,34 @@ KTEST(dns, malformed_responses_ignored_then_retry_and_timeout) {
     EXPECT_GE(time::to_ns(time::now() - t0), std::uint64_t(CONFIG_DNS_TIMEOUT_MS) * CONFIG_DNS_ATTEMPTS * 1'000'000 * 9 / 10);
     ipv4::set_dns_server(Address::any());
     EXPECT_ERROR(dns::resolve("x.test", TestPeer::in_ms(10)), Error::Unavailable);
+}
+
+KTEST(dns, resolve_with_a_server_port_other_than_53) {
+    // A server on another port (a test's resolver behind SLIRP's host
+    // alias): the query goes there, and only answers from that port count.
+    Setup s;
+    ASSERT_TRUE(s.ok);
+    struct Call {
+        base::Result<Address> result{Error::NotFound};
+    } call;
+    auto t = sched::spawn([](void* a) {
+        static_cast<Call*>(a)->result = dns::resolve_with(TestPeer::kPeer, "alt.port.test", TestPeer::in_ms(3000), 5353);
+    }, &call, {.name = "resolver"});
+    ASSERT_OK(t);
+    Query q;
+    ASSERT_TRUE(next_query(s.peer, q, 2000, 5353));
+    auto before = dns::stats();
+    std::byte rec[32];
+    std::size_t n = a_record(rec, 30, kAnswer);
+    respond(s.peer, q, 0, 1, rec, n, 0, false, 53); // right id, wrong port
+    respond(s.peer, q, 0, 1, rec, n, 0, false, 5353);
+    ASSERT_OK(sched::join(t.value()));
+    ASSERT_OK(call.result);
+    EXPECT_EQ(call.result.value(), kAnswer);
+    EXPECT_EQ(dns::stats().mismatched, before.mismatched + 1);
+    // The answer is cached like any other.
+    EXPECT_EQ(dns::resolve("alt.port.test", TestPeer::in_ms(10)).value(), kAnswer);
+    EXPECT_ERROR(dns::resolve_with(TestPeer::kPeer, "x.test", TestPeer::in_ms(10), 0), Error::InvalidArgument);
 }
 
 namespace {

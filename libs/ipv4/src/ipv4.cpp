@@ -61,6 +61,7 @@ struct Slot {
     unsigned ranges = 0;
     Range range[kFragments];
     Header header{};                // of the first fragment seen (offset 0 preferred)
+    netdev::Interface* opened_on = nullptr; // the first fragment's interface
 };
 
 sync::Mutex g_lock{"ipv4"}; // see the top of the file
@@ -174,6 +175,20 @@ void release_slot(Slot& s) {
     s.buffer.reset();
     s.used = false;
     s.ranges = 0;
+    s.opened_on = nullptr;
+}
+
+// netdev unregister hook (dispatch mutex held, like a handler): datagrams
+// the interface opened, or whose kept header names it, are dropped now
+// rather than at the timeout. Their buffers go back to the pool, and no
+// stale Interface* is kept.
+void on_unregister(netdev::Interface& iface, void*) {
+    sync::MutexGuard guard(g_lock);
+    for (Slot& s : g_slots)
+        if (s.used && (s.opened_on == &iface || s.header.interface == &iface)) {
+            ++g_stats.reassembly_interface_gone;
+            release_slot(s);
+        }
 }
 
 // A fragment (window at the payload). Returns the whole datagram when it
@@ -218,6 +233,7 @@ netdev::PacketRef reassemble(Header& header, netdev::PacketRef fragment) {
         slot->total = 0;
         slot->ranges = 0;
         slot->header = header;
+        slot->opened_on = header.interface;
     }
     Slot& s = *slot;
     // Overlap (duplicates included) poisons the datagram: drop it all.
@@ -526,6 +542,7 @@ Stats stats() {
 // Init step ipv4.start.
 base::Result<void> init_start() {
     TRY(netdev::register_ethertype(kEthertype, input, nullptr));
+    TRY(netdev::register_unregister_hook(on_unregister, nullptr));
     return g_tick_callout.start_periodic(time::now() + time::from_ns(kTickNs), time::from_ns(kTickNs));
 }
 

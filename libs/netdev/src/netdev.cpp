@@ -1,7 +1,8 @@
 // Interfaces, the receive queue, EtherType dispatch and the network thread.
 //
 // Concurrency in one place:
-//   g_table_lock  (spinlock) the interface table and the EtherType table.
+//   g_table_lock  (spinlock) the interface table, the EtherType table and
+//                 the unregister hooks.
 //   g_queue_lock  (spinlock) the receive ring, the work list and the
 //                 enqueue sequence. receive() and schedule() take it from
 //                 any context, then wake the thread after releasing it.
@@ -41,6 +42,11 @@ struct EthertypeEntry {
 constinit arch::Spinlock g_table_lock{"netdev table"};
 constinit Interface* g_interfaces[kMaxInterfaces] = {};
 constinit EthertypeEntry g_ethertypes[kEthertypes] = {};
+struct HookEntry {
+    UnregisterHook hook = nullptr;
+    void* context = nullptr;
+};
+constinit HookEntry g_unregister_hooks[kUnregisterHooks] = {};
 
 // Lock order: below sched g_lock (no scheduler call under it), above the
 // pool lock (a full ring frees the packet after release, though).
@@ -286,18 +292,39 @@ base::Result<void> register_interface(Interface& iface) {
     return {};
 }
 
+base::Result<void> register_unregister_hook(UnregisterHook hook, void* context) {
+    arch::SpinlockGuard guard(g_table_lock);
+    for (HookEntry& e : g_unregister_hooks)
+        if (!e.hook) {
+            e = {hook, context};
+            return {};
+        }
+    return base::Error::NoMemory;
+}
+
 void unregister_interface(Interface& iface) {
+    HookEntry hooks[kUnregisterHooks];
     {
         arch::SpinlockGuard guard(g_table_lock);
         for (auto& slot : g_interfaces)
             if (slot == &iface) slot = nullptr;
+        for (unsigned i = 0; i < kUnregisterHooks; ++i) hooks[i] = g_unregister_hooks[i];
     }
     Internals::set_index(iface, ~0u);
     purge(iface);
-    if (in_network_thread()) return; // we are the dispatcher: nothing else runs
+    auto run_hooks = [&] {
+        for (const HookEntry& e : hooks)
+            if (e.hook) e.hook(iface, e.context);
+    };
+    if (in_network_thread()) { // we are the dispatcher (and hold g_dispatch): nothing else runs
+        run_hooks();
+        return;
+    }
     // Whatever the network thread is doing with the interface (a handler
-    // holding one of its frames, a poll) finishes before we get the mutex.
+    // holding one of its frames, a poll) finishes before we get the mutex;
+    // the hooks run under it, as handlers do.
     g_dispatch.lock();
+    run_hooks();
     g_dispatch.unlock();
 }
 

@@ -402,9 +402,34 @@ void retransmit_first(Connection& c) {
     start_rexmt(c);
 }
 
+// RFC 5961 7: at most CONFIG_TCP_CHALLENGE_ACK_LIMIT challenge ACKs per
+// second, stack-wide. The second starts with the first challenge after
+// the previous one ran out. Under g_lock.
+constinit time::Ticks g_challenge_window_start = 0;
+constinit std::uint32_t g_challenges_in_window = 0;
+
+bool challenge_allowed() {
+    if constexpr (CONFIG_TCP_CHALLENGE_ACK_LIMIT == 0) {
+        return true;
+    } else {
+        time::Ticks now = time::now();
+        if (g_challenges_in_window == 0 || now - g_challenge_window_start >= time::from_ns(1'000'000'000)) {
+            g_challenge_window_start = now;
+            g_challenges_in_window = 0;
+        }
+        if (g_challenges_in_window >= CONFIG_TCP_CHALLENGE_ACK_LIMIT) return false;
+        ++g_challenges_in_window;
+        return true;
+    }
+}
+
 // A challenge ACK (RFC 5961 3.2, 4.2, 5.2): tells a genuine peer where we
-// are; a blind attacker learns nothing usable.
+// are; a blind attacker learns nothing usable. Rate limited (above).
 void challenge_ack(Connection& c) {
+    if (!challenge_allowed()) {
+        ++g_stats.challenge_acks_suppressed;
+        return;
+    }
     ++g_stats.challenge_acks;
     ++c.counters.challenge_acks;
     transmit(c, c.snd_nxt, flag::kAck, 0, 0);

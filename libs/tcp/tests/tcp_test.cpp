@@ -454,6 +454,66 @@ Verdict drop_to_attacker(Segment&, ipv4::Address, ipv4::Address dst, void*) {
 }
 } // namespace
 
+namespace {
+// Counts and drops the server's pure ACKs (the challenge ACKs) on the wire.
+constinit std::uint32_t g_server_acks = 0;
+Verdict drop_server_acks(Segment& s, ipv4::Address src, ipv4::Address, void*) {
+    if (src != kServer || s.flags != flag::kAck || !s.payload.empty()) return Verdict::Pass;
+    ++g_server_acks;
+    return Verdict::Drop;
+}
+} // namespace
+
+KTEST(tcp, challenge_acks_are_rate_limited_stack_wide) {
+    // RFC 5961 7: more in-window RSTs and SYNs within a second than
+    // CONFIG_TCP_CHALLENGE_ACK_LIMIT get exactly the limit's worth of
+    // challenge ACKs; the rest are counted as suppressed. A second later
+    // the budget is back.
+    constexpr unsigned kLimit = CONFIG_TCP_CHALLENGE_ACK_LIMIT;
+    if (kLimit == 0) {
+        ktest_context.skip("CONFIG_TCP_CHALLENGE_ACK_LIMIT is 0 (no limit)");
+        return;
+    }
+    constexpr unsigned kExtra = 50;
+    Net net;
+    Connection *c, *s;
+    ASSERT_TRUE(net.open(c, s));
+    auto port = info(c).value().local_port;
+    netdev::flush();
+    Seq next = g_wire.client_next;
+    sched::sleep_for_ns(1'100'000'000); // whatever window earlier cases opened has run out
+    g_server_acks = 0;
+    g_wire.filter = drop_server_acks;
+    auto before = stats();
+    time::Ticks t0 = time::now();
+    for (unsigned i = 0; i < kLimit + kExtra; ++i) {
+        if (i % 2) inject_to_server(port, next + 5, Seq(0), flag::kSyn);
+        else inject_to_server(port, next + 100 + i, Seq(0), flag::kRst);
+    }
+    std::uint64_t elapsed_ns = time::to_ns(time::now() - t0);
+    netdev::flush();
+    auto after = stats();
+    std::uint64_t sent = after.challenge_acks - before.challenge_acks;
+    std::uint64_t suppressed = after.challenge_acks_suppressed - before.challenge_acks_suppressed;
+    EXPECT_EQ(sent + suppressed, kLimit + kExtra);
+    EXPECT_EQ(g_server_acks, sent); // what the counter says is what went out
+    if (elapsed_ns < 1'000'000'000) { // all inside one window (a noisy host may stretch it: then only the sum)
+        EXPECT_EQ(sent, kLimit);
+        EXPECT_EQ(suppressed, kExtra);
+    } else {
+        EXPECT_GE(sent, kLimit);
+    }
+    EXPECT_EQ(info(s).value().state, State::Established);
+    // The next second: challenged again.
+    sched::sleep_for_ns(1'100'000'000);
+    inject_to_server(port, next + 100, Seq(0), flag::kRst);
+    netdev::flush();
+    EXPECT_EQ(stats().challenge_acks, after.challenge_acks + 1);
+    EXPECT_EQ(g_server_acks, sent + 1);
+    g_wire.filter = nullptr;
+    abort(s);
+    abort(c);
+}
 KTEST(tcp, syn_flood_beyond_per_source_limit_is_counted) {
     Net net;
     Listener* l = net.listen();

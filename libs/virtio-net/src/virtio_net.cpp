@@ -20,6 +20,9 @@ constexpr std::size_t kConfigMac = 0;
 constexpr std::size_t kConfigStatus = 6;
 constexpr std::size_t kConfigMtu = 10;
 constexpr std::uint16_t kStatusLinkUp = 1;
+// RFC 791: every IPv4 host must pass 68-byte datagrams unfragmented; the
+// device must not offer less (virtio 1.1, 5.1.4.1).
+constexpr std::uint16_t kMinMtu = 68;
 
 // struct virtio_net_hdr (5.1.6) as laid out once VERSION_1 is negotiated:
 // flags, gso_type, hdr_len, gso_size, csum_start, csum_offset,
@@ -185,6 +188,15 @@ base::Result<void> init_probe() {
             for (unsigned i = 0; i < 6; ++i) mac.bytes[i] = dev.config<std::uint8_t>(kConfigMac + i);
         if (f & kFeatureMtu) mtu = dev.config<std::uint16_t>(kConfigMtu);
     });
+    // A device MTU below the IPv4 minimum breaks the spec and could carry
+    // no IPv4 header plus options: refuse the device (FAILED, no eth0)
+    // rather than register an interface the stack cannot use.
+    if (mtu < kMinMtu) {
+        klog::error("virtio-net: device MTU {} is below the IPv4 minimum {}: device refused, no eth0", mtu, kMinMtu);
+        d.device = nullptr;
+        dev.fail();
+        return {};
+    }
     // Our buffers hold a 1514-byte frame: a larger device MTU is capped.
     if (mtu > netdev::kMaxFrame - netdev::kEthernetHeader) mtu = netdev::kMaxFrame - netdev::kEthernetHeader;
     d.iface.set_mac(mac);

@@ -15,8 +15,10 @@
 // lease's end it deconfigures and starts over; a NAK also starts over.
 // Replies are validated (op, xid, chaddr, cookie, options within bounds,
 // an OFFER/ACK address that is a host address: not 0.0.0.0, broadcast,
-// multicast or loopback)
-// and malformed ones counted.
+// multicast or loopback) and malformed ones counted. An OFFER/ACK must
+// carry a server identifier and a contiguous subnet mask (if any); while
+// requesting or renewing, an ACK/NAK naming another server than ours is
+// ignored (RFC 2131 3.1, 4.4.1). Each refusal is counted and logged.
 //
 // Threading: the API is for threads; SMP-safe (state under dhcp g_lock,
 // a sync::Mutex never held across udp calls or waits).
@@ -54,6 +56,9 @@ struct Stats {
     std::uint64_t discovers, requests, offers, acks, naks;
     std::uint64_t malformed;      // replies that failed validation
     std::uint64_t ignored;        // valid but not for this exchange (xid, type)
+    std::uint64_t wrong_server;   // ACK/NAK from another server than the one requested/renewed
+                                  // with, or OFFER/ACK without a server identifier: ignored
+    std::uint64_t bad_netmask;    // OFFER/ACK whose subnet mask is not contiguous (or 0.0.0.0): ignored
     std::uint64_t retransmissions;
     std::uint64_t renewals;       // ACKs while renewing/rebinding
     std::uint64_t expirations;    // leases that ran out

@@ -4,7 +4,8 @@
 // resolve() asks ipv4::dns_server() (CONFIG_DNS_ATTEMPTS queries, each
 // from a fresh random source port with a fresh random id, waiting up to
 // CONFIG_DNS_TIMEOUT_MS each, all bounded by `deadline`). A response is
-// accepted only from the server's address and port 53, with the query's
+// accepted only from the server's address and port (53 unless
+// resolve_with() is given another), with the query's
 // id, QR set, one question equal to ours (case-insensitive), and names
 // that decode within the message (compression pointers must point
 // strictly backwards, at most 255 bytes per name): anything else is
@@ -26,10 +27,14 @@
 namespace tessera::dns {
 
 inline constexpr std::size_t kMaxName = 253;
+inline constexpr std::uint16_t kDefaultPort = 53;
 
 base::Result<ipv4::Address> resolve(std::string_view name, time::Ticks deadline);
-// The same against a given server (no cache lookup, but answers are cached).
-base::Result<ipv4::Address> resolve_with(ipv4::Address server, std::string_view name, time::Ticks deadline);
+// The same against a given server and port (no cache lookup, but answers
+// are cached). A port other than 53 reaches a server that is not a
+// standard one, e.g. a test's resolver behind SLIRP's host alias.
+base::Result<ipv4::Address> resolve_with(ipv4::Address server, std::string_view name, time::Ticks deadline,
+                                         std::uint16_t port = kDefaultPort);
 void flush_cache();
 
 struct Stats {

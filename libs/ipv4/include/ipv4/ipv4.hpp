@@ -187,6 +187,7 @@ struct Stats {
     std::uint64_t reassembly_timeouts;  // datagrams dropped incomplete at the timeout
     std::uint64_t reassembly_overlaps;  // datagrams dropped for overlapping or inconsistent fragments
     std::uint64_t reassembly_no_room;   // fragments dropped: slots or bytes exhausted, or too long
+    std::uint64_t reassembly_interface_gone; // datagrams dropped incomplete: their interface was unregistered
     std::uint64_t forwarded;         // always 0 (no forwarding)
     std::uint64_t sent;              // datagrams sent (before fragmentation)
     std::uint64_t fragments_sent;

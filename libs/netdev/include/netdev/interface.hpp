@@ -139,8 +139,19 @@ private:
 // are registered. The interface must outlive its registration.
 base::Result<void> register_interface(Interface& iface);
 // Removes it and waits until the network thread no longer holds any frame
-// received on it (queued frames from it are dropped).
+// received on it (queued frames from it are dropped), then runs the
+// unregister hooks.
 void unregister_interface(Interface& iface);
+// Layers that keep per-interface state (ipv4's reassembly slots) drop it
+// here: each hook runs once per unregister_interface(), after the last
+// frame of the interface was handled, with netdev's dispatch mutex held
+// (so no handler runs meanwhile: the same context as a handler, hooks may
+// take protocol mutexes) and no netdev spinlock. NoMemory when
+// kUnregisterHooks are registered. Threads only; for init steps (there is
+// no removal).
+using UnregisterHook = void (*)(Interface& iface, void* context);
+inline constexpr unsigned kUnregisterHooks = 4;
+base::Result<void> register_unregister_hook(UnregisterHook hook, void* context);
 [[nodiscard]] Interface* find_interface(std::string_view name);
 [[nodiscard]] Interface* interface_at(unsigned index); // nullptr if none there
 inline constexpr unsigned kMaxInterfaces = CONFIG_NETDEV_MAX_INTERFACES;

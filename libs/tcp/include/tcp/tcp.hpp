@@ -130,7 +130,8 @@ struct Stats {
     std::uint64_t bad_checksum, malformed;   // dropped on input
     std::uint64_t no_connection;             // answered with RST (or dropped if RST)
     std::uint64_t resets_sent, resets_received;
-    std::uint64_t challenge_acks;            // RFC 5961
+    std::uint64_t challenge_acks;            // RFC 5961, sent
+    std::uint64_t challenge_acks_suppressed; // beyond CONFIG_TCP_CHALLENGE_ACK_LIMIT per second (RFC 5961 7)
     std::uint64_t paws_drops;                // RFC 7323 5
     std::uint64_t out_of_window;             // unacceptable segments (ACKed and dropped)
     std::uint64_t syn_queue_full;            // SYNs dropped: listener's SYN queue
