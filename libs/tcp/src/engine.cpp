@@ -402,22 +402,29 @@ void retransmit_first(Connection& c) {
     start_rexmt(c);
 }
 
-// RFC 5961 7: at most CONFIG_TCP_CHALLENGE_ACK_LIMIT challenge ACKs per
+// RFC 5961 7: about CONFIG_TCP_CHALLENGE_ACK_LIMIT challenge ACKs per
 // second, stack-wide. The second starts with the first challenge after
-// the previous one ran out. Under g_lock.
+// the previous one ran out. Each second's budget is drawn at random from
+// [limit/2, 3*limit/2): with a fixed budget an off-path host could
+// exhaust it and count the challenges that are missing to learn whether
+// a guessed connection exists (CVE-2016-5696; Linux draws it the same
+// way). Under g_lock.
 constinit time::Ticks g_challenge_window_start = 0;
 constinit std::uint32_t g_challenges_in_window = 0;
+constinit std::uint32_t g_challenge_budget = 0;
 
 bool challenge_allowed() {
     if constexpr (CONFIG_TCP_CHALLENGE_ACK_LIMIT == 0) {
         return true;
     } else {
+        constexpr std::uint32_t kLimit = CONFIG_TCP_CHALLENGE_ACK_LIMIT;
         time::Ticks now = time::now();
         if (g_challenges_in_window == 0 || now - g_challenge_window_start >= time::from_ns(1'000'000'000)) {
             g_challenge_window_start = now;
             g_challenges_in_window = 0;
+            g_challenge_budget = (kLimit + 1) / 2 + ipv4::random32() % kLimit;
         }
-        if (g_challenges_in_window >= CONFIG_TCP_CHALLENGE_ACK_LIMIT) return false;
+        if (g_challenges_in_window >= g_challenge_budget) return false;
         ++g_challenges_in_window;
         return true;
     }
