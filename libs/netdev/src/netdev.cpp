@@ -17,6 +17,7 @@
 #include <base/verify.hpp>
 #include <klog/klog.hpp>
 #include <netdev/interface.hpp>
+#include "transmit_ready.hpp"
 #include <sched/sched.hpp>
 #include <sync/mutex.hpp>
 
@@ -47,6 +48,9 @@ struct HookEntry {
     void* context = nullptr;
 };
 constinit HookEntry g_unregister_hooks[kUnregisterHooks] = {};
+// Read from any context (transmit_space() runs in interrupt handlers):
+// slots are only ever filled, once, at init.
+constinit std::atomic<Work*> g_transmit_ready[kTransmitReady] = {};
 
 // Lock order: below sched g_lock (no scheduler call under it), above the
 // pool lock (a full ring frees the packet after release, though).
@@ -290,6 +294,28 @@ base::Result<void> register_interface(Interface& iface) {
         return r;
     }
     return {};
+}
+
+base::Result<void> add_transmit_ready(Work& work) {
+    arch::SpinlockGuard guard(g_table_lock);
+    for (auto& slot : g_transmit_ready) {
+        if (slot.load(std::memory_order_relaxed) == &work) return {};
+        if (!slot.load(std::memory_order_relaxed)) {
+            slot.store(&work, std::memory_order_release);
+            return {};
+        }
+    }
+    return base::Error::NoMemory;
+}
+
+void detail::schedule_transmit_ready() {
+    for (auto& slot : g_transmit_ready)
+        if (Work* w = slot.load(std::memory_order_acquire)) schedule(*w);
+}
+
+void Interface::transmit_space() {
+    if (m_transmit_full.load(std::memory_order_acquire) && m_transmit_full.exchange(0, std::memory_order_acq_rel))
+        detail::schedule_transmit_ready();
 }
 
 base::Result<void> register_unregister_hook(UnregisterHook hook, void* context) {

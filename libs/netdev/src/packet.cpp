@@ -4,7 +4,9 @@
 // interrupt handlers may do both.
 #include <arch/spinlock.hpp>
 #include <base/verify.hpp>
+#include <atomic>
 #include <netdev/packet.hpp>
+#include "transmit_ready.hpp"
 
 namespace tessera::netdev {
 
@@ -18,6 +20,7 @@ public:
         Packet* p = m_free;
         if (!p) {
             ++m_failures;
+            m_starved.store(1, std::memory_order_relaxed);
             return nullptr;
         }
         m_free = p->next;
@@ -36,12 +39,18 @@ public:
         // A pointer that is not one of our buffers, or one already free, is
         // a bug in the owner's bookkeeping: stop here, not at the next user.
         VERIFY(address >= first && address < first + sizeof(m_packets) && (address - first) % sizeof(Packet) == 0);
-        arch::SpinlockGuard guard(m_lock);
-        VERIFY(p->m_pool_marker != kInPool); // double free
-        p->m_pool_marker = kInPool;
-        p->next = m_free;
-        m_free = p;
-        ++m_count;
+        {
+            arch::SpinlockGuard guard(m_lock);
+            VERIFY(p->m_pool_marker != kInPool); // double free
+            p->m_pool_marker = kInPool;
+            p->next = m_free;
+            m_free = p;
+            ++m_count;
+        }
+        // An allocation failed since the last free: whoever held data back
+        // for want of a buffer (tcp) may go on. One relaxed load otherwise.
+        if (m_starved.load(std::memory_order_relaxed) && m_starved.exchange(0, std::memory_order_acq_rel))
+            detail::schedule_transmit_ready();
     }
 
     PoolStats stats() {
@@ -77,6 +86,7 @@ private:
     std::uint32_t m_min_free = 0;
     std::uint64_t m_allocations = 0;
     std::uint64_t m_failures = 0;
+    std::atomic<std::uint32_t> m_starved{0}; // 32-bit: RV64 has no byte-sized AMOs
     Packet m_packets[kCount];
 };
 

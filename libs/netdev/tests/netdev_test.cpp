@@ -303,6 +303,31 @@ KTEST(netdev, work_runs_once_in_the_network_thread) {
     EXPECT_EQ(probe.runs, 2u);
 }
 
+namespace {
+// Registered with add_transmit_ready() for good (there is no removal), so
+// it must outlive the case.
+constinit WorkProbe g_ready_probe{{run_probe, &g_ready_probe}};
+base::Result<void> refuse(netdev::Interface&, netdev::PacketRef) { return base::Error::Overloaded; }
+constexpr netdev::DriverOps kFullOps = {refuse};
+} // namespace
+
+KTEST(netdev, transmit_space_after_a_full_queue_schedules_ready_work_once) {
+    ASSERT_OK(netdev::add_transmit_ready(g_ready_probe.work));
+    ASSERT_OK(netdev::add_transmit_ready(g_ready_probe.work)); // once is enough
+    netdev::Interface iface("full0", kFullOps, nullptr);
+    netdev::flush();
+    unsigned runs = g_ready_probe.runs;
+    iface.transmit_space(); // room, but the queue was never full: nobody waits
+    netdev::flush();
+    EXPECT_EQ(g_ready_probe.runs, runs);
+    iface.note_transmit_full();
+    iface.transmit_space();
+    iface.transmit_space(); // the second finds the mark gone
+    netdev::flush();
+    EXPECT_EQ(g_ready_probe.runs, runs + 1);
+    EXPECT_TRUE(g_ready_probe.in_thread);
+}
+
 KTEST(netdev, unregister_drops_queued_frames_of_the_interface) {
     Seen seen;
     auto pool = netdev::pool_stats();

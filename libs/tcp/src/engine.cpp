@@ -171,13 +171,25 @@ std::uint32_t flight(const Connection& c) { return static_cast<std::uint32_t>(c.
 
 void arm_timer_callout();
 
+// What became of a segment handed to transmit().
+enum class Sent {
+    Yes,
+    Lost, // ipv4 or a lower layer refused it: a loss the timers recover
+    Held, // no pool buffer, or the driver's queue was full: nothing went
+          // out, and the connection is resumed when there is room again
+          // (resume_held())
+};
+
 // Sends one segment. seq, flags and payload as given; ACK and window
-// filled from the connection. False if no buffer or ipv4 refused.
-bool transmit(Connection& c, Seq seq, std::uint8_t flags, std::uint32_t data_offset, std::uint32_t data_len) {
+// filled from the connection.
+Sent transmit(Connection& c, Seq seq, std::uint8_t flags, std::uint32_t data_offset, std::uint32_t data_len) {
     auto p = netdev::allocate();
     if (!p.ok()) {
+        // Held like a full driver queue: netdev schedules resume_held()
+        // when a buffer is freed.
         ++g_stats.no_buffer;
-        return false;
+        c.transmit_held = true;
+        return Sent::Held;
     }
     netdev::PacketRef packet = std::move(p.value());
     Segment s;
@@ -222,23 +234,27 @@ bool transmit(Connection& c, Seq seq, std::uint8_t flags, std::uint32_t data_off
     sum += ipv4::checksum_at_offset(
         ipv4::checksum_copy({payload + first, data_len - first}, {c.send_buffer.data(), data_len - first}), first);
     fill_checksum(c.tuple.local_address, c.tuple.remote_address, {out, header}, header + data_len, sum);
+    const ipv4::Address source{c.tuple.local_address}, destination{c.tuple.remote_address};
+    auto r = g_output_hook ? g_output_hook(std::move(packet), source, destination, g_output_context)
+                           : ipv4::send(std::move(packet), source, destination, ipv4::Protocol::Tcp);
+    if (!r.ok() && r.error() == Error::Overloaded) {
+        // Backpressure: the segment is rebuilt from the send ring later
+        // (ack_now and the delayed-ACK state stay as they were: an ACK it
+        // carried is still owed).
+        ++g_stats.held_back;
+        c.transmit_held = true;
+        return Sent::Held;
+    }
     c.ack_now = false;
     c.unacked_segments = 0;
     c.delack_at = time::kNever;
     ++g_stats.segments_sent;
     ++c.counters.segments_out;
-    if (g_output_hook) {
-        g_output_hook(std::move(packet), ipv4::Address{c.tuple.local_address}, ipv4::Address{c.tuple.remote_address},
-                      g_output_context);
-        return true;
-    }
-    auto r = ipv4::send(std::move(packet), ipv4::Address{c.tuple.local_address}, ipv4::Address{c.tuple.remote_address},
-                        ipv4::Protocol::Tcp);
     if (!r.ok()) {
         ++g_stats.send_errors;
-        return false;
+        return Sent::Lost;
     }
-    return true;
+    return Sent::Yes;
 }
 
 // A RST in answer to a segment that has no connection (RFC 9293 3.10.7.1).
@@ -266,15 +282,10 @@ void send_reset_for(const Tuple& t, const Segment& in) {
     fill_checksum(t.local_address, t.remote_address, {out, kHeaderLength});
     ++g_stats.resets_sent;
     ++g_stats.segments_sent;
-    if (g_output_hook) {
-        g_output_hook(std::move(packet), ipv4::Address{t.local_address}, ipv4::Address{t.remote_address},
-                      g_output_context);
-        return;
-    }
-    if (!ipv4::send(std::move(packet), ipv4::Address{t.local_address}, ipv4::Address{t.remote_address},
-                    ipv4::Protocol::Tcp)
-             .ok())
-        ++g_stats.send_errors;
+    const ipv4::Address source{t.local_address}, destination{t.remote_address};
+    auto r = g_output_hook ? g_output_hook(std::move(packet), source, destination, g_output_context)
+                           : ipv4::send(std::move(packet), source, destination, ipv4::Protocol::Tcp);
+    if (!r.ok()) ++g_stats.send_errors; // no connection to resume: a lost RST is answered again
 }
 
 Seq data_end(const Connection& c) { return c.snd_data + c.send_len; }
@@ -348,12 +359,15 @@ void output(Connection& c) {
         // a running timer that never sent anything).
         if (!retransmission && n < c.mss && n < left && n < c.max_snd_wnd / 2) break;
         std::uint8_t flags = (fin ? flag::kFin : 0) | (n && offset + n == c.send_len ? flag::kPsh : 0);
-        // A segment the driver or the pool could not take is lost like one
-        // dropped on the wire: account it as sent and let the retransmission
-        // timer (armed below) recover it. Stopping without a timer would
-        // leave a connection with nothing to wake it (found with 32
-        // concurrent echoes filling virtio-net's TX ring).
-        bool ok = transmit(c, c.snd_nxt, flags, offset, n);
+        // An empty pool or a full driver queue holds the segment back
+        // (nothing is accounted; resume_held() sends it when there is
+        // room). One a lower layer refused otherwise is lost like one
+        // dropped on the wire: account it as sent and let the
+        // retransmission timer (armed below) recover it. Stopping without
+        // a timer would leave a connection with nothing to wake it.
+        Sent result = transmit(c, c.snd_nxt, flags, offset, n);
+        if (result == Sent::Held) break;
+        bool ok = result == Sent::Yes;
         if (retransmission) {
             ++c.counters.retransmits;
             ++g_stats.retransmits;
@@ -526,6 +540,7 @@ Connection* allocate_slot(const Tuple& t) {
         c.state = State::Closed;
         c.in_use = true;
         c.user_owned = c.accepted = c.fin_queued = c.fin_received = c.ack_now = c.keepalive = false;
+        c.transmit_held = false;
         c.timestamps = c.sack = c.window_scaling = c.rtt_timing = c.error_set = false;
         c.tuple = t;
         c.listener = nullptr;
@@ -1120,6 +1135,20 @@ void timer_work(void*) {
     g_lock.unlock();
 }
 
+// Scheduled by netdev (add_transmit_ready()) when a driver queue that was
+// full has room: every connection that held a segment back sends what it
+// can now.
+void resume_held(void*) {
+    g_lock.lock();
+    for (auto& c : g_connections)
+        if (c.in_use && c.transmit_held) {
+            c.transmit_held = false;
+            output(c); // held again (and resumed again) if the queue fills once more
+        }
+    arm_timer_callout();
+    g_lock.unlock();
+}
+
 // ---------------------------------------------------------------- start-up
 
 void seed_isn_key() {
@@ -1141,8 +1170,11 @@ void seed_isn_key() {
     g_hash_salt = static_cast<std::uint32_t>(key[0] >> 17);
 }
 
+constinit netdev::Work g_resume_work{resume_held, nullptr};
+
 base::Result<void> ensure_started() {
     if (g_started) return {};
+    TRY(netdev::add_transmit_ready(g_resume_work));
     seed_isn_key();
     auto r = ipv4::register_protocol(ipv4::Protocol::Tcp, ipv4_handler, nullptr);
     if (!r.ok() && r.error() != Error::Busy && !g_output_hook) return r;

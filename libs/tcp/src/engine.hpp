@@ -55,6 +55,7 @@ struct Connection {
     bool fin_queued = false;   // shutdown/close asked for a FIN
     bool fin_received = false;
     bool ack_now = false;
+    bool transmit_held = false; // the driver's queue was full: resume_held() sends
     bool keepalive = false;
     bool timestamps = false, sack = false, window_scaling = false; // negotiated options
     bool rtt_timing = false;

@@ -24,7 +24,9 @@ constexpr ipv4::Address kClient = ipv4::Address::from(10, 9, 0, 1);
 constexpr ipv4::Address kServer = ipv4::Address::from(10, 9, 0, 2);
 constexpr std::uint16_t kPort = 7000;
 
-enum class Verdict { Pass, Drop, Hold };
+// Pass: delivered. Drop: lost on the wire. Hold: kept until
+// release_held(). Full: refused as a full driver queue would (Overloaded).
+enum class Verdict { Pass, Drop, Hold, Full };
 
 struct Wire {
     arch::Spinlock lock;
@@ -68,25 +70,27 @@ void enqueue(netdev::Packet* p) {
     g_wire.tail = p;
 }
 
-void hook(netdev::PacketRef packet, ipv4::Address src, ipv4::Address dst, void*) {
+base::Result<void> hook(netdev::PacketRef packet, ipv4::Address src, ipv4::Address dst, void*) {
     ++g_wire.segments;
     auto parsed = parse(packet->data());
     VERIFY(parsed.ok());
     Segment s = parsed.value();
+    Verdict v = g_wire.filter ? g_wire.filter(s, src, dst, g_wire.filter_context) : Verdict::Pass;
+    if (v == Verdict::Full) return base::Error::Overloaded; // never sent: the sequence state stays
     if (src == kClient) g_wire.client_next = s.seq + s.length();
     if (src == kServer) g_wire.server_next = s.seq + s.length();
-    Verdict v = g_wire.filter ? g_wire.filter(s, src, dst, g_wire.filter_context) : Verdict::Pass;
-    if (v == Verdict::Drop) return;
+    if (v == Verdict::Drop) return {};
     netdev::Packet* p = packet.release();
     p->owner_word = pack(src, dst);
     if (v == Verdict::Hold) {
         arch::SpinlockGuard g(g_wire.lock);
         p->next = g_wire.held;
         g_wire.held = p;
-        return;
+        return {};
     }
     enqueue(p);
     netdev::schedule(g_wire.work);
+    return {};
 }
 
 void release_held() {
@@ -347,6 +351,69 @@ KTEST(tcp, lost_segment_triggers_fast_retransmit) {
     EXPECT_GE(after.dup_acks, before.dup_acks + 3);
     EXPECT_EQ(after.timeouts, before.timeouts); // recovered without the timer
     EXPECT_LT(after.ssthresh, 0xffffffffu);
+    g_wire.filter = nullptr;
+    close(c);
+    close(s);
+}
+
+namespace {
+struct QueueFull {
+    bool on = true;
+    unsigned refused = 0;
+};
+Verdict queue_full(Segment& s, ipv4::Address src, ipv4::Address, void* ctx) {
+    auto& q = *static_cast<QueueFull*>(ctx);
+    if (!q.on || src != kClient || s.payload.empty()) return Verdict::Pass;
+    ++q.refused;
+    return Verdict::Full;
+}
+// A stand-in for a driver whose queue drained: transmit_space() on an
+// interface marked full schedules every add_transmit_ready() item (tcp's).
+base::Result<void> refuse(netdev::Interface&, netdev::PacketRef) { return base::Error::Overloaded; }
+constexpr netdev::DriverOps kDrainedOps = {refuse};
+netdev::Interface g_drained("drained0", kDrainedOps, nullptr);
+} // namespace
+
+KTEST(tcp, full_driver_queue_holds_segments_back_until_it_drains) {
+    // Backpressure: a segment the driver's full queue refuses is not a
+    // loss. Nothing is accounted as sent, no retransmission timer runs on
+    // it, and the data goes out, once, when the queue has room again.
+    Net net;
+    Connection *c, *s;
+    ASSERT_TRUE(net.open(c, s));
+    QueueFull q;
+    g_wire.filter_context = &q;
+    g_wire.filter = queue_full;
+    auto before = stats();
+    auto info_before = info(c).value();
+    fill_pattern({g_out, 6000}, 0);
+    auto sent = try_send(c, {g_out, 6000});
+    ASSERT_OK(sent);
+    EXPECT_EQ(sent.value(), 6000u);
+    sched::sleep_for_ns(600'000'000); // past the minimum RTO: no timer may fire on held data
+    auto held = info(c).value();
+    EXPECT_GE(q.refused, 1u);
+    EXPECT_EQ(held.in_flight, 0u);
+    EXPECT_EQ(held.send_queued, 6000u);
+    EXPECT_FALSE(held.retransmit_timer);
+    EXPECT_EQ(held.timeouts, info_before.timeouts);
+    EXPECT_EQ(stats().held_back - before.held_back, q.refused);
+    EXPECT_EQ(stats().send_errors, before.send_errors);
+    // The queue drains.
+    q.on = false;
+    g_drained.note_transmit_full();
+    g_drained.transmit_space();
+    std::uint32_t received = 0;
+    while (received < 6000) {
+        auto r = receive(s, {g_in, sizeof g_in}, in_ms(5000));
+        ASSERT_OK(r);
+        ASSERT_GT(r.value(), 0u);
+        EXPECT_TRUE(check_pattern({g_in, r.value()}, received));
+        received += static_cast<std::uint32_t>(r.value());
+    }
+    auto after = info(c).value();
+    EXPECT_EQ(after.retransmits, info_before.retransmits); // sent once, when there was room
+    EXPECT_EQ(after.timeouts, info_before.timeouts);
     g_wire.filter = nullptr;
     close(c);
     close(s);

@@ -81,11 +81,14 @@ void reap_tx() {
     Driver& d = g_driver;
     void* token;
     std::uint32_t written;
+    bool reclaimed = false;
     while (d.tx.pop(token, written)) {
         netdev::PacketRef::adopt(static_cast<netdev::Packet*>(token)).reset();
         d.tx_in_flight.fetch_sub(1, std::memory_order_relaxed);
         d.tx_completions.fetch_add(1, std::memory_order_relaxed);
+        reclaimed = true;
     }
+    if (reclaimed) d.iface.transmit_space(); // wakes whoever held data back while the ring was full
 }
 
 void read_link() {
@@ -131,6 +134,7 @@ base::Result<void> transmit(netdev::Interface&, netdev::PacketRef packet) {
     const virtio::Queue::Segment segment{p->bytes(), static_cast<std::uint32_t>(p->length()), false};
     auto r = d.tx.add({&segment, 1}, p);
     if (!r.ok()) {
+        d.iface.note_transmit_full(); // before the last try: a completion from here on signals room
         reap_tx(); // completions the interrupt has not collected yet
         r = d.tx.add({&segment, 1}, p);
     }

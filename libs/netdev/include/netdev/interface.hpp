@@ -108,6 +108,18 @@ public:
     // Asks the network thread to call ops.poll soon. Any context.
     void request_poll();
 
+    // Transmit backpressure. A driver whose transmit queue is full calls
+    // note_transmit_full() before its last attempt and, if that fails too,
+    // returns Overloaded (Interface::transmit counts it in tx_drops). When
+    // it later reclaims a slot it calls transmit_space(): if the queue had
+    // been full since, every Work registered with add_transmit_ready() is
+    // scheduled, so a protocol that held data back (tcp) sends it then
+    // rather than waiting for a retransmission timer. Marking full before
+    // the last attempt means a completion that races with it still finds
+    // the mark. Any context.
+    void note_transmit_full() { m_transmit_full.store(1, std::memory_order_release); }
+    void transmit_space();
+
     [[nodiscard]] Counters counters() const;
     // For drivers and the stack; relaxed atomic increments.
     void count_rx(std::size_t bytes) { add(m_rx_packets, 1); add(m_rx_bytes, bytes); }
@@ -130,6 +142,7 @@ private:
     std::uint32_t m_mtu = 1500;
     unsigned m_index = ~0u;
     std::atomic<bool> m_link_up{false};
+    std::atomic<std::uint32_t> m_transmit_full{0}; // 32-bit: RV64 has no byte-sized AMOs
     std::atomic<std::uint64_t> m_rx_packets{0}, m_rx_bytes{0}, m_rx_drops{0}, m_rx_errors{0};
     std::atomic<std::uint64_t> m_tx_packets{0}, m_tx_bytes{0}, m_tx_drops{0}, m_tx_errors{0};
 };
@@ -180,6 +193,12 @@ struct Work {
     std::atomic<std::uint32_t> pending{0}; // 32-bit: RV64 has no byte-sized AMOs
 };
 void schedule(Work& work);
+
+// Registers `work` to be scheduled whenever an interface's full transmit
+// queue gains room (Interface::transmit_space()). NoMemory beyond
+// kTransmitReady items. Threads only; for init steps (there is no removal).
+inline constexpr unsigned kTransmitReady = 4;
+base::Result<void> add_transmit_ready(Work& work);
 
 // Waits until every frame and work item queued before the call has been
 // handled. From the network thread itself it handles them inline.

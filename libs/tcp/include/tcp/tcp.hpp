@@ -140,11 +140,12 @@ struct Stats {
     std::uint64_t accept_queue_full;         // handshakes left half-open: backlog full
     std::uint64_t ooo_dropped;               // out-of-order segments beyond CONFIG_TCP_SACK_RANGES
     std::uint64_t predicted;                 // in-order payloads copied into the ring as they were summed
+    std::uint64_t held_back;                 // segments not sent: the driver's queue was full (sent when it drains)
     std::uint64_t retransmits, timeouts, fast_retransmits;
     std::uint64_t active_opens, passive_opens, established_now;
     std::uint64_t connections_in_use, time_wait_now;
     std::uint64_t send_errors;               // ipv4::send failures (the segment counts as lost)
-    std::uint64_t no_buffer;                 // packet pool empty when sending
+    std::uint64_t no_buffer;                 // packet pool empty when sending (held back, sent when one is freed)
 };
 [[nodiscard]] Stats stats();
 
@@ -152,8 +153,11 @@ struct Stats {
 // (nullptr restores it). The hook owns the packet (window = TCP header +
 // payload, checksum filled) and runs with the TCP lock held: it must not
 // call into tcp (queue the packet and deliver it later with inject()).
-using OutputHook = void (*)(netdev::PacketRef segment, ipv4::Address source, ipv4::Address destination,
-                            void* context);
+// It answers as ipv4::send would: Overloaded stands for a full driver
+// queue (the engine holds the data back until some interface's
+// transmit_space() says there is room).
+using OutputHook = base::Result<void> (*)(netdev::PacketRef segment, ipv4::Address source,
+                                          ipv4::Address destination, void* context);
 void set_output_hook(OutputHook hook, void* context);
 // Hands a segment to the engine as if ipv4 had delivered it (window = TCP
 // header + payload). Threads; takes the TCP lock.
