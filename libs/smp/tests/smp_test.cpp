@@ -95,10 +95,19 @@ KTEST(smp, each_hart_runs_with_its_own_tp_and_stack) {
     if (n == 1) KTEST_SKIP("one hart");
     ProbeHandler probe;
     for (unsigned i = 1; i < n; ++i) {
-        ASSERT_TRUE(ping(i));
-        const Seen& s = g_seen[i];
         auto st = smp::hart_stats(i);
         ASSERT_OK(st);
+        // An IPI is handled on the stack of whatever the hart runs: its
+        // own stack while idle, a thread's when one (the network thread,
+        // an earlier case's worker) happens to be on it. Ping until one
+        // lands while it idles; a hart that never idles fails below.
+        const Seen& s = g_seen[i];
+        for (unsigned attempt = 0; attempt < 200; ++attempt) {
+            ASSERT_TRUE(ping(i));
+            if (s.stack_limit == st.value().stack_bottom) break;
+            const std::uint64_t until = arch::rdtime() + plat::machine().timebase_hz / 1000; // 1 ms
+            while (arch::rdtime() < until) arch::pause();
+        }
         EXPECT_EQ(s.index, i);
         EXPECT_EQ(s.hart_id, plat::machine().harts[i]);
         EXPECT_NE(s.hart, &arch::this_hart());

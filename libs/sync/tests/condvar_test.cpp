@@ -80,8 +80,19 @@ KTEST(condvar, broadcast_wakes_every_waiter) {
     let_them_run();
     give(b, 4, true);
     for (auto& th : h) EXPECT_OK(sched::join(th));
-    EXPECT_EQ(std::string_view(b.log, b.logged), "abcd"); // FIFO among equals, each got one
     EXPECT_EQ(b.wakeups.load(), 4u);
+    EXPECT_EQ(b.logged, 4u);
+    // Woken FIFO among equals. They then take the mutex in that order only
+    // if no round-robin quantum (2 ms) ends between a wake-up and the lock:
+    // certain on one hart under -icount, not in host time on several harts,
+    // where a vCPU can stall for milliseconds. There, each got one token.
+    if (sched::online_harts() == 1) {
+        EXPECT_EQ(std::string_view(b.log, b.logged), "abcd");
+    } else {
+        unsigned seen = 0;
+        for (unsigned i = 0; i < b.logged; ++i) seen |= 1u << (b.log[i] - 'a');
+        EXPECT_EQ(seen, 0xfu);
+    }
 }
 
 KTEST(condvar, signal_without_waiters_is_not_remembered) {
