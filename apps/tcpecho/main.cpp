@@ -137,8 +137,8 @@ void stats(tcp::Connection* c, std::span<std::byte> buffer) {
                     t.established_now, t.connections_in_use, t.time_wait_now, t.ooo_dropped,
                     t.predicted, t.held_back);
     const auto nic = virtio_net::stats();
-    base::format_to(sink, "nic_interrupts={} nic_rx={} nic_tx={} ", nic.interrupts, nic.rx_completions,
-                    nic.tx_completions);
+    base::format_to(sink, "nic_interrupts={} nic_rx={} nic_tx={} nic_rx_kicks={} nic_tx_kicks={} ", nic.interrupts,
+                    nic.rx_completions, nic.tx_completions, nic.rx_notifications, nic.tx_notifications);
     base::format_to(sink, "pool_free={} pool_total={} pool_failures={} rx_drops={} rx_errors={}\n", pool.free,
                     pool.total, pool.failures, eth.rx_drops, eth.rx_errors);
     (void)send_all(c, std::as_bytes(std::span<const char>(sink.view().data(), sink.view().size())));

@@ -159,11 +159,11 @@ void poll(netdev::Interface&) {
 netdev::Interface* interface() { return g_driver.device ? &g_driver.iface : nullptr; }
 
 Stats stats() {
-    const Driver& d = g_driver;
+    Driver& d = g_driver;
     auto r = [](const std::atomic<std::uint64_t>& c) { return c.load(std::memory_order_relaxed); };
     return {r(d.interrupts), r(d.rx_completions), r(d.rx_refill_failures), r(d.tx_completions),
             d.rx_posted.load(std::memory_order_relaxed), d.rx_target, d.tx_in_flight.load(std::memory_order_relaxed),
-            d.device ? d.device->features() : 0};
+            d.rx.stats().notifications, d.tx.stats().notifications, d.device ? d.device->features() : 0};
 }
 
 // Init step virtio_net.probe (virtio 1.1, 3.1.1 and 5.1.5).

@@ -26,6 +26,7 @@ struct Stats {
     std::uint32_t rx_posted;        // RX buffers the device holds now
     std::uint32_t rx_ring;          // ... and how many it should (the RX queue size)
     std::uint32_t tx_in_flight;     // TX frames the device holds now
+    std::uint64_t rx_notifications, tx_notifications; // QueueNotify writes (each a trap into QEMU)
     std::uint64_t features;         // negotiated
 };
 
