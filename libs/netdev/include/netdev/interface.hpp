@@ -195,7 +195,8 @@ struct Work {
 void schedule(Work& work);
 
 // Registers `work` to be scheduled whenever an interface's full transmit
-// queue gains room (Interface::transmit_space()). NoMemory beyond
+// queue gains room (Interface::transmit_space()) and whenever the packet
+// pool, found empty by an allocation, gets a buffer back. NoMemory beyond
 // kTransmitReady items. Threads only; for init steps (there is no removal).
 inline constexpr unsigned kTransmitReady = 4;
 base::Result<void> add_transmit_ready(Work& work);

@@ -14,8 +14,11 @@
 // SMP-safe. allocate() and the PacketRef destructor may be called from
 // interrupt handlers: the pool is a free list under an IRQ-safe spinlock
 // (a leaf in base/lock_order.hpp), never blocks, and fails with NoMemory
-// (counted) when empty. A Packet itself is not synchronized: only its
-// owner touches it.
+// (counted) when empty. The first free after an allocation found it empty
+// schedules the add_transmit_ready() work (it takes netdev's queue lock
+// and may wake the network thread), so drop a PacketRef only where a
+// wake-up is allowed: not under the scheduler's lock or a netdev or driver
+// spinlock. A Packet itself is not synchronized: only its owner touches it.
 #include <base/result.hpp>
 #include <base/verify.hpp>
 #include <cstddef>
