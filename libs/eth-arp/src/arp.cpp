@@ -324,9 +324,21 @@ Stats stats() {
     return g_stats;
 }
 
+namespace {
+// netdev unregister hook (dispatch mutex held, like a handler): the
+// interface's entries go, with the packets queued on them, and so does
+// its address, so nothing keeps a pointer to an interface that may be
+// destroyed next.
+void on_unregister(netdev::Interface& iface, void*) {
+    (void)set_address(iface, 0);
+    flush(&iface);
+}
+} // namespace
+
 // Init step eth_arp.start.
 base::Result<void> init_start() {
     TRY(netdev::register_ethertype(kEthertype, handle, nullptr));
+    TRY(netdev::register_unregister_hook(on_unregister, nullptr));
     return g_tick_callout.start_periodic(time::now() + time::from_ns(kTickNs), time::from_ns(kTickNs));
 }
 

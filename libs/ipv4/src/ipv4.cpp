@@ -178,10 +178,18 @@ void release_slot(Slot& s) {
     s.opened_on = nullptr;
 }
 
+// The interface's address and every route through it. Caller holds g_lock.
+void forget_locked(const netdev::Interface& iface) {
+    if (Config* c = config_of(&iface)) *c = {};
+    for (RouteEntry& r : g_routes)
+        if (r.used && r.iface == &iface) r.used = false;
+}
+
 // netdev unregister hook (dispatch mutex held, like a handler): datagrams
 // the interface opened, or whose kept header names it, are dropped now
-// rather than at the timeout. Their buffers go back to the pool, and no
-// stale Interface* is kept.
+// rather than at the timeout, and its address and routes go. Buffers go
+// back to the pool, and no stale Interface* is kept (eth-arp drops its
+// entries in its own hook).
 void on_unregister(netdev::Interface& iface, void*) {
     sync::MutexGuard guard(g_lock);
     for (Slot& s : g_slots)
@@ -189,6 +197,7 @@ void on_unregister(netdev::Interface& iface, void*) {
             ++g_stats.reassembly_interface_gone;
             release_slot(s);
         }
+    forget_locked(iface);
 }
 
 // A fragment (window at the payload). Returns the whole datagram when it
@@ -351,9 +360,7 @@ base::Result<void> configure(netdev::Interface& iface, Address address, unsigned
 void deconfigure(netdev::Interface& iface) {
     {
         sync::MutexGuard guard(g_lock);
-        if (Config* c = config_of(&iface)) *c = {};
-        for (RouteEntry& r : g_routes)
-            if (r.used && r.iface == &iface) r.used = false;
+        forget_locked(iface);
     }
     (void)eth_arp::set_address(iface, 0);
     eth_arp::flush(&iface);

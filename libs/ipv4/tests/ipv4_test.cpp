@@ -1,5 +1,7 @@
 #include <cstring>
+#include <eth-arp/arp.hpp>
 #include <ipv4/test_peer.hpp>
+#include <netdev/pair.hpp>
 #include <ktest/ktest.hpp>
 
 using namespace tessera;
@@ -336,6 +338,28 @@ KTEST(ipv4, fragments_dropped_when_their_interface_is_unregistered) {
     EXPECT_EQ(ipv4::stats().reassembly_interface_gone, before.reassembly_interface_gone + 3);
     EXPECT_EQ(ipv4::stats().reassembly_timeouts, before.reassembly_timeouts);
     EXPECT_EQ(TestPeer::settled_pool_free(), pool);
+}
+
+KTEST(ipv4, address_routes_and_neighbours_go_with_an_unregistered_interface) {
+    // An interface unregistered while configured (no deconfigure first):
+    // ipv4's and eth-arp's unregister hooks drop its address, its routes
+    // and its ARP entries, so nothing points at it once it may be gone.
+    netdev::Pair pair("gone0", "gone1");
+    ASSERT_OK(pair.attach());
+    const auto stack = Address::from(10, 77, 0, 1), peer = Address::from(10, 77, 0, 2);
+    ASSERT_OK(ipv4::configure(pair.a(), stack, 24));
+    ASSERT_OK(eth_arp::add_static(pair.a(), peer.value, pair.b().mac()));
+    netdev::flush();
+    EXPECT_TRUE(ipv4::prefix_of(pair.a()).has_value());
+    EXPECT_TRUE(eth_arp::lookup(pair.a(), peer.value).has_value());
+    pair.detach();
+    EXPECT_FALSE(ipv4::prefix_of(pair.a()).has_value());
+    EXPECT_FALSE(eth_arp::lookup(pair.a(), peer.value).has_value());
+    auto packet = netdev::allocate();
+    ASSERT_OK(packet);
+    ASSERT_TRUE(packet.value()->put(8) != nullptr);
+    EXPECT_ERROR(ipv4::send(std::move(packet.value()), stack, peer, static_cast<ipv4::Protocol>(kTestProtocol)),
+                 base::Error::Unreachable); // no route through it is left
 }
 
 KTEST(ipv4, incomplete_fragments_freed_at_timeout) {
