@@ -6,6 +6,7 @@
 #include <arch/hart.hpp>
 #include <atomic>
 #include <base/result.hpp>
+#include <base/verify.hpp>
 #include <sched/sched.hpp>
 #include <time/callout.hpp>
 
@@ -24,15 +25,18 @@ public:
     // Arms the callout 100 µs from now.
     base::Result<void> start() { return m_callout.start_at(time::now() + time::from_us(100)); }
 
-    // Arms it only once ready(ready_arg) holds, from a helper thread on
-    // this hart, so the caller may block meanwhile (say, in the receive the
-    // handler must find waiting): the handler then always finds that
-    // state, however slow the host. ready is polled every 50 µs for 2 s at
-    // most (only a bug makes that expire; the callout is then not armed).
+    // Arms it only once ready(ready_arg) holds, from a helper thread pinned
+    // to this hart, so the caller may block meanwhile (say, in the receive
+    // the handler must find waiting): the handler then always finds that
+    // state, however slow the host, and runs on this hart. ready is polled
+    // every 50 µs for 2 s at most (only a bug makes that expire; the
+    // callout is then not armed). With several harts, a thread the handler
+    // wakes could run elsewhere while the handler is still going: pin it
+    // here with StayOnThisHart if the case depends on it not doing so.
     base::Result<void> start_when(bool (*ready)(const void*), const void* ready_arg) {
         m_ready = ready;
         m_ready_arg = ready_arg;
-        m_arming = TRY(sched::spawn(arm, this, {"arm-irq", 20}));
+        m_arming = TRY(sched::spawn(arm, this, {"arm-irq", 20, 16 * 1024, 1u << arch::this_hart().index}));
         return {};
     }
 
@@ -74,6 +78,16 @@ private:
     std::atomic<bool> m_in_interrupt{false};
     time::Callout m_callout{trampoline, this};
     sched::ThreadHandle m_arming{};
+};
+
+// Keeps the calling thread on the hart it runs on for the scope, then lets
+// it go anywhere again.
+class StayOnThisHart {
+public:
+    StayOnThisHart() { VERIFY(sched::set_affinity(sched::self(), 1u << arch::this_hart().index).ok()); }
+    ~StayOnThisHart() { VERIFY(sched::set_affinity(sched::self(), sched::kAnyHart).ok()); }
+    StayOnThisHart(const StayOnThisHart&) = delete;
+    StayOnThisHart& operator=(const StayOnThisHart&) = delete;
 };
 
 } // namespace tessera::ktest
