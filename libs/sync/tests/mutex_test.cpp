@@ -144,7 +144,11 @@ struct TimedLocker {
 };
 void lock_with_timeout(void* p) {
     auto& t = *static_cast<TimedLocker*>(p);
-    t.result = t.m->lock_until(time::now() + time::from_us(2000));
+    // Long enough for the case to see the boost before it times out: 2 ms
+    // of guest time under -icount on one hart; in host time on several
+    // harts a stalled vCPU can take that long, so 200 ms there.
+    const auto timeout = time::from_us(sched::online_harts() == 1 ? 2000 : 200'000);
+    t.result = t.m->lock_until(time::now() + timeout);
     if (t.result.ok()) t.m->unlock();
 }
 } // namespace

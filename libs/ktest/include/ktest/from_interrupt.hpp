@@ -6,7 +6,6 @@
 #include <arch/hart.hpp>
 #include <atomic>
 #include <base/result.hpp>
-#include <base/verify.hpp>
 #include <sched/sched.hpp>
 #include <time/callout.hpp>
 
@@ -30,9 +29,10 @@ public:
     // the handler must find waiting): the handler then always finds that
     // state, however slow the host, and runs on this hart. ready is polled
     // every 50 µs for 2 s at most (only a bug makes that expire; the
-    // callout is then not armed). With several harts, a thread the handler
-    // wakes could run elsewhere while the handler is still going: pin it
-    // here with StayOnThisHart if the case depends on it not doing so.
+    // callout is then not armed). A thread the handler wakes runs only
+    // after it if it is pinned to this hart too (the ktest app pins its
+    // main thread, which runs the cases, to the boot hart); one that may
+    // run elsewhere can run while the handler is still going.
     base::Result<void> start_when(bool (*ready)(const void*), const void* ready_arg) {
         m_ready = ready;
         m_ready_arg = ready_arg;
@@ -78,16 +78,6 @@ private:
     std::atomic<bool> m_in_interrupt{false};
     time::Callout m_callout{trampoline, this};
     sched::ThreadHandle m_arming{};
-};
-
-// Keeps the calling thread on the hart it runs on for the scope, then lets
-// it go anywhere again.
-class StayOnThisHart {
-public:
-    StayOnThisHart() { VERIFY(sched::set_affinity(sched::self(), 1u << arch::this_hart().index).ok()); }
-    ~StayOnThisHart() { VERIFY(sched::set_affinity(sched::self(), sched::kAnyHart).ok()); }
-    StayOnThisHart(const StayOnThisHart&) = delete;
-    StayOnThisHart& operator=(const StayOnThisHart&) = delete;
 };
 
 } // namespace tessera::ktest
