@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fdt/fdt.hpp>
 #include <optional>
+#include <utility>
 #include <klog/klog.hpp>
 #include <netdev/interface.hpp>
 #include <plat/machine.hpp>
@@ -302,7 +303,10 @@ void start_rexmt(Connection& c) {
 void output(Connection& c) {
     if (c.state == State::SynSent || c.state == State::SynReceived) {
         if (c.snd_nxt == c.iss) { // SYN (again, after a timeout)
-            transmit(c, c.iss, c.state == State::SynSent ? flag::kSyn : flag::kSyn | flag::kAck, 0, 0);
+            // Held: SND.NXT stays at the ISS, so resume_held() sends it.
+            if (transmit(c, c.iss, c.state == State::SynSent ? flag::kSyn : flag::kSyn | flag::kAck, 0, 0) ==
+                Sent::Held)
+                return;
             // Time the first SYN-ACK (process_ack samples when its ACK
             // arrives): without timestamps it is a passive open's only RTT
             // sample before data, and without it the first RTO would be the
@@ -403,13 +407,19 @@ void retransmit_first(Connection& c) {
     std::uint32_t offset = static_cast<std::uint32_t>(from - c.snd_data);
     if (from < c.snd_data) return; // only a SYN is outstanding
     if (offset >= c.send_len) {
-        if (fin_sent(c)) transmit(c, from, flag::kFin, offset, 0); // only the FIN is missing
+        // Only the FIN is missing.
+        if (fin_sent(c) && transmit(c, from, flag::kFin, offset, 0) == Sent::Held) c.retransmit_held = true;
         return;
     }
     Seq stop = c.sacked.next_covered(from, c.snd_max);
     std::uint32_t n = std::min({c.mss, c.send_len - offset, static_cast<std::uint32_t>(stop - from)});
     bool fin = fin_sent(c) && offset + n == c.send_len;
-    (void)transmit(c, from, fin ? flag::kFin : 0, offset, n); // a local failure is a loss: the timer recovers it
+    // Held: resume_held() calls here again rather than leaving the hole to
+    // the timer. Any other local failure is a loss the timer recovers.
+    if (transmit(c, from, fin ? flag::kFin : 0, offset, n) == Sent::Held) {
+        c.retransmit_held = true;
+        return;
+    }
     ++c.counters.retransmits;
     ++g_stats.retransmits;
     c.rexmt_at = time::kNever;
@@ -540,7 +550,7 @@ Connection* allocate_slot(const Tuple& t) {
         c.state = State::Closed;
         c.in_use = true;
         c.user_owned = c.accepted = c.fin_queued = c.fin_received = c.ack_now = c.keepalive = false;
-        c.transmit_held = false;
+        c.transmit_held = c.retransmit_held = false;
         c.timestamps = c.sack = c.window_scaling = c.rtt_timing = c.error_set = false;
         c.tuple = t;
         c.listener = nullptr;
@@ -1069,18 +1079,22 @@ void on_persist(Connection& c) {
     if (!waiting) return;
     // A window probe: one old byte (SND.UNA - 1, no data) so the receiver
     // must answer with its current window (RFC 9293 3.8.6.1).
-    ++c.counters.zero_window_probes;
-    transmit(c, c.snd_una - 1, flag::kAck, 0, 0);
-    if (c.persist_shift < 7) ++c.persist_shift;
+    // A probe the full queue held back is not one: the next expiry sends
+    // it without backing off further.
+    if (transmit(c, c.snd_una - 1, flag::kAck, 0, 0) != Sent::Held) {
+        ++c.counters.zero_window_probes;
+        if (c.persist_shift < 7) ++c.persist_shift;
+    }
     set_deadline(c.persist_at, time::now() + us(c.rtt.rto()) * (1u << c.persist_shift));
 }
 
 void on_keepalive(Connection& c) {
-    if (++c.probes > kMaxKeepaliveProbes) {
+    if (c.probes >= kMaxKeepaliveProbes) {
         reset_connection(c, Error::TimedOut);
         return;
     }
-    transmit(c, c.snd_una - 1, flag::kAck, 0, 0);
+    // Only a probe that went out counts against the peer.
+    if (transmit(c, c.snd_una - 1, flag::kAck, 0, 0) != Sent::Held) ++c.probes;
     set_deadline(c.keepalive_at, time::now() + ms(CONFIG_TCP_KEEPALIVE_S * 1000ull / 4 + 1));
 }
 
@@ -1143,7 +1157,11 @@ void resume_held(void*) {
     for (auto& c : g_connections)
         if (c.in_use && c.transmit_held) {
             c.transmit_held = false;
-            output(c); // held again (and resumed again) if the queue fills once more
+            // Held again (and resumed again) if the queue fills once more.
+            // A held fast retransmission goes first, if the hole is still
+            // there (a timeout since then went back over it anyway).
+            if (std::exchange(c.retransmit_held, false) && c.cc.in_recovery) retransmit_first(c);
+            output(c);
         }
     arm_timer_callout();
     g_lock.unlock();

@@ -56,6 +56,7 @@ struct Connection {
     bool fin_received = false;
     bool ack_now = false;
     bool transmit_held = false; // the driver's queue was full: resume_held() sends
+    bool retransmit_held = false; // ... and what it refused was retransmit_first()'s segment
     bool keepalive = false;
     bool timestamps = false, sack = false, window_scaling = false; // negotiated options
     bool rtt_timing = false;

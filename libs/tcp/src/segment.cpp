@@ -138,14 +138,14 @@ std::size_t build(const Segment& s, std::span<std::byte> out) {
 
 std::uint16_t checksum(std::uint32_t source, std::uint32_t destination, std::span<const std::byte> header,
                        std::size_t length, std::uint32_t payload_sum) {
-    VERIFY(header.size() % 2 == 0); // the payload's pairs start on an even offset
+    // The payload's pairs start on an even offset (a zero sum has no pairs).
+    VERIFY(header.size() % 2 == 0 || payload_sum == 0);
     std::uint32_t sum = detail::pseudo_header_sum(source, destination, static_cast<std::uint16_t>(length));
     return detail::checksum_finish(detail::checksum_add(header, sum + payload_sum));
 }
 
 std::uint16_t checksum(std::uint32_t source, std::uint32_t destination, std::span<const std::byte> bytes) {
-    std::uint32_t sum = detail::pseudo_header_sum(source, destination, static_cast<std::uint16_t>(bytes.size()));
-    return detail::checksum_finish(detail::checksum_add(bytes, sum));
+    return checksum(source, destination, bytes, bytes.size(), 0);
 }
 
 void fill_checksum(std::uint32_t source, std::uint32_t destination, std::span<std::byte> header, std::size_t length,
@@ -156,9 +156,7 @@ void fill_checksum(std::uint32_t source, std::uint32_t destination, std::span<st
 }
 
 void fill_checksum(std::uint32_t source, std::uint32_t destination, std::span<std::byte> bytes) {
-    VERIFY(bytes.size() >= kHeaderLength);
-    base::store_be16(bytes.data() + 16, 0);
-    base::store_be16(bytes.data() + 16, checksum(source, destination, bytes));
+    fill_checksum(source, destination, bytes, bytes.size(), 0);
 }
 
 } // namespace tessera::tcp

@@ -420,6 +420,87 @@ KTEST(tcp, full_driver_queue_holds_segments_back_until_it_drains) {
 }
 
 namespace {
+// The queue is full for one segment and has room again at once: the
+// refusal is recorded under the TCP lock, which resume_held() has to take,
+// so the resume always comes after it, as with a real driver.
+void refuse_once_then_drain(unsigned& held) {
+    ++held;
+    g_drained.note_transmit_full();
+    g_drained.transmit_space();
+}
+Verdict hold_first_syn(Segment& s, ipv4::Address src, ipv4::Address, void* ctx) {
+    auto& held = *static_cast<unsigned*>(ctx);
+    if (src != kClient || !(s.flags & flag::kSyn) || held) return Verdict::Pass;
+    refuse_once_then_drain(held);
+    return Verdict::Full;
+}
+// Loses the third data segment, then refuses its fast retransmission once.
+struct LoseThenHold {
+    unsigned data_seen = 0;
+    bool lost = false;
+    Seq lost_seq{0};
+    unsigned held = 0;
+};
+Verdict lose_then_hold(Segment& s, ipv4::Address src, ipv4::Address, void* ctx) {
+    auto& l = *static_cast<LoseThenHold*>(ctx);
+    if (src != kClient || s.payload.empty()) return Verdict::Pass;
+    if (!l.lost && ++l.data_seen == 3) {
+        l.lost = true;
+        l.lost_seq = s.seq;
+        return Verdict::Drop;
+    }
+    if (l.lost && s.seq == l.lost_seq && !l.held) {
+        refuse_once_then_drain(l.held);
+        return Verdict::Full;
+    }
+    return Verdict::Pass;
+}
+} // namespace
+
+KTEST(tcp, a_held_syn_goes_out_when_the_queue_drains) {
+    // Not after the 1 s initial RTO: the SYN held back is the first thing
+    // the connection sends once there is room.
+    Net net;
+    Listener* l = net.listen();
+    unsigned held = 0;
+    g_wire.filter_context = &held;
+    g_wire.filter = hold_first_syn;
+    auto before = stats();
+    Connection *c, *s;
+    ASSERT_TRUE(open_pair(l, c, s));
+    g_wire.filter = nullptr;
+    EXPECT_EQ(held, 1u);
+    EXPECT_EQ(stats().held_back - before.held_back, 1u);
+    auto i = info(c).value();
+    EXPECT_EQ(i.timeouts, 0u);
+    EXPECT_EQ(i.retransmits, 0u);
+    close(c);
+    close(s);
+}
+
+KTEST(tcp, a_held_fast_retransmission_goes_out_when_the_queue_drains) {
+    // The hole is filled on resume, not left to the retransmission timer.
+    Net net;
+    Connection *c, *s;
+    ASSERT_TRUE(net.open(c, s));
+    ASSERT_TRUE(transfer(c, s, 100'000, in_ms(10000))); // cwnd large enough for 3 dup ACKs
+    LoseThenHold l;
+    g_wire.filter_context = &l;
+    g_wire.filter = lose_then_hold;
+    auto before = info(c).value();
+    ASSERT_TRUE(transfer(c, s, 200'000, in_ms(10000)));
+    g_wire.filter = nullptr;
+    auto after = info(c).value();
+    EXPECT_TRUE(l.lost);
+    EXPECT_EQ(l.held, 1u);
+    EXPECT_GT(after.fast_retransmits, before.fast_retransmits);
+    EXPECT_GE(after.retransmits, before.retransmits + 1); // counted once it went
+    EXPECT_EQ(after.timeouts, before.timeouts);
+    close(c);
+    close(s);
+}
+
+namespace {
 struct Blackhole {
     bool on = true;
 };
