@@ -155,3 +155,51 @@ def test_server_survives_resets(echo):
         s.close()
     payload = b"still here"
     assert echo_once(port, payload) == payload
+
+
+def test_bulk_receive_sends_no_duplicate_acks(tmp_path):
+    """Through SLIRP, which offers no window scaling, the window field
+    carries at most 65,535 bytes however large the receive ring is. A
+    window update that cannot show more is a pure ACK identical to the last
+    one, and three of them made SLIRP retransmit segments that were never
+    lost and halve its congestion window (138 needless retransmissions per
+    16 MiB before the fix). Receiving 8 MiB, the guest must send no pure
+    ACK that repeats its previous acknowledgment and window, since SLIRP
+    neither loses nor reorders what it sends."""
+    from harness import Machine, build_image
+    from harness.pcap import tcp_segments
+    image = build_image("tcpecho")
+    port = free_port()
+    pcap = tmp_path / "receive.pcap"
+    m = Machine(image, extra_args=["-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:9",
+                                   "-device", "virtio-net-device,netdev=n0",
+                                   "-global", "virtio-mmio.force-legacy=false",
+                                   "-object", f"filter-dump,id=d0,netdev=n0,file={pcap}"])
+    try:
+        m.start()
+        m.expect(r"tcpecho: listening", timeout=30)
+        total = 8 << 20
+        with connect(port) as s:   # port 9: discard
+            block = os.urandom(1 << 16)
+            for _ in range(total // len(block)):
+                s.sendall(block)
+            s.shutdown(socket.SHUT_WR)
+            assert s.recv(1) == b""
+    finally:
+        m.close()
+    guest = "10.0.2.15"
+    last = {}
+    pure_acks = duplicates = received = 0
+    for seg in tcp_segments(pcap):
+        if seg.destination == guest:
+            received += seg.payload_length
+            continue
+        key = (seg.source_port, seg.destination_port)
+        mark = (seg.ack, seg.window)
+        if seg.payload_length == 0 and seg.flags == 0x10:
+            pure_acks += 1
+            duplicates += last.get(key) == mark
+        last[key] = mark
+    assert received >= total
+    assert pure_acks > 0
+    assert duplicates == 0, f"{duplicates} duplicate ACKs among {pure_acks}"

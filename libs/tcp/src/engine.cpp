@@ -17,6 +17,7 @@
 #include <plat/machine.hpp>
 #include <sync/mutex.hpp>
 #include <tcp/isn.hpp>
+#include <tcp/window.hpp>
 #include <time/callout.hpp>
 #include "engine.hpp"
 
@@ -151,15 +152,10 @@ Error wait_for_event(Waitable& w, time::Ticks deadline, bool waited_before) {
 std::uint32_t receive_space(const Connection& c) { return kReceiveBuffer - c.recv_len; }
 
 std::uint16_t advertised_window(Connection& c, bool syn) {
-    std::uint32_t w = receive_space(c);
-    // RFC 9293 3.8.6.2.2 receiver SWS avoidance: do not advertise a
-    // small increase of the right edge.
-    if (w < c.rcv_adv) w = c.rcv_adv; // never shrink (the space is reserved)
-    else if (w - c.rcv_adv < std::min<std::uint32_t>(kReceiveBuffer / 2, c.mss)) w = c.rcv_adv;
-    std::uint32_t scaled = syn ? std::min<std::uint32_t>(w, 65535) : w >> c.rcv_scale;
-    if (scaled > 65535) scaled = 65535;
-    c.rcv_adv = syn ? scaled : scaled << c.rcv_scale;
-    return static_cast<std::uint16_t>(scaled);
+    std::uint8_t scale = syn ? 0 : c.rcv_scale; // a SYN's window is never scaled (RFC 7323 2.2)
+    std::uint32_t w = window_to_offer(receive_space(c), c.rcv_adv, scale, c.mss, kReceiveBuffer);
+    c.rcv_adv = w >> scale << scale; // rounding a shrunk remainder down by less than one unit (RFC 7323 2.4)
+    return static_cast<std::uint16_t>(w >> scale);
 }
 
 // rcv_adv is relative to RCV.NXT: consumption of the window by data moves
@@ -1377,10 +1373,9 @@ base::Result<std::size_t> receive(Connection* c, std::span<std::byte> out, time:
             std::memcpy(out.data() + first, c->receive_buffer.data(), n - first);
             c->recv_head = (c->recv_head + n) & (kReceiveBuffer - 1);
             c->recv_len -= n;
-            // Window update when the window opened by at least an MSS or
-            // half the buffer (RFC 9293 3.8.6.2.2) and it is worth telling.
-            std::uint32_t space = receive_space(*c);
-            if (space >= c->rcv_adv + std::min<std::uint32_t>(kReceiveBuffer / 2, c->mss) &&
+            // Window update when the window we can offer opened by at
+            // least an MSS or half the buffer (tcp/window.hpp).
+            if (window_update_due(receive_space(*c), c->rcv_adv, c->rcv_scale, c->mss, kReceiveBuffer) &&
                 (c->state == State::Established || c->state == State::FinWait1 || c->state == State::FinWait2)) {
                 c->ack_now = true;
                 output(*c);

@@ -6,6 +6,7 @@
 #include <tcp/ranges.hpp>
 #include <tcp/rtt.hpp>
 #include <tcp/segment.hpp>
+#include <tcp/window.hpp>
 
 using namespace tessera;
 using namespace tessera::tcp;
@@ -263,4 +264,32 @@ KTEST(tcp_units, ranges_merge_advance_and_sack_order) {
     EXPECT_TRUE(r.add(Seq(0xfffffff0), Seq(0x10)));
     EXPECT_TRUE(r.contains(Seq(0)));
     EXPECT_TRUE(r.remove_below(Seq(0xfffffff0)) == Seq(0x10));
+}
+
+KTEST(tcp_units, window_offer_goes_by_what_the_field_can_carry) {
+    // No scaling: 65,535 bytes at most, however large the ring.
+    EXPECT_EQ(representable_window(262144, 0), 65535u);
+    EXPECT_EQ(representable_window(1000, 0), 1000u);
+    // Scaled: a multiple of the unit, rounded down.
+    EXPECT_EQ(representable_window(262144, 3), 262144u);
+    EXPECT_EQ(representable_window(1003, 3), 1000u);
+    EXPECT_EQ(representable_window(1u << 20, 3), 65535u << 3);
+    // A 256 KiB ring without scaling, nearly empty after a read: the
+    // window is already the most we can offer, so no update is due (one
+    // would be a duplicate ACK; three made SLIRP retransmit for nothing).
+    EXPECT_FALSE(window_update_due(262144, 65535, 0, 1460, 262144));
+    EXPECT_EQ(window_to_offer(262144, 65535, 0, 1460, 262144), 65535u);
+    // Data consumed part of the offer, the application read it: an update
+    // once the edge moves by an MSS (RFC 9293 3.8.6.2.2), not before.
+    EXPECT_TRUE(window_update_due(262144, 65535 - 1460, 0, 1460, 262144));
+    EXPECT_FALSE(window_update_due(262144, 65535 - 1459, 0, 1460, 262144));
+    // Small ring: half the buffer is the step when it is less than an MSS.
+    EXPECT_TRUE(window_update_due(2048, 0, 0, 1460, 2048));
+    EXPECT_FALSE(window_update_due(1023, 0, 0, 1460, 2048));
+    // Never taken back: less space than offered keeps the offer.
+    EXPECT_EQ(window_to_offer(1000, 5000, 0, 1460, 65536), 5000u);
+    // Scaled: growth is measured after rounding to the unit.
+    EXPECT_EQ(window_to_offer(262144, 100000, 3, 1460, 262144), 262144u);
+    EXPECT_FALSE(window_update_due(100000 + 1463, 100000, 3, 1460, 262144)); // rounds to +1,456
+    EXPECT_TRUE(window_update_due(100000 + 1464, 100000, 3, 1460, 262144));
 }
