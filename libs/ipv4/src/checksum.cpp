@@ -72,22 +72,6 @@ std::uint32_t checksum_copy(std::span<std::byte> destination, std::span<const st
     return s.finish();
 }
 
-std::uint32_t checksum_at_offset(std::uint32_t sum, std::size_t offset) {
-    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-    return offset & 1 ? ((sum & 0xff) << 8 | sum >> 8) : sum;
-}
-
-std::uint16_t checksum_finish(std::uint32_t sum) {
-    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-    return static_cast<std::uint16_t>(~sum & 0xffff);
-}
-
-std::uint32_t pseudo_header_sum(Address source, Address destination, Protocol protocol, std::uint16_t length) {
-    std::uint32_t s = (source.value >> 16) + (source.value & 0xffff) + (destination.value >> 16) +
-                      (destination.value & 0xffff) + static_cast<std::uint32_t>(protocol) + length;
-    return s;
-}
-
 std::string_view to_string(Address address, std::span<char> out) {
     std::size_t n = 0;
     auto put = [&](char c) { if (n < out.size()) out[n++] = c; };

@@ -94,9 +94,7 @@ namespace {
 constinit PacketPool g_pool;
 } // namespace
 
-void PacketRef::reset() {
-    if (m_packet) g_pool.give(std::exchange(m_packet, nullptr));
-}
+void PacketRef::give_back(Packet* p) { g_pool.give(p); }
 
 base::Result<PacketRef> allocate(std::size_t headroom) {
     if (headroom > kBufferSize) return base::Error::InvalidArgument;

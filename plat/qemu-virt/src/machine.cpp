@@ -7,12 +7,13 @@
 
 namespace tessera::plat {
 
+constinit MachineInfo detail::g_machine = {};
+using detail::g_machine;
+
 namespace {
-constinit MachineInfo g_machine = {};
 constinit BootTimes g_boot_times = {};
 } // namespace
 
-const MachineInfo& machine() { return g_machine; }
 const BootTimes& boot_times() { return g_boot_times; }
 BootTimes& mutable_boot_times() { return g_boot_times; }
 

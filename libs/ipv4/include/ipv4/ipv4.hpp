@@ -158,9 +158,22 @@ std::uint32_t checksum_copy(std::span<std::byte> destination, std::span<const st
 // The sum of a span that starts `offset` bytes into the data being summed
 // (checksum_add pairs bytes from the span's start): an odd offset swaps
 // the pairing. For data summed in pieces, such as a ring's two halves.
-std::uint32_t checksum_at_offset(std::uint32_t sum, std::size_t offset);
-std::uint16_t checksum_finish(std::uint32_t sum);
-std::uint32_t pseudo_header_sum(Address source, Address destination, Protocol protocol, std::uint16_t length);
+// These three are inline: every segment and datagram needs them, and a
+// call is dearer than their bodies (most of all under QEMU's TCG, where a
+// return is a lookup of the next translated block).
+[[nodiscard]] constexpr std::uint32_t checksum_at_offset(std::uint32_t sum, std::size_t offset) {
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    return offset & 1 ? ((sum & 0xff) << 8 | sum >> 8) : sum;
+}
+[[nodiscard]] constexpr std::uint16_t checksum_finish(std::uint32_t sum) {
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    return static_cast<std::uint16_t>(~sum & 0xffff);
+}
+[[nodiscard]] constexpr std::uint32_t pseudo_header_sum(Address source, Address destination, Protocol protocol,
+                                                        std::uint16_t length) {
+    return (source.value >> 16) + (source.value & 0xffff) + (destination.value >> 16) +
+           (destination.value & 0xffff) + static_cast<std::uint32_t>(protocol) + length;
+}
 
 // ICMP errors (implemented by the icmp library, declared here so transports need only ipv4):
 // port unreachable for UDP, etc. `offending` is the received header, `original` its packet (window at the

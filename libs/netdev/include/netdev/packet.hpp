@@ -151,8 +151,11 @@ public:
     [[nodiscard]] static PacketRef adopt(Packet* p) { return PacketRef(p); }
     // Gives up ownership without freeing; the caller must adopt() it later.
     [[nodiscard]] Packet* release() { return std::exchange(m_packet, nullptr); }
-    // Returns the buffer to the pool now (if any).
-    void reset();
+    // Returns the buffer to the pool now (if any). Inline: every
+    // moved-from handle is reset when it goes out of scope.
+    void reset() {
+        if (m_packet) give_back(std::exchange(m_packet, nullptr));
+    }
 
     explicit operator bool() const { return m_packet != nullptr; }
     Packet* get() const { return m_packet; }
@@ -161,6 +164,7 @@ public:
 
 private:
     explicit PacketRef(Packet* p) : m_packet(p) {}
+    static void give_back(Packet* p);
     Packet* m_packet = nullptr;
 };
 

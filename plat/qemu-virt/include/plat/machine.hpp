@@ -53,7 +53,12 @@ struct MachineInfo {
     unsigned virtio_count;
 };
 
-const MachineInfo& machine();
+namespace detail {
+extern MachineInfo g_machine; // filled once by discovery at boot, read-only after
+}
+// Inline: the PLIC and the timer read it on every interrupt and every
+// time conversion.
+inline const MachineInfo& machine() { return detail::g_machine; }
 
 // Time stamps for boot benchmarks (rdtime / rdinstret values).
 // Under QEMU -icount the instret values are exact guest instruction counts
