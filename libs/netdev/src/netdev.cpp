@@ -59,6 +59,7 @@ constinit Packet* g_ring[kRing] = {};
 constinit unsigned g_head = 0, g_count = 0; // under g_queue_lock
 constinit Work* g_work_head = nullptr;      // FIFO, under g_queue_lock
 constinit Work* g_work_tail = nullptr;
+constinit Work* g_after_batch = nullptr;    // LIFO (order is irrelevant), under g_queue_lock
 constinit std::uint64_t g_enqueued = 0;     // frames + work ever queued, under g_queue_lock
 constinit std::atomic<std::uint64_t> g_handled{0}; // ... and handled (thread only writes)
 constinit bool g_poll_pending = false;      // an interface asked for a poll; under g_queue_lock
@@ -133,6 +134,9 @@ std::uint64_t drain() {
                 frame = g_ring[g_head];
                 g_head = (g_head + 1) % kRing;
                 --g_count;
+            } else if (g_after_batch) {
+                work = g_after_batch;
+                g_after_batch = work->next;
             } else {
                 poll = g_poll_pending || handled;
                 g_poll_pending = false;
@@ -424,6 +428,17 @@ void schedule(Work& work) {
         work.next = nullptr;
         if (g_work_tail) g_work_tail->next = &work; else g_work_head = &work;
         g_work_tail = &work;
+        ++g_enqueued;
+    }
+    wake();
+}
+
+void schedule_after_batch(Work& work) {
+    if (work.pending.exchange(1, std::memory_order_acq_rel)) return;
+    {
+        arch::SpinlockGuard guard(g_queue_lock);
+        work.next = g_after_batch;
+        g_after_batch = &work;
         ++g_enqueued;
     }
     wake();

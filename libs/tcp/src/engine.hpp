@@ -91,8 +91,10 @@ struct Connection {
     std::uint8_t rcv_scale = 0;
     std::uint32_t recv_head = 0, recv_len = 0;
     std::uint32_t rcv_adv = 0;  // window last advertised (bytes)
+    std::uint32_t rcv_adv_at_ack = 0; // rcv_adv when the last ACK went
     RangeSet ooo;
     unsigned unacked_segments = 0;
+    bool ack_after_batch = false; // flush_batch_acks() owes this one an ACK
     std::uint32_t ts_recent = 0;
 
     // Timers: absolute deadlines, kNever when off.

@@ -397,6 +397,8 @@ KTEST(tcp, full_driver_queue_holds_segments_back_until_it_drains) {
     EXPECT_EQ(held.send_queued, 6000u);
     EXPECT_FALSE(held.retransmit_timer);
     EXPECT_EQ(held.timeouts, info_before.timeouts);
+    // Nor a window probe: the window is open, the queue is what is full.
+    EXPECT_EQ(held.zero_window_probes, info_before.zero_window_probes);
     EXPECT_EQ(stats().held_back - before.held_back, q.refused);
     EXPECT_EQ(stats().send_errors, before.send_errors);
     // The queue drains.
@@ -415,6 +417,92 @@ KTEST(tcp, full_driver_queue_holds_segments_back_until_it_drains) {
     EXPECT_EQ(after.retransmits, info_before.retransmits); // sent once, when there was room
     EXPECT_EQ(after.timeouts, info_before.timeouts);
     g_wire.filter = nullptr;
+    close(c);
+    close(s);
+}
+
+namespace {
+// The ACK numbers of the server's pure ACKs (no payload, no SYN/FIN/RST).
+struct AckLog {
+    std::uint32_t acks[64];
+    unsigned count = 0;
+};
+Verdict log_server_acks(Segment& s, ipv4::Address src, ipv4::Address, void* ctx) {
+    auto& log = *static_cast<AckLog*>(ctx);
+    if (src == kServer && s.payload.empty() && s.flags == flag::kAck && log.count < 64)
+        log.acks[log.count++] = s.ack.value();
+    return Verdict::Pass;
+}
+constinit std::byte g_burst[64 * 1024];
+
+// A burst of `segments` full-sized segments from c in one send, so the
+// server handles them as one receive batch; its pure ACKs are logged.
+bool burst(Connection* c, Connection* s, unsigned segments, AckLog& log, std::uint32_t& start) {
+    std::uint32_t mss = info(c).value().mss;
+    std::uint32_t n = segments * mss;
+    if (n > sizeof g_burst) return false;
+    start = g_wire.client_next.value();
+    fill_pattern({g_burst, n}, 0);
+    g_wire.filter_context = &log;
+    g_wire.filter = log_server_acks;
+    auto sent = try_send(c, {g_burst, n});
+    // Until the server has acknowledged it all (the batch's last ACK is
+    // work scheduled from the batch: flush() may return before it).
+    auto acked = [&] { return log.count && log.acks[log.count - 1] == start + n; };
+    for (time::Ticks until = in_ms(5000); !acked() && time::now() < until;) sched::sleep_for_ns(1'000'000);
+    g_wire.filter = nullptr;
+    if (!sent.ok() || sent.value() != n || !acked()) return false;
+    for (std::uint32_t got = 0; got < n;) {
+        auto r = receive(s, {g_burst, sizeof g_burst}, in_ms(5000));
+        if (!r.ok() || r.value() == 0 || !check_pattern({g_burst, r.value()}, got)) return false;
+        got += static_cast<std::uint32_t>(r.value());
+    }
+    return true;
+}
+} // namespace
+
+KTEST(tcp, a_receive_batch_is_acknowledged_once_at_its_end) {
+    // Stretch ACKs (TCP_ACK_STRETCH): ten in-order segments handled in one
+    // batch get one ACK for all of them, sent when the batch ends, not by
+    // the delayed-ACK timer.
+    Net net;
+    Connection *c, *s;
+    ASSERT_TRUE(net.open(c, s));
+    ASSERT_TRUE(transfer(c, s, 100'000, in_ms(10000))); // a congestion window for ten at once
+    netdev::flush();
+    auto before = stats();
+    AckLog log;
+    std::uint32_t start = 0;
+    EXPECT_TRUE(burst(c, s, 10, log, start));
+    std::uint32_t end = start + 10 * info(c).value().mss;
+    EXPECT_EQ(log.count, 1u);
+    EXPECT_EQ(log.acks[0], end); // the one ACK covers the whole batch
+    EXPECT_EQ(stats().batch_acks - before.batch_acks, 1u);
+    EXPECT_EQ(stats().delayed_acks, before.delayed_acks);
+    close(c);
+    close(s);
+}
+
+KTEST(tcp, a_long_batch_is_acknowledged_every_stretch_segments) {
+    // Past TCP_ACK_STRETCH segments (or half the window offered) the ACK
+    // goes at once, so a sender is never starved for ACKs by one batch.
+    Net net;
+    Connection *c, *s;
+    ASSERT_TRUE(net.open(c, s));
+    ASSERT_TRUE(transfer(c, s, 200'000, in_ms(10000)));
+    netdev::flush();
+    std::uint32_t mss = info(c).value().mss;
+    unsigned segments = std::min<unsigned>(40, sizeof g_burst / mss);
+    AckLog log;
+    std::uint32_t start = 0;
+    EXPECT_TRUE(burst(c, s, segments, log, start));
+    EXPECT_GE(log.count, (segments + CONFIG_TCP_ACK_STRETCH - 1) / CONFIG_TCP_ACK_STRETCH);
+    std::uint32_t previous = start;
+    for (unsigned i = 0; i < log.count; ++i) {
+        EXPECT_LE(log.acks[i] - previous, CONFIG_TCP_ACK_STRETCH * mss);
+        previous = log.acks[i];
+    }
+    EXPECT_EQ(previous, start + segments * mss);
     close(c);
     close(s);
 }

@@ -193,6 +193,11 @@ struct Work {
     std::atomic<std::uint32_t> pending{0}; // 32-bit: RV64 has no byte-sized AMOs
 };
 void schedule(Work& work);
+// The same, but the item runs only once the network thread has handled
+// every frame and work item queued (the end of a receive batch), before
+// it polls the drivers and parks: for work that is cheaper done once per
+// batch than once per frame, such as TCP's stretched ACKs. Any context.
+void schedule_after_batch(Work& work);
 
 // Registers `work` to be scheduled whenever an interface's full transmit
 // queue gains room (Interface::transmit_space()) and whenever the packet
