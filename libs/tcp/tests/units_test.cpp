@@ -274,22 +274,37 @@ KTEST(tcp_units, window_offer_goes_by_what_the_field_can_carry) {
     EXPECT_EQ(representable_window(262144, 3), 262144u);
     EXPECT_EQ(representable_window(1003, 3), 1000u);
     EXPECT_EQ(representable_window(1u << 20, 3), 65535u << 3);
-    // A 256 KiB ring without scaling, nearly empty after a read: the
-    // window is already the most we can offer, so no update is due (one
-    // would be a duplicate ACK; three made SLIRP retransmit for nothing).
-    EXPECT_FALSE(window_update_due(262144, 65535, 0, 1460, 262144));
-    EXPECT_EQ(window_to_offer(262144, 65535, 0, 1460, 262144), 65535u);
-    // Data consumed part of the offer, the application read it: an update
-    // once the edge moves by an MSS (RFC 9293 3.8.6.2.2), not before.
-    EXPECT_TRUE(window_update_due(262144, 65535 - 1460, 0, 1460, 262144));
-    EXPECT_FALSE(window_update_due(262144, 65535 - 1459, 0, 1460, 262144));
-    // Small ring: half the buffer is the step when it is less than an MSS.
-    EXPECT_TRUE(window_update_due(2048, 0, 0, 1460, 2048));
-    EXPECT_FALSE(window_update_due(1023, 0, 0, 1460, 2048));
-    // Never taken back: less space than offered keeps the offer.
+    // The offer grows by at least an MSS (RFC 9293 3.8.6.2.2), or half a
+    // small buffer, and is never taken back.
+    EXPECT_EQ(window_to_offer(262144, 65535, 0, 1460, 262144), 65535u); // already the most
+    EXPECT_EQ(window_to_offer(262144, 65535 - 1460, 0, 1460, 262144), 65535u);
+    EXPECT_EQ(window_to_offer(262144, 65535 - 1459, 0, 1460, 262144), 65535u - 1459);
+    EXPECT_EQ(window_to_offer(2048, 0, 0, 1460, 2048), 2048u);
+    EXPECT_EQ(window_to_offer(1023, 0, 0, 1460, 2048), 0u);
     EXPECT_EQ(window_to_offer(1000, 5000, 0, 1460, 65536), 5000u);
     // Scaled: growth is measured after rounding to the unit.
     EXPECT_EQ(window_to_offer(262144, 100000, 3, 1460, 262144), 262144u);
-    EXPECT_FALSE(window_update_due(100000 + 1463, 100000, 3, 1460, 262144)); // rounds to +1,456
-    EXPECT_TRUE(window_update_due(100000 + 1464, 100000, 3, 1460, 262144));
+    EXPECT_EQ(window_to_offer(100000 + 1463, 100000, 3, 1460, 262144), 100000u); // rounds to +1,456
+    EXPECT_EQ(window_to_offer(100000 + 1464, 100000, 3, 1460, 262144), 101464u);
+}
+
+KTEST(tcp_units, a_read_sends_a_window_update_only_when_the_sender_needs_it) {
+    // A 256 KiB ring without scaling, nearly empty after a read: the window
+    // is already the most we can offer, so no update (it would be a
+    // duplicate ACK; three made SLIRP retransmit for nothing).
+    EXPECT_FALSE(window_update_due(262144, 65535, 0, 1460, 262144));
+    // More than half the most we can offer still open: no update yet.
+    EXPECT_FALSE(window_update_due(262144, 65535 - 1460, 0, 1460, 262144));
+    EXPECT_FALSE(window_update_due(262144, 32768, 0, 1460, 262144));
+    // At most half left: an update if the window at least doubles.
+    EXPECT_TRUE(window_update_due(262144, 32767, 0, 1460, 262144));
+    EXPECT_FALSE(window_update_due(60000, 32767, 0, 1460, 262144));
+    // A zero window opens with the first MSS (or half a small buffer) read.
+    EXPECT_TRUE(window_update_due(262144 - 200000, 0, 0, 1460, 262144));
+    EXPECT_FALSE(window_update_due(1459, 0, 0, 1460, 262144));
+    EXPECT_TRUE(window_update_due(2048, 0, 0, 1460, 2048));
+    EXPECT_FALSE(window_update_due(1023, 0, 0, 1460, 2048));
+    // Scaled: the same rule in bytes.
+    EXPECT_TRUE(window_update_due(262144, 100000, 3, 1460, 262144));
+    EXPECT_FALSE(window_update_due(190000, 100000, 3, 1460, 262144));
 }

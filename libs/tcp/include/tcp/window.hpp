@@ -32,10 +32,17 @@ namespace tessera::tcp {
     return w;
 }
 
-// Whether reading from the ring opened the window enough to tell the peer.
+// Whether reading from the ring opened the window enough to tell the peer
+// with an ACK of its own. Only once what is left of the offer is at most
+// half the most we can offer, and then if the new window is at least
+// twice what is left (Linux's rule, tcp_cleanup_rbuf()): before that the
+// sender is not held up, and the ACKs that data earns carry the window
+// anyway. An update per read would cost both ends a segment each time.
 [[nodiscard]] constexpr bool window_update_due(std::uint32_t space, std::uint32_t offered, std::uint8_t scale,
                                                std::uint32_t mss, std::uint32_t buffer) {
-    return window_to_offer(space, offered, scale, mss, buffer) != offered;
+    if (2 * static_cast<std::uint64_t>(offered) > representable_window(buffer, scale)) return false;
+    std::uint32_t w = window_to_offer(space, offered, scale, mss, buffer);
+    return w != offered && w >= 2 * static_cast<std::uint64_t>(offered);
 }
 
 } // namespace tessera::tcp
