@@ -169,6 +169,11 @@ void Queue::disable_interrupts() {
     if (m_size) shared(m_avail->flags) = kAvailNoInterrupt;
 }
 
+void Queue::disable_interrupts_if_idle() {
+    arch::SpinlockGuard guard(m_lock);
+    if (m_size && m_free_count == m_size) shared(m_avail->flags) = kAvailNoInterrupt;
+}
+
 bool Queue::enable_interrupts() {
     arch::SpinlockGuard guard(m_lock);
     if (!m_size) return false;

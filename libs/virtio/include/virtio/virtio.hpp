@@ -105,6 +105,10 @@ public:
     // for those).
     void disable_interrupts();
     bool enable_interrupts();
+    // disable_interrupts() only if the device holds no chain (all used
+    // ones popped); atomic with add(), so a chain added concurrently by
+    // a caller that then enables interrupts is never left without one.
+    void disable_interrupts_if_idle();
 
     [[nodiscard]] unsigned size() const { return m_size; }
     [[nodiscard]] unsigned free_descriptors();
