@@ -141,6 +141,9 @@ public:
     }
     // A listener on kPort and an established pair of connections to it.
     bool open(Connection*& client, Connection*& server);
+    // The same, then `bytes` sent client to server so that the client's
+    // congestion window has grown past slow start's first flights.
+    bool open_warm(Connection*& client, Connection*& server, std::uint32_t bytes);
     std::uint32_t free_at_start() const { return m_free_at_start; }
 
 private:
@@ -202,6 +205,10 @@ bool transfer(Connection* from, Connection* to, std::uint32_t total, time::Ticks
         }
     }
     return true;
+}
+
+bool Net::open_warm(Connection*& client, Connection*& server, std::uint32_t bytes) {
+    return open(client, server) && transfer(client, server, bytes, in_ms(10000));
 }
 
 // Builds `seg` with `payload` behind it, fills the checksum, lets
@@ -337,9 +344,8 @@ KTEST(tcp, out_of_order_segments_are_reassembled_and_sacked) {
 KTEST(tcp, lost_segment_triggers_fast_retransmit) {
     Net net;
     Connection *c, *s;
-    ASSERT_TRUE(net.open(c, s));
     // Grow cwnd first so enough segments follow the loss for 3 dup ACKs.
-    ASSERT_TRUE(transfer(c, s, 100'000, in_ms(10000)));
+    ASSERT_TRUE(net.open_warm(c, s, 100'000));
     DropNth d{0, 3, Verdict::Drop};
     g_wire.filter_context = &d;
     g_wire.filter = drop_nth;
@@ -467,8 +473,7 @@ KTEST(tcp, a_receive_batch_is_acknowledged_once_at_its_end) {
     // the delayed-ACK timer.
     Net net;
     Connection *c, *s;
-    ASSERT_TRUE(net.open(c, s));
-    ASSERT_TRUE(transfer(c, s, 100'000, in_ms(10000))); // a congestion window for ten at once
+    ASSERT_TRUE(net.open_warm(c, s, 100'000)); // a congestion window for ten at once
     netdev::flush();
     auto before = stats();
     AckLog log;
@@ -488,8 +493,7 @@ KTEST(tcp, a_long_batch_is_acknowledged_every_stretch_segments) {
     // goes at once, so a sender is never starved for ACKs by one batch.
     Net net;
     Connection *c, *s;
-    ASSERT_TRUE(net.open(c, s));
-    ASSERT_TRUE(transfer(c, s, 200'000, in_ms(10000)));
+    ASSERT_TRUE(net.open_warm(c, s, 200'000));
     netdev::flush();
     std::uint32_t mss = info(c).value().mss;
     unsigned segments = std::min<unsigned>(40, sizeof g_burst / mss);
@@ -570,8 +574,7 @@ KTEST(tcp, a_held_fast_retransmission_goes_out_when_the_queue_drains) {
     // The hole is filled on resume, not left to the retransmission timer.
     Net net;
     Connection *c, *s;
-    ASSERT_TRUE(net.open(c, s));
-    ASSERT_TRUE(transfer(c, s, 100'000, in_ms(10000))); // cwnd large enough for 3 dup ACKs
+    ASSERT_TRUE(net.open_warm(c, s, 100'000)); // cwnd large enough for 3 dup ACKs
     LoseThenHold l;
     g_wire.filter_context = &l;
     g_wire.filter = lose_then_hold;
