@@ -163,8 +163,6 @@ base::Result<void> transmit(netdev::Interface&, netdev::PacketRef packet) {
     return {};
 }
 
-// Network thread: top the RX ring up after the pool ran dry, collect
-// transmit completions.
 // Completions not collected in passing are collected kTxCheckNs after a
 // transmit at the latest (see init): a callout, armed once at a time.
 constexpr std::uint64_t kTxCheckNs = 2'000'000;
@@ -190,6 +188,8 @@ void check_tx(void*) {
     if (g_driver.tx_in_flight.load(std::memory_order_relaxed)) arm_tx_timer();
 }
 
+// Network thread, after each batch: collect transmit completions, top the
+// RX ring up after the pool ran dry.
 void poll(netdev::Interface&) {
     check_tx(nullptr);
     if (refill()) g_driver.rx.kick();
