@@ -280,7 +280,7 @@ def tcpbench(qemu, icount):
     (from the scheduler's idle ticks), which says whether the guest or
     SLIRP is the bottleneck."""
     import socket
-    ports = {p: free_port() for p in (7, 8, 9, 19)}
+    ports = {p: free_port() for p in (7, 8, 9, 11, 19)}
     net = "user,id=n0," + ",".join(f"hostfwd=tcp:127.0.0.1:{ports[p]}-:{p}" for p in ports)
     extra = ["-netdev", net, "-device", "virtio-net-device,netdev=n0", "-global", "virtio-mmio.force-legacy=false",
              "-name", "tcpecho,debug-threads=on"]  # names the vCPU thread for qemu_thread_cpu()
@@ -306,9 +306,21 @@ def tcpbench(qemu, icount):
                 all_, busy, idle_ns, now_ns = (int(x) for x in data.split())
                 own = os.times()  # the client is this process: its sockets' host TCP work runs in its syscalls
                 return {"all": all_, "busy": busy, "idle": idle_ns, "now": now_ns, "wall": time.perf_counter(),
-                        "client": own.user + own.system, **qemu_thread_cpu(proc.pid)}
+                        "client": own.user + own.system, **qemu_thread_cpu(proc.pid), **guest_counters()}
 
-        def account(name, i0, i1, units):
+        def guest_counters():
+            # tcpecho's port 11: one line of name=value counters. The
+            # segments the guest sends, its NIC's interrupts and transmit
+            # kicks: what each costs QEMU and SLIRP a round of work.
+            with socket.create_connection(("127.0.0.1", ports[11]), timeout=60) as s:
+                data = b""
+                while chunk := s.recv(65536):
+                    data += chunk
+            fields = dict(f.split("=", 1) for f in data.decode().split() if "=" in f)
+            return {"segments_out": int(fields["tcp_out"]), "interrupts": int(fields["nic_interrupts"]),
+                    "tx_kicks": int(fields["nic_tx_kicks"])}
+
+        def account(name, i0, i1, units, per):
             figures[f"{name}_idle_share"] = (i1["idle"] - i0["idle"]) / (i1["now"] - i0["now"])
             wall = i1["wall"] - i0["wall"]
             for party in ("slirp", "vcpu", "client"):
@@ -321,6 +333,8 @@ def tcpbench(qemu, icount):
             figures[f"{name}_vcpu_blocked_share"] = max(
                 0.0, 1 - figures[f"{name}_idle_share"] - figures[f"{name}_vcpu_cpu_share"]
                 - figures[f"{name}_vcpu_waiting_share"])
+            for counter in ("segments_out", "interrupts", "tx_kicks"):
+                figures[f"{name}_{counter}"] = (i1[counter] - i0[counter]) / per
             figures[f"{name}_instructions"] = (i1["busy"] - i0["busy"]) / units
             figures[f"{name}_instructions_with_idle"] = (i1["all"] - i0["all"]) / units
 
@@ -338,7 +352,7 @@ def tcpbench(qemu, icount):
         t1 = time.perf_counter()
         i1 = instret()
         figures["receive_mb_s"] = total / (t1 - t0) / 1e6
-        account("receive", i0, i1, total)
+        account("receive", i0, i1, total, total / (1 << 20))
         # guest -> host (source)
         i0 = instret()
         t0 = time.perf_counter()
@@ -354,7 +368,7 @@ def tcpbench(qemu, icount):
         if got != total:
             sys.exit(f"bench: source sent {got} bytes, expected {total}")
         figures["send_mb_s"] = total / (t1 - t0) / 1e6
-        account("send", i0, i1, total)
+        account("send", i0, i1, total, total / (1 << 20))
         # connections: connect, 1-byte echo, close
         n = 200
         i0 = instret()
@@ -368,7 +382,7 @@ def tcpbench(qemu, icount):
         t1 = time.perf_counter()
         i1 = instret()
         figures["connections_per_s"] = n / (t1 - t0)
-        account("connection", i0, i1, n)
+        account("connection", i0, i1, n, n)
         return figures
     finally:
         proc.kill()
@@ -482,6 +496,13 @@ def main():
                "share of the run the vCPU thread was ready but waited for a host CPU", config="tcpecho_defconfig")
         record(f"tcp.{way}_vcpu_blocked_share", round(wall[f"{way}_vcpu_blocked_share"], 3),
                "share of the run the guest had work but its vCPU thread was blocked in QEMU",
+               config="tcpecho_defconfig")
+    for way, unit in (("receive", "per MiB received"), ("send", "per MiB sent"), ("connection", "per connection")):
+        record(f"tcp.{way}_segments_out", round(wall[f"{way}_segments_out"], 1),
+               f"segments the guest sent {unit} (receiving: its ACKs)", config="tcpecho_defconfig")
+        record(f"tcp.{way}_nic_interrupts", round(wall[f"{way}_interrupts"], 1), f"virtio-net interrupts {unit}",
+               config="tcpecho_defconfig")
+        record(f"tcp.{way}_tx_kicks", round(wall[f"{way}_tx_kicks"], 1), f"transmit queue notifications {unit}",
                config="tcpecho_defconfig")
     record("tcp.receive_instructions_per_byte", round(counted["receive_instructions"], 1),
            "guest instructions per byte, idle excluded", target=60, config="tcpecho_defconfig")
