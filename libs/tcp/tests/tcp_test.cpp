@@ -468,9 +468,14 @@ bool burst(Connection* c, Connection* s, unsigned segments, AckLog& log, std::ui
 } // namespace
 
 KTEST(tcp, a_receive_batch_is_acknowledged_once_at_its_end) {
-    // Stretch ACKs (TCP_ACK_STRETCH): ten in-order segments handled in one
-    // batch get one ACK for all of them, sent when the batch ends, not by
-    // the delayed-ACK timer.
+    // Stretch ACKs (TCP_ACK_STRETCH): in-order segments handled in one
+    // batch (ten, or one fewer than the stretch) get one ACK for all of
+    // them, sent when the batch ends, not by the delayed-ACK timer.
+    constexpr unsigned kSegments = CONFIG_TCP_ACK_STRETCH > 11 ? 10 : CONFIG_TCP_ACK_STRETCH - 1;
+    if constexpr (kSegments < 2) {
+        ktest_context.skip("TCP_ACK_STRETCH is 2: every second segment is acknowledged at once");
+        return;
+    }
     Net net;
     Connection *c, *s;
     ASSERT_TRUE(net.open_warm(c, s, 100'000)); // a congestion window for ten at once
@@ -478,8 +483,8 @@ KTEST(tcp, a_receive_batch_is_acknowledged_once_at_its_end) {
     auto before = stats();
     AckLog log;
     std::uint32_t start = 0;
-    EXPECT_TRUE(burst(c, s, 10, log, start));
-    std::uint32_t end = start + 10 * info(c).value().mss;
+    EXPECT_TRUE(burst(c, s, kSegments, log, start));
+    std::uint32_t end = start + kSegments * info(c).value().mss;
     EXPECT_EQ(log.count, 1u);
     EXPECT_EQ(log.acks[0], end); // the one ACK covers the whole batch
     EXPECT_EQ(stats().batch_acks - before.batch_acks, 1u);
