@@ -421,28 +421,28 @@ void unregister_ethertype(std::uint16_t ethertype) {
     g_dispatch.unlock();
 }
 
-void schedule(Work& work) {
+namespace {
+// schedule() and schedule_after_batch(): a pending item is not queued twice.
+void enqueue_work(Work& work, bool after_batch) {
     if (work.pending.exchange(1, std::memory_order_acq_rel)) return;
     {
         arch::SpinlockGuard guard(g_queue_lock);
-        work.next = nullptr;
-        if (g_work_tail) g_work_tail->next = &work; else g_work_head = &work;
-        g_work_tail = &work;
+        if (after_batch) {
+            work.next = g_after_batch;
+            g_after_batch = &work;
+        } else {
+            work.next = nullptr;
+            if (g_work_tail) g_work_tail->next = &work; else g_work_head = &work;
+            g_work_tail = &work;
+        }
         ++g_enqueued;
     }
     wake();
 }
+} // namespace
 
-void schedule_after_batch(Work& work) {
-    if (work.pending.exchange(1, std::memory_order_acq_rel)) return;
-    {
-        arch::SpinlockGuard guard(g_queue_lock);
-        work.next = g_after_batch;
-        g_after_batch = &work;
-        ++g_enqueued;
-    }
-    wake();
-}
+void schedule(Work& work) { enqueue_work(work, false); }
+void schedule_after_batch(Work& work) { enqueue_work(work, true); }
 
 void flush() {
     if (in_network_thread()) {

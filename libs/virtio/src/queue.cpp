@@ -170,6 +170,10 @@ void Queue::disable_interrupts() {
 }
 
 void Queue::disable_interrupts_if_idle() {
+    // Already off, the usual case (drivers call this after every reap):
+    // nothing to do and no lock to take, since leaving them on is always
+    // safe. m_avail is set once, before the queue is used.
+    if (m_avail && (shared(m_avail->flags) & kAvailNoInterrupt)) return;
     arch::SpinlockGuard guard(m_lock);
     if (m_size && m_free_count == m_size) shared(m_avail->flags) = kAvailNoInterrupt;
 }
