@@ -71,22 +71,37 @@ void arm_slice(RunQueue& rq);
 
 bool is_idle(const RunQueue& rq) { return rq.current == rq.idle && rq.nr_ready == 0; }
 
+std::uint32_t allowed_harts(const Thread& t) {
+    std::uint32_t allowed = t.affinity & g_online_mask;
+    return allowed ? allowed : g_online_mask; // affinity names no online hart: refused by set_affinity, kept safe here
+}
+
+// An idle hart `t` may move to, if any. Idle harts wait for an interrupt
+// and look for work only when they get one, so a thread left waiting
+// behind another while such a hart exists could wait for ever.
+RunQueue* idle_hart_for(const Thread& t) {
+    if (t.deadline_class || g_online_mask == 1u) return nullptr;
+    std::uint32_t allowed = allowed_harts(t);
+    for (unsigned i = 0; i < arch::kMaxHarts; ++i)
+        if ((allowed >> i & 1) && is_idle(g_rq[i])) return &g_rq[i];
+    return nullptr;
+}
+
 // Where a thread that becomes ready should wait. Deadline-class threads
 // stay on their admitted hart. Others: the hart they ran on last if they
 // would run there at once (warm caches), else an idle hart they may use,
 // else the allowed hart with the fewest ready threads.
 RunQueue& place(Thread& t) {
     if (t.deadline_class || g_online_mask == 1u) return g_rq[t.hart];
-    std::uint32_t allowed = t.affinity & g_online_mask;
-    if (!allowed) allowed = g_online_mask; // affinity names no online hart: refused by set_affinity, kept safe here
+    std::uint32_t allowed = allowed_harts(t);
     RunQueue& last = g_rq[t.hart];
     if ((allowed >> t.hart & 1) && (is_idle(last) || (last.nr_ready == 0 && more_urgent(t, *last.current))))
         return last;
+    if (RunQueue* idle = idle_hart_for(t)) return *idle;
     RunQueue* best = nullptr;
     for (unsigned i = 0; i < arch::kMaxHarts; ++i) {
         if (!(allowed >> i & 1)) continue;
         RunQueue& rq = g_rq[i];
-        if (is_idle(rq)) return rq;
         if (!best || rq.nr_ready < best->nr_ready || (rq.nr_ready == best->nr_ready && i == t.hart)) best = &rq;
     }
     return *best;
@@ -371,8 +386,23 @@ void requeue_current(RunQueue& rq) {
             return;
         }
     }
-    if (cur.affinity >> index_of(rq) & 1) enqueue(rq, cur);
-    else make_ready(cur); // its affinity changed: to an allowed hart
+    if (!(cur.affinity >> index_of(rq) & 1)) {
+        make_ready(cur); // its affinity changed: to an allowed hart
+        return;
+    }
+    // Preempted, rotated out or yielding to a thread waiting here while
+    // another hart idles: it runs there now rather than waiting (the idle
+    // hart would not come for it). The scheduler lock, held until this hart
+    // has saved its context, keeps the other hart from switching to it
+    // before then. With nothing waiting here it stays: it runs on at once.
+    RunQueue* idle = rq.nr_ready ? idle_hart_for(cur) : nullptr;
+    if (idle) {
+        ++idle->stats.handoffs;
+        enqueue(*idle, cur);
+        kick(*idle);
+        return;
+    }
+    enqueue(rq, cur);
 }
 
 // The budget event is only ever moved earlier; a firing before the budget

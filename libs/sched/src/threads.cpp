@@ -175,6 +175,7 @@ Stats sum_stats() {
         s.preemptions += rq.stats.preemptions;
         s.migrations += rq.stats.migrations;
         s.steals += rq.stats.steals;
+        s.handoffs += rq.stats.handoffs;
         s.throttles += rq.stats.throttles;
         s.deadline_misses += rq.stats.deadline_misses;
         if (rq.stats.switch_ticks_max > s.switch_ticks_max) s.switch_ticks_max = rq.stats.switch_ticks_max;

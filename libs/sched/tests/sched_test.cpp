@@ -256,19 +256,40 @@ KTEST(sched, a_peer_of_equal_priority_gets_the_hart_within_a_quantum) {
 
 namespace {
 
+// Spinners that stay busy until all of them run on distinct harts at the
+// same moment (bounded). Where each starts proves nothing: a thread of the
+// kernel's own may hold a hart for a moment, so two spinners can start on
+// one hart by turns before the scheduler moves one to the freed hart.
 struct Spread {
+    static constexpr unsigned kNowhere = ~0u;
     std::atomic<unsigned> arrived{0};
-    std::atomic<std::uint32_t> harts{0};
+    std::atomic<unsigned> where[arch::kMaxHarts];
+    std::atomic<bool> apart{false};
     unsigned expected = 0;
+
+    explicit Spread(unsigned n) : expected(n) {
+        for (auto& w : where) w.store(kNowhere);
+    }
+    bool all_apart() const {
+        std::uint32_t seen = 0;
+        for (unsigned i = 0; i < expected; ++i) {
+            unsigned hart = where[i].load();
+            if (hart == kNowhere || (seen >> hart & 1)) return false;
+            seen |= 1u << hart;
+        }
+        return true;
+    }
 };
 
 void spread_spinner(void* p) {
     auto& s = *static_cast<Spread*>(p);
-    s.harts.fetch_or(1u << sched::current_hart());
-    s.arrived.fetch_add(1);
-    // Stay busy until every sibling runs at the same time (bounded).
+    unsigned me = s.arrived.fetch_add(1);
     std::uint64_t give_up = plat::timer::now() + plat::timer::ns_to_ticks(2'000'000'000);
-    while (s.arrived.load() < s.expected && plat::timer::now() < give_up) arch::pause();
+    while (!s.apart.load() && plat::timer::now() < give_up) {
+        s.where[me].store(sched::current_hart());
+        if (s.all_apart()) s.apart.store(true);
+        arch::pause();
+    }
 }
 
 struct Mover {
@@ -285,8 +306,7 @@ void mover(void* p) {
 
 KTEST(sched_smp, ready_threads_spread_over_idle_harts) {
     unsigned harts = sched::online_harts();
-    Spread s;
-    s.expected = harts;
+    Spread s(harts);
     std::uint64_t migrations_before = sched::stats().migrations;
     sched::ThreadHandle h[arch::kMaxHarts];
     for (unsigned i = 0; i < harts; ++i) {
@@ -296,7 +316,7 @@ KTEST(sched_smp, ready_threads_spread_over_idle_harts) {
     }
     for (unsigned i = 0; i < harts; ++i) EXPECT_OK(sched::join(h[i]));
     EXPECT_EQ(s.arrived.load(), harts);
-    EXPECT_EQ(static_cast<unsigned>(__builtin_popcount(s.harts.load())), harts); // one thread per hart
+    EXPECT_TRUE(s.apart.load()); // one thread per hart
     if (harts > 1) EXPECT_GT(sched::stats().migrations, migrations_before);
 }
 
@@ -427,8 +447,7 @@ KTEST(sched_smp, callout_cancel_and_wait_waits_for_a_callback_running_elsewhere)
 // affinity allows other harts (placement again, not waiting for a pull).
 KTEST(sched_smp, widening_affinity_lets_queued_threads_spread) {
     unsigned harts = sched::online_harts();
-    Spread s;
-    s.expected = harts;
+    Spread s(harts);
     sched::ThreadHandle h[arch::kMaxHarts];
     for (unsigned i = 0; i < harts; ++i) {
         // Below main: they wait, queued on the boot hart, until main blocks.
@@ -439,5 +458,87 @@ KTEST(sched_smp, widening_affinity_lets_queued_threads_spread) {
     for (unsigned i = 0; i < harts; ++i) ASSERT_OK(sched::set_affinity(h[i], sched::kAnyHart));
     for (unsigned i = 0; i < harts; ++i) EXPECT_OK(sched::join(h[i]));
     EXPECT_EQ(s.arrived.load(), harts);
-    EXPECT_EQ(static_cast<unsigned>(__builtin_popcount(s.harts.load())), harts);
+    EXPECT_TRUE(s.apart.load());
+}
+
+namespace {
+
+struct Preempted {
+    std::atomic<std::uint64_t> progress{0};
+    std::atomic<unsigned> hart{~0u};
+    std::atomic<bool> stop{false};
+    std::atomic<bool> went_on{false};
+    std::atomic<bool> done{false};
+    std::atomic<bool> parked{false};
+};
+
+void preempted_worker(void* p) {
+    auto& w = *static_cast<Preempted*>(p);
+    while (!w.stop.load()) {
+        w.hart.store(sched::current_hart());
+        w.progress.fetch_add(1);
+    }
+}
+
+// Pinned to the worker's hart and more urgent: it takes that hart, and
+// spins until the worker has made progress elsewhere (bounded).
+void preempting_spinner(void* p) {
+    auto& w = *static_cast<Preempted*>(p);
+    // Spawning wakes idle harts in passing (the firmware's remote fence
+    // for the new stack's guard page returns them from wfi), and an idle
+    // hart that wakes steals the worker: the preemption that counts is the
+    // unpark's, which wakes only the worker's hart.
+    w.parked.store(true);
+    sched::park();
+    std::uint64_t start = w.progress.load();
+    std::uint64_t give_up = plat::timer::now() + plat::timer::ns_to_ticks(1'000'000'000);
+    while (w.progress.load() < start + 1000 && plat::timer::now() < give_up) arch::pause();
+    w.went_on.store(w.progress.load() >= start + 1000);
+    w.done.store(true);
+}
+
+} // namespace
+
+// A thread preempted on its hart while another hart idles moves there at
+// once. Idle harts wait for an interrupt and would not come for it: it
+// used to wait until one happened to wake, up to as long as the preempting
+// thread ran. Main stays busy
+// meanwhile, so its hart does not go idle and steal the worker: a third
+// hart is the idle one.
+KTEST(sched_smp, a_preempted_thread_moves_to_an_idle_hart) {
+    if (sched::online_harts() < 3) KTEST_SKIP("fewer than three harts");
+    // Main keeps its hart (the ktest app pins it there) and the worker
+    // keeps off it: main's own wake-ups would otherwise preempt and move
+    // the worker too.
+    unsigned main_hart = sched::current_hart();
+    Preempted w;
+    auto worker = sched::spawn(preempted_worker, &w, {"worker", 10, 16384, sched::kAnyHart & ~(1u << main_hart)});
+    ASSERT_OK(worker);
+    std::uint64_t give_up = plat::timer::now() + plat::timer::ns_to_ticks(1'000'000'000);
+    while (w.progress.load() == 0 && plat::timer::now() < give_up) sched::sleep_for_ns(100'000);
+    auto urgent = sched::spawn(preempting_spinner, &w, {"urgent", 12, 16384, 1u << w.hart.load()});
+    if (urgent) {
+        give_up = plat::timer::now() + plat::timer::ns_to_ticks(1'000'000'000);
+        while (!w.parked.load() && plat::timer::now() < give_up) sched::sleep_for_ns(100'000);
+        // Into park(), the worker running again, and past the one balance
+        // check each idle hart still has pending from when it was busy (it
+        // would wake the hart, which would then steal the worker).
+        sched::sleep_for_ns((2ull * CONFIG_SCHED_BALANCE_MS + 1) * 1'000'000);
+        // Pinned to where the worker runs now, and woken there.
+        unsigned hart = w.hart.load();
+        EXPECT_OK(sched::set_affinity(urgent.value(), 1u << hart));
+        std::uint64_t handoffs = sched::stats().handoffs;
+        EXPECT_OK(sched::unpark(urgent.value()));
+        give_up = plat::timer::now() + plat::timer::ns_to_ticks(2'000'000'000);
+        while (!w.done.load() && plat::timer::now() < give_up) arch::pause(); // busy: see above
+        EXPECT_OK(sched::join(urgent.value()));
+        EXPECT_TRUE(w.went_on.load());
+        EXPECT_NE(w.hart.load(), hart);
+        // Handed over as it was preempted, not found later by an idle hart
+        // that happened to wake (a timer, another hart's remote fence).
+        EXPECT_GT(sched::stats().handoffs, handoffs);
+    }
+    w.stop.store(true);
+    EXPECT_OK(sched::join(worker.value()));
+    ASSERT_OK(urgent);
 }

@@ -15,7 +15,8 @@
 // SMP-safe. Each hart has its own run queue and idle thread (the smp
 // library starts the other harts). A thread that becomes ready goes to the
 // hart it last ran on if it would run there now, else to an idle hart it
-// may use, else to the least loaded one; a hart about to idle steals a
+// may use, else to the least loaded one; a thread preempted while another
+// hart idles moves there; a hart about to idle steals a
 // ready thread from another; a busy hart pulls work from one that has at
 // least two more ready threads every CONFIG_SCHED_BALANCE_MS. Threads
 // never leave the harts their affinity mask allows (pinned threads stay
@@ -88,6 +89,7 @@ struct HartStats {
     std::uint64_t preemptions;   // switches made as an interrupt returned
     std::uint64_t migrations;    // threads that arrived from another hart
     std::uint64_t steals;        // of those, taken by this hart when it would idle
+    std::uint64_t handoffs;      // of those, preempted elsewhere while this hart idled
     std::uint64_t throttles;     // deadline-class budgets exhausted here
     std::uint64_t deadline_misses;
     std::uint64_t switch_ticks;  // summed cost of the switches (time ticks)
@@ -103,6 +105,7 @@ struct Stats {
     std::uint64_t preemptions;
     std::uint64_t migrations;
     std::uint64_t steals;
+    std::uint64_t handoffs;
     std::uint64_t throttles;
     std::uint64_t deadline_misses;
     std::uint64_t switch_ticks_max;
