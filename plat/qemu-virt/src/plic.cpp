@@ -40,7 +40,11 @@ arch::Mmio<std::uint32_t> claim() { return arch::Mmio<std::uint32_t>(threshold()
 
 void on_external_interrupt(arch::TrapFrame&) {
     // Claim until the PLIC has nothing more for this context, so several
-    // pending sources cost one trap.
+    // pending sources cost one trap. Whether it has more is read from
+    // sip.SEIP, the PLIC's line into this hart, rather than by another
+    // claim: a CSR read, where each PLIC access is an MMIO exit (under
+    // QEMU, one that takes its big lock). The line is level-triggered, so
+    // one that rises just after the check traps again: nothing is missed.
     for (;;) {
         std::uint32_t id = claim().read();
         if (id == 0) return;
@@ -51,6 +55,7 @@ void on_external_interrupt(arch::TrapFrame&) {
         else
             ++g_stats.spurious;
         claim().write(id); // completion
+        if (!(arch::csr_read<arch::Csr::sip>() & arch::sie_bit(arch::Interrupt::External))) return;
     }
 }
 
