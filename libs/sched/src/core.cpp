@@ -279,7 +279,13 @@ void on_thread_timer(time::Event& event, time::Ticks) {
         if constexpr (kDeadlineClass) deadline_timer(t);
         break;
     case State::Blocked:
-        wait_timed_out(t);
+        // Only a timed wait's own firing. A wait that ended otherwise
+        // cancels its timer, but a firing already under way on another
+        // hart (waiting here for the lock) is past cancelling, and by now
+        // the thread may have run elsewhere and blocked again without a
+        // deadline: that wait must not time out. (A new timed wait
+        // re-armed the timer: the firing returned above.)
+        if (t.wait_timed) wait_timed_out(t);
         break;
     default:
         break; // a stale firing for a wait that ended otherwise
@@ -549,7 +555,7 @@ namespace tessera::sched {
 
 using namespace detail;
 
-unsigned current_hart() { return arch::this_hart().index; }
+unsigned current_hart() { return arch::this_hart_field<std::uint32_t, offsetof(arch::Hart, index)>(); }
 unsigned online_harts() { return static_cast<unsigned>(__builtin_popcount(online_mask())); }
 
 HartStats hart_stats(unsigned hart) {

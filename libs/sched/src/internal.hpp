@@ -89,6 +89,7 @@ struct Thread {
     WaitNode waiting;            // in blocked_on's waiters
     WaitQueue* blocked_on = nullptr;
     bool timed_out = false;
+    bool wait_timed = false;     // the wait in blocked_on has a deadline (the timer is its)
     WaitQueue* last_queue = nullptr; // the queue its latest wait was on (wait's ended_on)
     base::IntrusiveList<WaitQueue, &WaitQueue::owned_node> owned; // PI queues it owns (with waiters)
     std::atomic<std::uintptr_t>* robust[CONFIG_SCHED_ROBUST_LOCKS] = {}; // PI words held, freed at exit

@@ -101,6 +101,7 @@ BlockResult block_on(WaitQueue& q, time::Ticks deadline) {
     Thread& self = current();
     VERIFY(&self != this_rq().idle); // the idle context never blocks
     self.timed_out = false;
+    self.wait_timed = deadline != time::kNever;
     self.blocked_on = &q;
     self.last_queue = &q;
     self.state = State::Blocked;
@@ -321,7 +322,7 @@ Result<void> pi_unlock_slow(std::atomic<std::uintptr_t>& word, WaitQueue& q) {
 namespace {
 // The calling thread, safely: one load of the hart's current thread (a
 // thread that migrates between two loads could read another's).
-Thread& self_thread() { return *static_cast<Thread*>(arch::this_hart().thread); }
+Thread& self_thread() { return *static_cast<Thread*>(arch::this_thread()); }
 } // namespace
 
 Result<void> robust_add(std::atomic<std::uintptr_t>& word) {

@@ -6,7 +6,9 @@ namespace tessera::sync {
 void Mutex::lock_slow_or_panic() {
     auto r = sched::pi_lock_slow(m_word, m_waiters, time::kNever);
     // OwnerDied: ours all the same; lock() callers did not ask to know.
-    if (!r.ok() && r.error() != base::Error::OwnerDied) PANIC("sync: a thread locked a mutex it holds");
+    if (r.ok() || r.error() == base::Error::OwnerDied) return;
+    if (r.error() == base::Error::InvalidArgument) PANIC("sync: a thread locked a mutex it holds");
+    PANIC("sync: an untimed mutex lock failed"); // a broken kernel: nothing else can fail
 }
 
 base::Result<void> Mutex::lock_robust(time::Ticks deadline, lockdep::Site site) {

@@ -40,15 +40,40 @@ static_assert(offsetof(Hart, stack_limit) == 32 && offsetof(Hart, emergency_stac
 
 inline constexpr unsigned kMaxHarts = 8;
 
+// This hart's slot. With interrupts on, the caller may be preempted and
+// resume on another hart between this and any use of the result: read
+// fields that belong to the running thread with this_hart_field() instead.
 inline Hart& this_hart() {
     Hart* h;
     asm volatile("mv %0, tp" : "=r"(h));
     return *h;
 }
 
+// One field of this hart's slot, read in a single instruction through tp.
+// A thread is only preempted between instructions, so the value is the
+// hart's it runs on at that instruction; the two steps of
+// this_hart().field (tp, then a load through it) could straddle a
+// preemption that moves the thread, and read another hart's field (its
+// running thread, say). Offset is offsetof(Hart, field).
+template <typename T, std::size_t Offset>
+inline T this_hart_field() {
+    static_assert(sizeof(T) == 8 || sizeof(T) == 4);
+    T value;
+    if constexpr (sizeof(T) == 8)
+        asm volatile("ld %0, %1(tp)" : "=r"(value) : "i"(Offset) : "memory");
+    else
+        asm volatile("lw %0, %1(tp)" : "=r"(value) : "i"(Offset) : "memory");
+    return value;
+}
+
+// The thread running here (the scheduler's, as void*), migration-safe.
+inline void* this_thread() { return this_hart_field<void*, offsetof(Hart, thread)>(); }
+
 // True while this hart runs a trap handler (interrupt or exception):
-// allocators and sleeping primitives refuse to run there.
-inline bool in_interrupt() { return this_hart().trap_depth != 0; }
+// allocators and sleeping primitives refuse to run there. One load: a
+// thread that migrated between tp and the load would read the depth of
+// another hart, perhaps one in a handler.
+inline bool in_interrupt() { return this_hart_field<std::uint32_t, offsetof(Hart, trap_depth)>() != 0; }
 
 // Points tp at the slot for `index`, records the hardware id and the
 // lowest usable address of the stack the hart runs on, and adds the hart to

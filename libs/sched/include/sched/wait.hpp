@@ -89,7 +89,7 @@ base::Result<Requeued> wake_and_requeue(WaitQueue& from, unsigned n_wake, WaitQu
 
 // The calling thread, as a non-zero word with its two lowest bits clear
 // (the lock-word protocol below keeps its flags there). One load from tp.
-inline std::uintptr_t current_token() { return reinterpret_cast<std::uintptr_t>(arch::this_hart().thread); }
+inline std::uintptr_t current_token() { return reinterpret_cast<std::uintptr_t>(arch::this_thread()); }
 
 // The priority-inheritance lock word: 0 when free, else the owner's token,
 // with kPiWaiters set while threads wait (so that the owner's release
