@@ -15,6 +15,7 @@ assertions are ratios with wide margins.
 One machine serves the module (boot is the slow part); each case uses its
 own source ports and leaves its connections closed or reset.
 """
+import dataclasses
 import itertools
 import re
 import time
@@ -23,8 +24,8 @@ import pytest
 
 from harness import build_image
 from harness.rawnet import RawPeer
-from harness.tcppeer import (ACK, FIN, PSH, RST, SYN, Conversation, TcpPeer, ipv4_packet, seq_add, seq_diff,
-                             tcp_segment)
+from harness.tcppeer import (ACK, FIN, PSH, RST, SYN, Conversation, TcpPeer, icmp_fragmentation_needed, ipv4_packet,
+                             seq_add, seq_diff, tcp_segment)
 
 GUEST_MAC = "52:54:00:12:34:56"
 PEER = "10.0.2.2"      # the guest's gateway: its default route
@@ -269,6 +270,63 @@ def test_syn_flood_beyond_the_per_source_limit(guest):
     again.connect({"mss": 1460})
     assert again.echo(b"first source again") == b"first source again"
     again.close()
+
+
+def test_fragmentation_needed_shrinks_the_guest_segments(guest):
+    """Path MTU discovery (RFC 1191) through real ICMP messages. The guest
+    echoes over a path whose router takes 1000-byte datagrams: its first
+    full-size segment is answered with fragmentation needed, and it sends
+    the data again at once (no retransmission timeout) in segments that
+    fit, DF still set. A report below the 552-byte floor brings them to
+    552 bytes and lets routers fragment them (DF clear). A report quoting
+    a sequence number that is not in flight changes nothing (RFC 5927)."""
+    m, peer = guest
+    before = stats(peer)
+    c = Conversation(peer, port())
+    c.connect({"mss": 1460})
+    data = bytes(i % 251 for i in range(8 * 1460))
+
+    def send_half(half):
+        for i in range(half * 4 * 1460, (half + 1) * 4 * 1460, 1460):
+            c.send(ACK | PSH, payload=data[i:i + 1460])
+
+    def report_then_expect_smaller(big, mtu, limit, dont_fragment):
+        peer.send_ip(icmp_fragmentation_needed(PEER, peer.guest_ip, big, mtu))
+        again = c.expect(lambda s: s.payload and s.seq == big.seq, timeout=5)  # before later ones, if any
+        assert again.ip_total_length <= limit and again.dont_fragment == dont_fragment, again
+        c.data += again.payload  # taken in order, as collect() would
+        c.rcv_nxt = seq_add(c.rcv_nxt, len(again.payload))
+        c.send(ACK)
+        return len(again.payload)
+
+    send_half(0)
+    big = c.expect(lambda s: len(s.payload) == 1460)
+    assert big.dont_fragment and big.seq == c.rcv_nxt, big
+    forged = dataclasses.replace(big, seq=seq_add(big.seq, 1 << 20))
+    peer.send_ip(icmp_fragmentation_needed(PEER, peer.guest_ip, forged, 1000))
+    first = len(c.received)
+    n = report_then_expect_smaller(big, 1000, 1000, True)
+    assert bytes(c.data) + c.collect(4 * 1460 - n) == data[:4 * 1460]
+    # From the first segment sent again on: all fit (the earlier ones
+    # were on their way before the report).
+    resent = c.received[first:]
+    resent = resent[next(i for i, s in enumerate(resent) if s.payload and s.seq == big.seq):]
+    assert all(s.ip_total_length <= 1000 and s.dont_fragment for s in resent), resent
+    # Below the floor: 552-byte datagrams without DF.
+    send_half(1)
+    mid = c.expect(lambda s: len(s.payload) == 960)
+    first = len(c.received)
+    n = report_then_expect_smaller(mid, 400, 552, False)
+    assert c.data[-n:] + c.collect(4 * 1460 - n) == data[4 * 1460:]
+    resent = c.received[first:]
+    resent = resent[next(i for i, s in enumerate(resent) if s.payload and s.seq == mid.seq):]
+    assert all(s.ip_total_length <= 552 and not s.dont_fragment for s in resent), resent
+    c.close()
+    after = stats(peer)
+    assert after["tcp_path_mtu_reductions"] - before["tcp_path_mtu_reductions"] == 2, after
+    assert after["tcp_icmp_errors"] - before["tcp_icmp_errors"] == 2, after
+    assert after["tcp_icmp_ignored"] - before["tcp_icmp_ignored"] >= 1, after
+    assert after["tcp_timeouts"] == before["tcp_timeouts"], after  # resent on the report, not on a timer
 
 
 def test_malformed_frames_are_dropped_and_counted_while_a_connection_echoes(guest):

@@ -22,6 +22,7 @@ from harness.rawnet import mac_bytes, parse
 
 ETH_IPV4, ETH_ARP = 0x0800, 0x0806
 PROTO_TCP = 6
+PROTO_ICMP = 1
 FIN, SYN, RST, PSH, ACK, URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
 
 
@@ -129,6 +130,18 @@ def tcp_segment(src, dst, sport, dport, seq, ack, flags, window=65535, options=N
     return segment[:16] + struct.pack("!H", c) + segment[18:]
 
 
+def icmp_fragmentation_needed(router, guest_ip, s, mtu):
+    """ICMP destination unreachable, fragmentation needed (RFC 1191) from
+    `router` about the guest's segment `s`: its IP header (rebuilt: the
+    guest reads the version, length, fragment offset, protocol and
+    addresses) and the first 8 bytes of its TCP header."""
+    quoted = ipv4_packet(guest_ip, s.dst, struct.pack("!HHI", s.sport, s.dport, s.seq),
+                         total_length=s.ip_total_length)
+    body = struct.pack("!BBHHH", 3, 4, 0, 0, mtu) + quoted
+    body = body[:2] + struct.pack("!H", checksum(body)) + body[4:]
+    return ipv4_packet(router, guest_ip, body, proto=PROTO_ICMP)
+
+
 def ipv4_packet(src, dst, payload, proto=PROTO_TCP, ident=0, ttl=64, dont_fragment=True, more_fragments=False,
                 fragment_offset=0, ihl=None, total_length=None, bad_checksum=False, version=4, options=b""):
     """An IPv4 header + payload; every field can lie (ihl in words,
@@ -157,6 +170,8 @@ class Segment:
     options: dict
     payload: bytes
     time: float = field(default_factory=time.monotonic)
+    dont_fragment: bool = False
+    ip_total_length: int = 0
 
     def has(self, flags):
         return self.flags & flags == flags
@@ -188,7 +203,9 @@ def parse_ipv4_tcp(payload):
     pseudo = payload[12:20] + struct.pack("!BBH", 0, PROTO_TCP, len(t))
     assert checksum(pseudo + t) == 0, "guest sent a TCP segment with a bad checksum"
     assert checksum(payload[:ihl]) == 0, "guest sent an IPv4 header with a bad checksum"
-    return Segment(src, dst, sport, dport, seq, ack, flags, window, decode_options(t[20:doff]), t[doff:])
+    df = bool(struct.unpack("!H", payload[6:8])[0] & 0x4000)
+    return Segment(src, dst, sport, dport, seq, ack, flags, window, decode_options(t[20:doff]), t[doff:],
+                   dont_fragment=df, ip_total_length=total)
 
 
 class TcpPeer:

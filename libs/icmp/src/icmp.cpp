@@ -53,10 +53,35 @@ bool take_token() {
     return true;
 }
 
+// The datagram an error message quotes (RFC 792: its IP header and at
+// least the first 8 bytes of its payload), if it is usable: one of ours,
+// and the first fragment (only that one carries the transport header).
+std::optional<ipv4::TransportError> quoted_datagram(const ipv4::Header& header, std::span<const std::byte> message) {
+    if (message.size() < kHeader + ipv4::kHeaderLength + 8) return std::nullopt;
+    const std::byte* ip = message.data() + kHeader;
+    unsigned version = std::to_integer<unsigned>(ip[0]) >> 4;
+    std::size_t ihl = (std::to_integer<std::size_t>(ip[0]) & 0xf) * 4;
+    if (version != 4 || ihl < ipv4::kHeaderLength || message.size() < kHeader + ihl + 8) return std::nullopt;
+    if (base::load_be16(ip + 6) & 0x1fff) return std::nullopt; // a later fragment
+    ipv4::TransportError e;
+    e.type = std::to_integer<std::uint8_t>(message[0]);
+    e.code = std::to_integer<std::uint8_t>(message[1]);
+    if (e.type == DestinationUnreachable && e.code == FragmentationNeeded)
+        e.next_hop_mtu = base::load_be16(message.data() + 6); // RFC 1191 4
+    e.quoted_length = base::load_be16(ip + 2);
+    e.reporter = header.source;
+    e.source = ipv4::Address{base::load_be32(ip + 12)};
+    e.destination = ipv4::Address{base::load_be32(ip + 16)};
+    if (!ipv4::is_local(e.source)) return std::nullopt;
+    e.transport = message.subspan(kHeader + ihl);
+    return e;
+}
+
 void handle(const ipv4::Header& header, netdev::PacketRef packet, void*) {
     std::size_t length = packet->length();
     std::byte* m = packet->bytes();
     sched::WaitQueue* wake = nullptr;
+    bool is_error = false;
     // Asked before taking g_lock: ipv4's lock is never taken under ours.
     bool to_broadcast = ipv4::is_broadcast(header.destination, header.interface) || header.destination.is_multicast();
     {
@@ -82,18 +107,32 @@ void handle(const ipv4::Header& header, netdev::PacketRef packet, void*) {
                     p.done.store(1, std::memory_order_release);
                     wake = &p.waiters;
                 }
-            if (wake) ++g_stats.echo_replies; else ++g_stats.echo_unmatched;
+            if (!wake) {
+                ++g_stats.echo_unmatched;
+                return;
+            }
+            ++g_stats.echo_replies;
             break;
         }
         case DestinationUnreachable: case TimeExceeded: case ParameterProblem:
             ++g_stats.errors_received;
-            return;
+            is_error = true;
+            break; // passed on below, unlocked (ipv4's lock is never taken under ours)
         default:
             return;
         }
     }
     if (wake) {
         sched::wake_all(*wake);
+        return;
+    }
+    if (is_error) {
+        // An error about one of our datagrams: to the transport that sent it.
+        // Not when it came to a broadcast address: anyone could send that.
+        auto error = to_broadcast ? std::nullopt : quoted_datagram(header, packet->data());
+        bool taken = error && ipv4::deliver_error(std::to_integer<std::uint8_t>(packet->data()[kHeader + 9]), *error);
+        sync::MutexGuard guard(g_lock);
+        ++(taken ? g_stats.errors_delivered : error ? g_stats.errors_not_taken : g_stats.errors_unusable);
         return;
     }
     // Echo reply: the same message back, type 0, from the address it was sent to.

@@ -45,6 +45,7 @@ struct HandlerEntry {
     std::uint8_t protocol = 0;
     ProtocolHandler handler = nullptr;
     void* context = nullptr;
+    ErrorHandler on_error = nullptr;
 };
 
 struct Range { std::uint16_t start, end; };
@@ -516,7 +517,8 @@ base::Result<void> send(netdev::PacketRef packet, Address source, Address destin
     return {};
 }
 
-base::Result<void> register_protocol(Protocol protocol, ProtocolHandler handler, void* context) {
+base::Result<void> register_protocol(Protocol protocol, ProtocolHandler handler, void* context,
+                                     ErrorHandler on_error) {
     if (!handler) return base::Error::InvalidArgument;
     sync::MutexGuard guard(g_lock);
     HandlerEntry* free_entry = nullptr;
@@ -525,8 +527,20 @@ base::Result<void> register_protocol(Protocol protocol, ProtocolHandler handler,
         if (!e.handler && !free_entry) free_entry = &e;
     }
     if (!free_entry) return base::Error::NoMemory;
-    *free_entry = {static_cast<std::uint8_t>(protocol), handler, context};
+    *free_entry = {static_cast<std::uint8_t>(protocol), handler, context, on_error};
     return {};
+}
+
+bool deliver_error(std::uint8_t protocol, const TransportError& error) {
+    HandlerEntry h{};
+    {
+        sync::MutexGuard guard(g_lock);
+        for (const HandlerEntry& e : g_handlers)
+            if (e.handler && e.protocol == protocol) h = e;
+    }
+    if (!h.on_error) return false;
+    h.on_error(error, h.context);
+    return true;
 }
 
 void unregister_protocol(Protocol protocol) {

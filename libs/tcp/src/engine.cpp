@@ -7,6 +7,7 @@
 // wait on the connection's queue while the counter is unchanged.
 #include <algorithm>
 #include <arch/csr.hpp>
+#include <base/endian.hpp>
 #include <bit>
 #include <cstring>
 #include <fdt/fdt.hpp>
@@ -170,6 +171,15 @@ void arm_timer_callout();
 void flush_batch_acks(void*);
 constinit netdev::Work g_batch_ack_work{flush_batch_acks, nullptr};
 
+// DF on segments only where ICMP errors reach us: without the icmp
+// library a router's "fragmentation needed" would go unheard and the
+// connection would stall, so routers may fragment instead.
+#ifdef CONFIG_LIB_ICMP
+constexpr bool kPathMtuDiscovery = true;
+#else
+constexpr bool kPathMtuDiscovery = false;
+#endif
+
 // What became of a segment handed to transmit().
 enum class Sent {
     Yes,
@@ -218,7 +228,12 @@ Sent transmit(Connection& c, Seq seq, std::uint8_t flags, std::uint32_t data_off
     }
     if (c.sack && !syn && !c.ooo.empty()) {
         unsigned room = c.timestamps ? 3 : 4; // 40 bytes of options at most
-        o.sack_count = static_cast<std::uint8_t>(c.ooo.blocks(o.sack.data(), room));
+        // Data and options together stay within the MSS (RFC 6691; c.mss
+        // already leaves room for timestamps): a full data segment carries
+        // no blocks, or with DF set it would not fit the path.
+        std::uint32_t spare = c.mss > data_len ? c.mss - data_len : 0;
+        unsigned fit = spare >= 12 ? (spare - 4) / 8 : 0; // two NOPs, kind, length, 8 per block
+        o.sack_count = static_cast<std::uint8_t>(c.ooo.blocks(o.sack.data(), std::min(room, fit)));
     }
     std::size_t header = kHeaderLength + options_length(o);
     std::byte* out = packet->put(header + data_len);
@@ -234,8 +249,10 @@ Sent transmit(Connection& c, Seq seq, std::uint8_t flags, std::uint32_t data_off
         ipv4::checksum_copy({payload + first, data_len - first}, {c.send_buffer.data(), data_len - first}), first);
     fill_checksum(c.tuple.local_address, c.tuple.remote_address, {out, header}, header + data_len, sum);
     const ipv4::Address source{c.tuple.local_address}, destination{c.tuple.remote_address};
+    ipv4::SendOptions send_options;
+    send_options.dont_fragment = kPathMtuDiscovery && !c.may_fragment;
     auto r = g_output_hook ? g_output_hook(std::move(packet), source, destination, g_output_context)
-                           : ipv4::send(std::move(packet), source, destination, ipv4::Protocol::Tcp);
+                           : ipv4::send(std::move(packet), source, destination, ipv4::Protocol::Tcp, send_options);
     if (!r.ok() && r.error() == Error::Overloaded) {
         // Backpressure: the segment is rebuilt from the send ring later
         // (ack_now and the delayed-ACK state stay as they were: an ACK it
@@ -558,6 +575,7 @@ Connection* allocate_slot(const Tuple& t) {
         c.user_owned = c.accepted = c.fin_queued = c.fin_received = c.ack_now = c.keepalive = false;
         c.transmit_held = c.retransmit_held = false;
         c.timestamps = c.sack = c.window_scaling = c.rtt_timing = c.error_set = false;
+        c.soft_error_set = c.may_fragment = false;
         c.tuple = t;
         c.listener = nullptr;
         c.hash_next = c.accept_next = nullptr;
@@ -1069,14 +1087,90 @@ void ipv4_handler(const ipv4::Header& header, netdev::PacketRef packet, void*) {
     g_lock.unlock();
 }
 
+// ---------------------------------------------------------------- ICMP errors
+
+// The smallest path MTU acted on (Linux's min_pmtu). A smaller report
+// lowers the MSS only this far, and the segments then go without DF so
+// that a router may fragment them: a path that small is rarer than a
+// forged report meant to cut a connection into tiny segments (RFC 5927 7).
+constexpr std::uint32_t kMinPathMtu = 552;
+
+// RFC 1191 7: a router that gives no MTU says only that the datagram was
+// too big; the next plateau below its size is tried.
+std::uint32_t plateau_below(std::uint32_t length) {
+    constexpr std::uint16_t kPlateaus[] = {32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68};
+    for (std::uint16_t p : kPlateaus)
+        if (p < length) return p;
+    return 68;
+}
+
+// Fragmentation needed (RFC 1191): the MSS follows the path MTU down, and
+// what is in flight goes again at once in the new size, rather than when
+// the retransmission timer expires: the router dropped every segment
+// larger than the new MSS. Not a congestion signal. Returns whether the
+// MSS fell.
+bool path_mtu_reported(Connection& c, const ipv4::TransportError& e) {
+    std::uint32_t mtu = e.next_hop_mtu ? e.next_hop_mtu : plateau_below(e.quoted_length);
+    if (mtu >= e.quoted_length) return false; // the datagram fits: a stale or forged report
+    if (mtu < kMinPathMtu) {
+        mtu = kMinPathMtu;
+        c.may_fragment = true;
+    }
+    std::uint32_t mss = mtu - ipv4::kHeaderLength - kHeaderLength - (c.timestamps ? 12 : 0);
+    if (mss >= c.mss) return false;
+    c.mss = mss;
+    if (c.state == State::SynSent || c.state == State::SynReceived) return true; // a SYN is small: nothing to resend
+    c.rtt_timing = false; // Karn: what is timed goes again
+    c.snd_nxt = c.snd_una;
+    output(c);
+    return true;
+}
+
+// RFC 1122 4.2.3.9 and RFC 5927: an ICMP error about one of our segments.
+// Believed only if it quotes a sequence number sent and not yet
+// acknowledged (an off-path attacker must guess one). Port or protocol
+// unreachable ends a connection attempt; in a synchronized connection it,
+// like every other error but fragmentation needed, is soft: kept and
+// reported if the connection times out (RFC 5927 5.2).
+void icmp_error_locked(const ipv4::TransportError& e) {
+    const std::byte* h = e.transport.data();
+    Tuple t{e.source.value, e.destination.value, base::load_be16(h), base::load_be16(h + 2)};
+    Seq seq{base::load_be32(h + 4)};
+    Connection* c = lookup(t);
+    if (!c || c->state == State::Listen || c->state == State::Closed || c->state == State::TimeWait ||
+        seq < c->snd_una || !(seq < c->snd_max)) {
+        ++g_stats.icmp_ignored;
+        return;
+    }
+    ++g_stats.icmp_errors;
+    constexpr std::uint8_t kUnreachable = 3, kProtocol = 2, kPort = 3, kFragmentationNeeded = 4;
+    if (e.type == kUnreachable && e.code == kFragmentationNeeded) {
+        if (path_mtu_reported(*c, e)) ++g_stats.path_mtu_reductions;
+    } else if (e.type == kUnreachable && (e.code == kProtocol || e.code == kPort) && c->state == State::SynSent) {
+        enter_closed(*c, true, Error::ConnectionRefused);
+    } else {
+        c->soft_error_set = true;
+        c->soft_error = Error::Unreachable;
+    }
+}
+
+void on_icmp_error(const ipv4::TransportError& e, void*) {
+    if (e.transport.size() < 8) return;
+    g_lock.lock();
+    icmp_error_locked(e);
+    arm_timer_callout();
+    g_lock.unlock();
+}
+
 // ---------------------------------------------------------------- timers
 
 void on_rexmt(Connection& c) {
     c.rexmt_at = time::kNever;
     if (++c.retries > CONFIG_TCP_MAX_RETRIES ||
         ((c.state == State::SynSent || c.state == State::SynReceived) && c.retries > 6)) {
-        if (c.state == State::SynSent) enter_closed(c, true, Error::TimedOut);
-        else reset_connection(c, Error::TimedOut);
+        Error e = c.soft_error_set ? c.soft_error : Error::TimedOut; // what the network said, if it did
+        if (c.state == State::SynSent) enter_closed(c, true, e);
+        else reset_connection(c, e);
         return;
     }
     ++c.counters.timeouts;
@@ -1231,7 +1325,7 @@ base::Result<void> ensure_started() {
     if (g_started) return {};
     TRY(netdev::add_transmit_ready(g_resume_work));
     seed_isn_key();
-    auto r = ipv4::register_protocol(ipv4::Protocol::Tcp, ipv4_handler, nullptr);
+    auto r = ipv4::register_protocol(ipv4::Protocol::Tcp, ipv4_handler, nullptr, on_icmp_error);
     if (!r.ok() && r.error() != Error::Busy && !g_output_hook) return r;
     g_started = true;
     return {};

@@ -62,6 +62,11 @@ struct Connection {
     bool rtt_timing = false;
     bool error_set = false;
     base::Error error = base::Error::NotConnected;
+    // An ICMP error that must not end the connection (RFC 1122 4.2.3.9):
+    // reported instead of TimedOut if it does time out.
+    bool soft_error_set = false;
+    base::Error soft_error = base::Error::Unreachable;
+    bool may_fragment = false; // the path MTU is below kMinPathMtu: segments go without DF
     Tuple tuple;
     Listener* listener = nullptr;   // SYN-RECEIVED/queued children of a listener
     Connection* hash_next = nullptr;

@@ -4,6 +4,7 @@
 // release later, corrupt, craft). The client is 10.9.0.1, the server
 // 10.9.0.2; both connections live in the one connection table.
 #include <arch/spinlock.hpp>
+#include <base/endian.hpp>
 #include <cstring>
 #include <ktest/ktest.hpp>
 #include <netdev/interface.hpp>
@@ -964,6 +965,214 @@ KTEST(tcp, connect_to_a_closed_port_is_refused_and_try_forms_would_block) {
     netdev::flush();
     EXPECT_NE(poll(s) & event::kReadable, 0u);
     close(c);
+    abort(s);
+}
+
+namespace {
+
+// ICMP errors (RFC 1122 4.2.3.9, RFC 1191, RFC 5927) as ipv4 hands them
+// to TCP: the quoted segment's ports and sequence number. Reported from
+// the wire's filter (which runs under the TCP lock) through the network
+// thread, as a router's message would arrive.
+struct IcmpReport {
+    std::uint8_t type = 3, code = 0;
+    std::uint16_t mtu = 0, quoted_length = 0;
+    std::uint16_t source_port = 0;
+    Seq seq;
+    unsigned reports = 0;       // how many the filter may still send
+    unsigned sent = 0;
+    netdev::Work work{};
+};
+constinit IcmpReport g_icmp;
+
+void deliver_icmp(void*) {
+    std::byte quoted[8];
+    base::store_be16(quoted, g_icmp.source_port);
+    base::store_be16(quoted + 2, kPort);
+    base::store_be32(quoted + 4, g_icmp.seq.value());
+    ipv4::TransportError e;
+    e.type = g_icmp.type;
+    e.code = g_icmp.code;
+    e.next_hop_mtu = g_icmp.mtu;
+    e.quoted_length = g_icmp.quoted_length;
+    e.reporter = kServer;
+    e.source = kClient;
+    e.destination = kServer;
+    e.transport = quoted;
+    (void)ipv4::deliver_error(static_cast<std::uint8_t>(ipv4::Protocol::Tcp), e);
+}
+
+void report_icmp(const Segment& s, std::uint8_t code, Seq seq) {
+    g_icmp.code = code;
+    g_icmp.source_port = s.source_port;
+    g_icmp.seq = seq;
+    g_icmp.quoted_length = static_cast<std::uint16_t>(ipv4::kHeaderLength + s.header_length + s.payload.size());
+    --g_icmp.reports;
+    ++g_icmp.sent;
+    g_icmp.work.function = deliver_icmp;
+    netdev::schedule(g_icmp.work);
+}
+
+// The client's first SYN is lost, and a router reports it with `code`.
+Verdict syn_unreachable(Segment& s, ipv4::Address src, ipv4::Address, void* ctx) {
+    if (src != kClient || !s.has(flag::kSyn) || !g_icmp.reports) return Verdict::Pass;
+    Seq quoted = s.seq + *static_cast<std::uint32_t*>(ctx); // the SYN's own, or a forged one
+    report_icmp(s, g_icmp.code, quoted);
+    return Verdict::Drop;
+}
+
+void arm_icmp(std::uint8_t type, std::uint8_t code, unsigned reports, std::uint16_t mtu = 0) {
+    g_icmp.type = type;
+    g_icmp.code = code;
+    g_icmp.reports = reports;
+    g_icmp.sent = 0;
+    g_icmp.mtu = mtu;
+}
+
+} // namespace
+
+KTEST(tcp, port_unreachable_refuses_a_connection_attempt) {
+    Net net;
+    net.listen();
+    std::uint64_t errors = stats().icmp_errors;
+    arm_icmp(3, 3, 1);
+    std::uint32_t offset = 0;
+    g_wire.filter_context = &offset;
+    g_wire.filter = syn_unreachable;
+    // At once, not after the SYN's retries (a blocked dial would time out).
+    EXPECT_ERROR(dial(), Error::ConnectionRefused);
+    g_wire.filter = nullptr;
+    EXPECT_EQ(g_icmp.sent, 1u);
+    EXPECT_EQ(stats().icmp_errors, errors + 1);
+}
+
+KTEST(tcp, forged_and_soft_icmp_errors_do_not_end_a_connection_attempt) {
+    Net net;
+    Listener* l = net.listen();
+    std::uint64_t errors = stats().icmp_errors, ignored = stats().icmp_ignored;
+    // Port unreachable quoting a sequence number never sent: ignored. The
+    // SYN it went with was lost, so the retransmitted one connects.
+    arm_icmp(3, 3, 1);
+    std::uint32_t forged = 1000;
+    g_wire.filter_context = &forged;
+    g_wire.filter = syn_unreachable;
+    Connection *c, *s;
+    ASSERT_TRUE(open_pair(l, c, s));
+    EXPECT_EQ(stats().icmp_ignored, ignored + 1);
+    EXPECT_EQ(stats().icmp_errors, errors);
+    close(c);
+    close(s);
+    // Host unreachable for the right SYN: soft (RFC 1122 4.2.3.9), kept,
+    // and the attempt goes on.
+    arm_icmp(3, 1, 1);
+    std::uint32_t own = 0;
+    g_wire.filter_context = &own;
+    ASSERT_TRUE(open_pair(l, c, s));
+    EXPECT_EQ(stats().icmp_errors, errors + 1);
+    g_wire.filter = nullptr;
+    close(c);
+    close(s);
+}
+
+namespace {
+// A router whose next hop takes 552-byte datagrams: it drops the client's
+// larger segments and says so (once), with the MTU or, if `mtu` is 0,
+// without it (RFC 1191 7: the sender then tries the next plateau, 508).
+Verdict narrow_link(Segment& s, ipv4::Address src, ipv4::Address, void* ctx) {
+    std::uint32_t limit = *static_cast<std::uint32_t*>(ctx);
+    if (src != kClient || ipv4::kHeaderLength + s.header_length + s.payload.size() <= limit) return Verdict::Pass;
+    if (g_icmp.reports) report_icmp(s, 4, s.seq);
+    return Verdict::Drop;
+}
+} // namespace
+
+KTEST(tcp, fragmentation_needed_lowers_the_mss_and_resends_at_once) {
+    // With the router's MTU, and without it (the plateau below 576 is
+    // 508, under the 552 floor: the floor is used, and DF is dropped).
+    for (std::uint16_t reported : {std::uint16_t{552}, std::uint16_t{0}}) {
+        Net net;
+        Connection *c, *s;
+        ASSERT_TRUE(net.open_warm(c, s, 20'000));
+        auto before = info(c).value();
+        std::uint64_t reductions = stats().path_mtu_reductions;
+        std::uint32_t limit = 552;
+        std::uint32_t expected = limit - 40 - (before.timestamps ? 12 : 0);
+        ASSERT_GT(before.mss, expected); // no route here: 536 (576-byte datagrams) less options
+        arm_icmp(3, 4, 1, reported);
+        g_wire.filter_context = &limit;
+        g_wire.filter = narrow_link;
+        EXPECT_TRUE(transfer(c, s, 60'000, in_ms(20000)));
+        g_wire.filter = nullptr;
+        auto after = info(c).value();
+        EXPECT_EQ(g_icmp.sent, 1u);
+        EXPECT_EQ(after.mss, expected);
+        EXPECT_EQ(stats().path_mtu_reductions, reductions + 1);
+        // Sent again in the new size when the report came, not when the
+        // retransmission timer expired.
+        EXPECT_EQ(after.timeouts, before.timeouts);
+        EXPECT_GT(after.retransmits, before.retransmits);
+        close(c);
+        close(s);
+    }
+}
+
+namespace {
+// The server's data segments, while the client's second data segment is
+// held back (so the server has out-of-order data to SACK).
+struct SackFit {
+    DropNth hold{0, 2, Verdict::Hold};
+    std::uint32_t budget = 0; // MSS plus the timestamps option
+    unsigned data = 0, too_big = 0, with_blocks = 0;
+};
+Verdict sack_fit(Segment& s, ipv4::Address src, ipv4::Address dst, void* ctx) {
+    auto& f = *static_cast<SackFit*>(ctx);
+    if (src == kServer && !s.payload.empty()) {
+        ++f.data;
+        if (s.options.sack_count) ++f.with_blocks;
+        if (s.header_length - kHeaderLength + s.payload.size() > f.budget) ++f.too_big;
+    }
+    return drop_nth(s, src, dst, &f.hold);
+}
+} // namespace
+
+// RFC 6691: data and options together within the MSS. A full data segment
+// sent while out-of-order data waits carries no SACK blocks (with them it
+// would exceed the path MTU, and with DF set never arrive); a short one
+// carries what fits.
+KTEST(tcp, sack_blocks_never_push_a_data_segment_past_the_mss) {
+    Net net;
+    Connection *c, *s;
+    ASSERT_TRUE(net.open(c, s));
+    auto server = info(s).value();
+    ASSERT_TRUE(server.sack);
+    SackFit f;
+    f.budget = server.mss + (server.timestamps ? 12 : 0);
+    g_wire.filter_context = &f;
+    g_wire.filter = sack_fit;
+    auto mss = info(c).value().mss;
+    fill_pattern({g_out, 4 * mss}, 0);
+    ASSERT_OK(send(c, {g_out, 4 * mss}, in_ms(1000)));
+    netdev::flush();
+    ASSERT_GT(info(s).value().out_of_order, 0u);
+    // Three full segments, then a short one.
+    ASSERT_OK(send(s, {g_out, 3 * server.mss + 100}, in_ms(1000)));
+    netdev::flush();
+    EXPECT_GE(f.data, 4u);
+    EXPECT_EQ(f.too_big, 0u);
+    EXPECT_GE(f.with_blocks, 1u);
+    g_wire.filter = nullptr;
+    release_held();
+    for (std::uint32_t got = 0; got < 4 * mss;) {
+        auto r = receive(s, g_in, in_ms(2000));
+        ASSERT_OK(r);
+        got += static_cast<std::uint32_t>(r.value());
+    }
+    for (std::uint32_t got = 0; got < 3 * server.mss + 100;) {
+        auto r = receive(c, g_in, in_ms(2000));
+        ASSERT_OK(r);
+        got += static_cast<std::uint32_t>(r.value());
+    }
+    abort(c);
     abort(s);
 }
 

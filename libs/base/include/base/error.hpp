@@ -27,7 +27,7 @@ enum class Error : std::uint8_t {
     Unreachable,     // no route to the destination (network), or the peer said so (ICMP unreachable)
     MessageTooLong,  // a datagram exceeds what the path carries (IPv4 DF beyond the MTU, UDP > 65507)
     AddressInUse,    // a port or address is already bound
-    ConnectionRefused, // the peer answered a connection attempt with a reset
+    ConnectionRefused, // the peer answered a connection attempt with a reset (or ICMP port unreachable)
     ConnectionReset,   // the peer reset an established connection
     NotConnected,      // the connection is not (or no longer) in a state for this operation
 };

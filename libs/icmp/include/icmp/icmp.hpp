@@ -1,7 +1,8 @@
 #pragma once
 // ICMP (RFC 792) for IPv4: echo replies to echo requests, ping from
 // threads, rate-limited error messages (ipv4::send_icmp_error is
-// implemented here) and counters for the errors received.
+// implemented here), and the errors received handed to the transport
+// whose datagram they quote (ipv4::deliver_error), with counters.
 //
 // Threading: ping() blocks and is for threads (not the network thread,
 // which delivers the reply). send_error() runs in the network thread or
@@ -44,7 +45,10 @@ struct Stats {
     std::uint64_t echo_ignored;        // requests to a broadcast address
     std::uint64_t echo_replies;        // received, matched to a ping
     std::uint64_t echo_unmatched;      // replies nobody waits for
-    std::uint64_t errors_received;     // unreachable, time exceeded, ...
+    std::uint64_t errors_received;     // unreachable, time exceeded, parameter problem
+    std::uint64_t errors_delivered;    // ... handed to the transport whose datagram they quote
+    std::uint64_t errors_not_taken;    // ... about a protocol with no error handler
+    std::uint64_t errors_unusable;     // ... quoting no datagram of ours (short, not ours, a later fragment) or broadcast
     std::uint64_t errors_sent;
     std::uint64_t errors_rate_limited;
     std::uint64_t errors_suppressed;   // never answered (rules above)

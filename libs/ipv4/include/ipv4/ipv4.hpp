@@ -139,12 +139,30 @@ struct SendOptions {
 base::Result<void> send(netdev::PacketRef packet, Address source, Address destination, Protocol protocol,
                         const SendOptions& options = {});
 
+// An ICMP error about a datagram this host sent (RFC 1122 3.2.2.1: the
+// transport must hear of it; RFC 5927 says how far to trust it). The icmp
+// library checks the message and the quoted IP header before passing it on.
+struct TransportError {
+    std::uint8_t type = 0, code = 0;        // ICMP type and code (icmp::Type, icmp::UnreachableCode)
+    std::uint16_t next_hop_mtu = 0;         // fragmentation needed: the router's MTU (0: it gave none)
+    std::uint16_t quoted_length = 0;        // total length of the datagram it is about
+    Address reporter;                       // the ICMP message's source
+    Address source, destination;            // of the datagram it is about: ours, and the peer's
+    std::span<const std::byte> transport;   // that datagram's transport header, at least its first 8 bytes
+};
+
 // Input. Registered per protocol; runs in the network thread with the window at the transport header (IP header
 // and options pulled; link padding trimmed to total_length; fragments already reassembled).
+// `on_error`, if given, receives the ICMP errors about the protocol's datagrams (network thread, no lock held).
 // Busy if the protocol already has a handler.
 using ProtocolHandler = void (*)(const Header& header, netdev::PacketRef packet, void* context);
-base::Result<void> register_protocol(Protocol protocol, ProtocolHandler handler, void* context);
+using ErrorHandler = void (*)(const TransportError& error, void* context);
+base::Result<void> register_protocol(Protocol protocol, ProtocolHandler handler, void* context,
+                                     ErrorHandler on_error = nullptr);
 void unregister_protocol(Protocol protocol);
+// Hands `error` to the error handler of the protocol numbered `protocol`
+// (by the icmp library; tests). Returns whether one took it.
+bool deliver_error(std::uint8_t protocol, const TransportError& error);
 
 // Internet checksum (RFC 1071), incremental: checksum_add() returns the folded 16-bit one's-complement sum of
 // `bytes` (paired from their start; the same bytes give the same value at any alignment) plus `sum`,

@@ -65,8 +65,10 @@ void close(Listener* listener);
 [[nodiscard]] base::Result<Connection*> accept(Listener* listener, time::Ticks deadline);
 [[nodiscard]] inline base::Result<Connection*> try_accept(Listener* listener) { return accept(listener, 0); }
 
-// Active open. Unreachable (no route), NoMemory (table full), AddressInUse
-// (no free ephemeral port), ConnectionRefused, TimedOut.
+// Active open. Unreachable (no route, or the SYN's retries ran out after
+// an ICMP unreachable), NoMemory (table full), AddressInUse (no free
+// ephemeral port), ConnectionRefused (a reset, or ICMP port or protocol
+// unreachable), TimedOut.
 [[nodiscard]] base::Result<Connection*> connect(ipv4::Address address, std::uint16_t port, time::Ticks deadline,
                                                 const ConnectOptions& options = {});
 
@@ -148,6 +150,9 @@ struct Stats {
     std::uint64_t connections_in_use, time_wait_now;
     std::uint64_t send_errors;               // ipv4::send failures (the segment counts as lost)
     std::uint64_t no_buffer;                 // packet pool empty when sending (held back, sent when one is freed)
+    std::uint64_t icmp_errors;               // ICMP errors about a segment in flight, acted on
+    std::uint64_t icmp_ignored;              // ... about no connection, or a sequence number not in flight
+    std::uint64_t path_mtu_reductions;       // fragmentation needed: the MSS fell (RFC 1191)
 };
 [[nodiscard]] Stats stats();
 
