@@ -312,6 +312,21 @@ Verdict drop_nth(Segment& s, ipv4::Address src, ipv4::Address, void* ctx) {
     }
     return Verdict::Pass;
 }
+
+// Four segments' worth client to server in one send through `filter`,
+// which holds the second back (drop_nth with {0, 2, Verdict::Hold} does):
+// the third and fourth arrive first, and the server keeps them out of
+// order until release_held(). Returns the client's MSS.
+std::uint32_t send_with_a_hole(Connection* c, Verdict (*filter)(Segment&, ipv4::Address, ipv4::Address, void*),
+                               void* context) {
+    g_wire.filter_context = context;
+    g_wire.filter = filter;
+    auto mss = info(c).value().mss;
+    fill_pattern({g_out, 4 * mss}, 0);
+    VERIFY(send(c, {g_out, 4 * mss}, in_ms(1000)).ok());
+    netdev::flush();
+    return mss;
+}
 } // namespace
 
 KTEST(tcp, out_of_order_segments_are_reassembled_and_sacked) {
@@ -319,14 +334,7 @@ KTEST(tcp, out_of_order_segments_are_reassembled_and_sacked) {
     Connection *c, *s;
     ASSERT_TRUE(net.open(c, s));
     DropNth d{0, 2, Verdict::Hold};
-    g_wire.filter_context = &d;
-    g_wire.filter = drop_nth;
-    // Four segments' worth in one send: the second is held back, so the
-    // third and fourth arrive first.
-    auto mss = info(c).value().mss;
-    fill_pattern({g_out, 4 * mss}, 0);
-    ASSERT_OK(send(c, {g_out, 4 * mss}, in_ms(1000)));
-    netdev::flush();
+    auto mss = send_with_a_hole(c, drop_nth, &d);
     EXPECT_GT(info(s).value().out_of_order, 0u);
     g_wire.filter = nullptr;
     release_held();
@@ -1147,12 +1155,7 @@ KTEST(tcp, sack_blocks_never_push_a_data_segment_past_the_mss) {
     ASSERT_TRUE(server.sack);
     SackFit f;
     f.budget = server.mss + (server.timestamps ? 12 : 0);
-    g_wire.filter_context = &f;
-    g_wire.filter = sack_fit;
-    auto mss = info(c).value().mss;
-    fill_pattern({g_out, 4 * mss}, 0);
-    ASSERT_OK(send(c, {g_out, 4 * mss}, in_ms(1000)));
-    netdev::flush();
+    auto mss = send_with_a_hole(c, sack_fit, &f);
     ASSERT_GT(info(s).value().out_of_order, 0u);
     // Three full segments, then a short one.
     ASSERT_OK(send(s, {g_out, 3 * server.mss + 100}, in_ms(1000)));
