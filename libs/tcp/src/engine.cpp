@@ -1110,6 +1110,9 @@ std::uint32_t plateau_below(std::uint32_t length) {
 // larger than the new MSS. Not a congestion signal. Returns whether the
 // MSS fell.
 bool path_mtu_reported(Connection& c, const ipv4::TransportError& e) {
+    // Not before the handshake settles the MSS (negotiate() would undo
+    // it); a SYN is small and no data is in flight.
+    if (c.state == State::SynSent) return false;
     std::uint32_t mtu = e.next_hop_mtu ? e.next_hop_mtu : plateau_below(e.quoted_length);
     if (mtu >= e.quoted_length) return false; // the datagram fits: a stale or forged report
     if (mtu < kMinPathMtu) {
@@ -1119,7 +1122,7 @@ bool path_mtu_reported(Connection& c, const ipv4::TransportError& e) {
     std::uint32_t mss = mtu - ipv4::kHeaderLength - kHeaderLength - (c.timestamps ? 12 : 0);
     if (mss >= c.mss) return false;
     c.mss = mss;
-    if (c.state == State::SynSent || c.state == State::SynReceived) return true; // a SYN is small: nothing to resend
+    if (c.state == State::SynReceived) return true; // only a SYN-ACK in flight: nothing to resend smaller
     c.rtt_timing = false; // Karn: what is timed goes again
     c.snd_nxt = c.snd_una;
     output(c);
