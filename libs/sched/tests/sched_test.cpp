@@ -501,10 +501,9 @@ void preempting_spinner(void* p) {
 
 // A thread preempted on its hart while another hart idles moves there at
 // once. Idle harts wait for an interrupt and would not come for it: it
-// used to wait until one happened to wake, up to as long as the preempting
-// thread ran. Main stays busy
-// meanwhile, so its hart does not go idle and steal the worker: a third
-// hart is the idle one.
+// used to wait until one happened to wake, up to as long as the
+// preempting thread ran. Main stays busy meanwhile, so its hart does not
+// go idle and steal the worker: a third hart is the idle one.
 KTEST(sched_smp, a_preempted_thread_moves_to_an_idle_hart) {
     if (sched::online_harts() < 3) KTEST_SKIP("fewer than three harts");
     // Main keeps its hart (the ktest app pins it there) and the worker
