@@ -108,7 +108,10 @@ KTEST(time_events, lateness_is_recorded_and_unchanged_deadlines_skip_the_hardwar
     ASSERT_OK(time::arm(b.event, d)); // same deadline: the hardware holds it already
     arch::wait_until([&] { return order.n.load() == 2; });
     time::Stats after = time::stats();
-    EXPECT_EQ(after.fired - before.fired, 2u);
+    // At least: the counters are the whole hart's, and the kernel's own
+    // periodic events (ipv4's tick, a driver's completion check) may fire
+    // in the same millisecond (seen once in a hardened run: 4).
+    EXPECT_GE(after.fired - before.fired, 2u);
     EXPECT_GE(after.hardware_writes - before.hardware_writes, 1u);
     time::Histogram late = time::lateness();
     EXPECT_GE(late.count(), 2u);
