@@ -383,6 +383,24 @@ void make_ready(Thread& t) {
     }
 }
 
+// Preempted, rotated out or yielding to a thread waiting on `rq` while
+// another hart idles: `cur` runs there now rather than waiting (the idle
+// hart would not come for it); else it waits on `rq`. The scheduler lock,
+// held until this hart has saved its context, keeps the other hart from
+// switching to it before then. Out of line and reached by a tail call,
+// like steal(): the one-hart switch path keeps its short form.
+namespace {
+[[gnu::noinline]] void requeue_or_hand_off(RunQueue& rq, Thread& cur) {
+    if (RunQueue* idle = idle_hart_for(cur)) {
+        ++idle->stats.handoffs;
+        enqueue(*idle, cur);
+        kick(*idle);
+        return;
+    }
+    enqueue(rq, cur);
+}
+} // namespace
+
 void requeue_current(RunQueue& rq) {
     Thread& cur = *rq.current;
     if (&cur == rq.idle || cur.state != State::Running) return;
@@ -396,18 +414,9 @@ void requeue_current(RunQueue& rq) {
         make_ready(cur); // its affinity changed: to an allowed hart
         return;
     }
-    // Preempted, rotated out or yielding to a thread waiting here while
-    // another hart idles: it runs there now rather than waiting (the idle
-    // hart would not come for it). The scheduler lock, held until this hart
-    // has saved its context, keeps the other hart from switching to it
-    // before then. With nothing waiting here it stays: it runs on at once.
-    RunQueue* idle = rq.nr_ready ? idle_hart_for(cur) : nullptr;
-    if (idle) {
-        ++idle->stats.handoffs;
-        enqueue(*idle, cur);
-        kick(*idle);
-        return;
-    }
+    // With nothing waiting here it stays: it runs on at once. One hart:
+    // nowhere else to go.
+    if (rq.nr_ready && g_online_mask != 1u) return requeue_or_hand_off(rq, cur);
     enqueue(rq, cur);
 }
 
