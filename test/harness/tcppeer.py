@@ -358,11 +358,16 @@ class Conversation:
             s = self.expect(lambda s: True, max(deadline - time.monotonic(), 0.001))
             assert not s.flags & RST, f"reset while collecting: {s}"
             if s.payload and s.seq == self.rcv_nxt:
-                self.data += s.payload
-                self.rcv_nxt = seq_add(self.rcv_nxt, len(s.payload))
-                if ack:
-                    self.send(ACK)
+                self.take(s, ack)
         return bytes(self.data[start:start + nbytes])
+
+    def take(self, s, ack=True):
+        """Takes the in-order segment `s`: its payload joins self.data,
+        rcv_nxt moves past it, and it is ACKed (unless ack=False)."""
+        self.data += s.payload
+        self.rcv_nxt = seq_add(self.rcv_nxt, len(s.payload))
+        if ack:
+            self.send(ACK)
 
     def echo(self, payload, timeout=5.0):
         """Sends payload (one segment) and returns the echo, ACKed."""
