@@ -498,8 +498,9 @@ def main():
                "share of the run the guest had work but its vCPU thread was blocked in QEMU",
                config="tcpecho_defconfig")
     for way, unit in (("receive", "per MiB received"), ("send", "per MiB sent"), ("connection", "per connection")):
+        what = " (its ACKs)" if way == "receive" else ""
         record(f"tcp.{way}_segments_out", round(wall[f"{way}_segments_out"], 1),
-               f"segments the guest sent {unit} (receiving: its ACKs)", config="tcpecho_defconfig")
+               f"segments the guest sent {unit}{what}", config="tcpecho_defconfig")
         record(f"tcp.{way}_nic_interrupts", round(wall[f"{way}_interrupts"], 1), f"virtio-net interrupts {unit}",
                config="tcpecho_defconfig")
         record(f"tcp.{way}_tx_kicks", round(wall[f"{way}_tx_kicks"], 1), f"transmit queue notifications {unit}",
