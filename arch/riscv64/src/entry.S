@@ -45,9 +45,19 @@ _start:
     mv      ra, zero
     call    tessera_boot            /* (hart id, dtb): never returns */
 
+    /* A hart that loses the lottery is one the firmware let through: a
+     * stray (a firmware that releases every hart), or one that hart_start
+     * sent here. OpenSBI 1.1 (QEMU 7.2's) sets a hart's state to
+     * START_PENDING before it writes the start address and argument, so a
+     * hart that sees that state early leaves with the old ones: the
+     * kernel's first address, this one, and the DTB. Such a hart once
+     * parked here for good and smp.start timed out. Both kinds wait for a
+     * start block, as _start_secondary does. */
 .Lpark:
-    wfi
-    j       .Lpark
+    la      t1, tessera_late_kernel_entries
+    li      t2, 1
+    amoadd.w zero, t2, (t1)
+    tail    .Lawait_start_block
 
 /*
  * Secondary harts, started through SBI HSM hart_start (arch::start_secondary):
@@ -62,7 +72,27 @@ _start:
 _start_secondary:
     csrw    sie, zero
     csrci   sstatus, 2
-    ld      sp, 0(a1)               /* SecondaryStart::stack_top */
+    /* The block is looked up by hart id (a0) in tessera_start_blocks, not
+     * taken from a1: a firmware that races its own hart_start can pass a
+     * stale argument (see .Lpark). Published before hart_start, so it is
+     * there whenever the firmware lets the hart go; the loop only holds a
+     * stray that nobody started (or an id of 64 and above, which
+     * start_secondary refuses) asleep. */
+.Lawait_start_block:
+    li      t1, 64
+    bgeu    a0, t1, .Lsleep
+    la      t1, tessera_start_blocks
+    slli    t2, a0, 3
+    add     t1, t1, t2
+1:  fence   r, r                    /* the firmware's state before the slot */
+    ld      a1, 0(t1)
+    bnez    a1, 2f
+    wfi
+    j       1b
+.Lsleep:
+    wfi
+    j       .Lsleep
+2:  ld      sp, 0(a1)               /* SecondaryStart::stack_top */
     li      t1, (1 << 13)           /* FP on (FS = Initial), as on the boot hart */
     csrs    sstatus, t1
     fscsr   zero

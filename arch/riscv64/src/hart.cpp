@@ -16,7 +16,19 @@ alignas(16) NOINIT char g_emergency_stacks[kMaxHarts][kEmergencyStack];
 constinit std::atomic<std::uint64_t> g_running_mask{0};
 } // namespace
 
+extern "C" void _start();
 extern "C" void _start_secondary();
+
+// The start block of each hart id, read by the entry code (entry.S), which
+// takes it from here rather than from the firmware's argument. A slot is
+// written before its hart_start and cleared by the hart once it has copied
+// the block.
+extern "C" {
+constinit std::atomic<const SecondaryStart*> tessera_start_blocks[64]{};
+// Harts that lost the boot lottery in _start (entry.S counts them).
+constinit std::atomic<std::uint32_t> tessera_late_kernel_entries{0};
+}
+static_assert(sizeof(std::atomic<const SecondaryStart*>) == 8, "entry.S indexes the slots by 8 bytes");
 
 void init_hart(unsigned index, std::uint64_t hart_id, std::uint64_t stack_limit) {
     VERIFY(index < kMaxHarts);
@@ -36,15 +48,24 @@ void init_hart(unsigned index, std::uint64_t hart_id, std::uint64_t stack_limit)
 
 std::uint64_t running_hart_mask() { return g_running_mask.load(std::memory_order_seq_cst); }
 
-base::Result<void> start_secondary(std::uint64_t hart_id, const SecondaryStart& start) {
+unsigned late_kernel_entries() { return tessera_late_kernel_entries.load(std::memory_order_relaxed); }
+
+base::Result<void> start_secondary(std::uint64_t hart_id, const SecondaryStart& start, StartAt at) {
     if (start.index == 0 || start.index >= kMaxHarts || !start.entry || start.stack_top % 16 ||
         start.stack_limit >= start.stack_top || hart_id >= 64)
         return base::Error::InvalidArgument;
     // The block (and the stack) must be visible to the new hart, which
-    // starts with translation off; the firmware call is no fence by spec.
+    // starts with translation off, before the firmware can let it go; the
+    // firmware call is no fence by spec.
+    tessera_start_blocks[hart_id].store(&start, std::memory_order_relaxed);
     asm volatile("fence rw, rw" ::: "memory");
-    return sbi::hart_start(hart_id, reinterpret_cast<std::uint64_t>(&_start_secondary),
-                           reinterpret_cast<std::uint64_t>(&start));
+    auto started = at == StartAt::KernelEntry
+                       ? sbi::hart_start(hart_id, reinterpret_cast<std::uint64_t>(&_start), 0)
+                       : sbi::hart_start(hart_id, reinterpret_cast<std::uint64_t>(&_start_secondary),
+                                         reinterpret_cast<std::uint64_t>(&start));
+    // Refused: the hart is not coming (or already runs, with its own copy).
+    if (!started.ok()) tessera_start_blocks[hart_id].store(nullptr, std::memory_order_relaxed);
+    return started;
 }
 
 } // namespace tessera::arch
@@ -57,6 +78,7 @@ extern "C" [[noreturn]] void tessera_secondary_entry(std::uint64_t hart_id, cons
     // Copied first: the block belongs to the starter, who may reuse it once
     // `entry` runs.
     const arch::SecondaryStart block = *start;
+    arch::tessera_start_blocks[hart_id].store(nullptr, std::memory_order_relaxed);
     arch::init_hart(block.index, hart_id, block.stack_limit);
     // After init_hart, which put this hart in the running mask: see there.
     if (block.satp) arch::sv39::load_satp(block.satp);

@@ -43,6 +43,12 @@ struct alignas(64) PerHart {
 };
 
 constinit PerHart g_harts[arch::kMaxHarts];
+
+#if CONFIG_SMP_START_AT_KERNEL_ENTRY
+constexpr auto kStartAt = arch::StartAt::KernelEntry;
+#else
+constexpr auto kStartAt = arch::StartAt::SecondaryEntry;
+#endif
 constinit std::atomic<IpiHandler> g_ipi_handler{nullptr};
 
 // Software interrupt, on any hart. SSIP is cleared before the handler
@@ -202,7 +208,7 @@ Result<void> init_start() {
     }
     for (unsigned i = 1; i < m.hart_count; ++i) {
         PerHart& h = g_harts[i];
-        if (auto r = arch::start_secondary(h.hart_id, h.start); !r.ok()) {
+        if (auto r = arch::start_secondary(h.hart_id, h.start, kStartAt); !r.ok()) {
             klog::error("smp: SBI hart_start of hart {} (index {}) failed: {}", h.hart_id, i, r.error());
             return r.error();
         }
@@ -216,7 +222,11 @@ Result<void> init_start() {
                             CONFIG_SMP_START_TIMEOUT_MS);
         return Error::TimedOut;
     }
-    klog::info("smp: {} harts online", m.hart_count);
+    if (unsigned late = arch::late_kernel_entries())
+        klog::info("smp: {} harts online ({} came in at the kernel entry: the firmware's start race)", m.hart_count,
+                   late);
+    else
+        klog::info("smp: {} harts online", m.hart_count);
     return {};
 }
 

@@ -90,8 +90,13 @@ std::uint64_t running_hart_mask();
 // Secondary harts: how one starts (SBI HSM hart_start, docs/arch-riscv64.md).
 // The hart enters _start_secondary (entry.S) with a0 = its hart id and
 // a1 = the address of this block, which must stay valid until `entry` runs.
-// There it masks interrupts, takes sp from the block, turns the FPU on,
-// points stvec at the trap vector and calls C++, which runs
+// The entry code takes the block from a table indexed by hart id, written
+// before hart_start, not from a1: a firmware can let a hart go with stale
+// arguments (OpenSBI 1.1's hart_start races the hart's warm boot), and a
+// hart that arrives at the kernel's first address (_start) after the boot
+// hart goes the same way. There it masks interrupts, takes sp from the
+// block, turns the FPU on, points stvec at the trap vector and calls C++,
+// which runs
 // init_hart(index, hart_id, stack_limit), loads `satp` (if not 0) with the
 // TLB flushed, disarms the hart's timer, enables the software and timer
 // interrupts in sie (external interrupts stay with the boot hart) and calls
@@ -105,8 +110,19 @@ struct SecondaryStart {
 };
 static_assert(offsetof(SecondaryStart, stack_top) == 0, "entry.S reads stack_top at offset 0");
 
+// How many harts came in at the kernel's first address after the boot hart
+// (and were sent on to the secondary entry): each is a firmware that let a
+// hart go with stale arguments, or a test that asked for it (StartAt).
+unsigned late_kernel_entries();
+
+// Where hart_start sends the hart. KernelEntry is for tests only: the
+// kernel's first address with a null argument, as a firmware that lost
+// the race above does.
+enum class StartAt : bool { SecondaryEntry, KernelEntry };
+
 // Asks the firmware to start `hart_id` as described by `start`. Errors as
 // sbi::hart_start (Busy: already started; InvalidArgument: no such hart).
-base::Result<void> start_secondary(std::uint64_t hart_id, const SecondaryStart& start);
+base::Result<void> start_secondary(std::uint64_t hart_id, const SecondaryStart& start,
+                                   StartAt at = StartAt::SecondaryEntry);
 
 } // namespace tessera::arch
