@@ -572,7 +572,7 @@ Connection* allocate_slot(const Tuple& t) {
         c.receive_buffer = std::span<std::byte>(g_receive_buffers[index], kReceiveBuffer);
         c.state = State::Closed;
         c.in_use = true;
-        c.user_owned = c.accepted = c.fin_queued = c.fin_received = c.ack_now = c.keepalive = false;
+        c.user_owned = c.accepted = c.fin_queued = c.fin_received = c.fin_ahead = c.ack_now = c.keepalive = false;
         c.transmit_held = c.retransmit_held = false;
         c.timestamps = c.sack = c.window_scaling = c.rtt_timing = c.error_set = false;
         c.soft_error_set = c.may_fragment = false;
@@ -1006,9 +1006,22 @@ void input_segment(const Tuple& t, const Segment& s) {
     if (c.state == State::Established || c.state == State::FinWait1 || c.state == State::FinWait2) {
         if (!c.fin_received) deliver_data(c, s);
     }
-    // FIN (eighth step): only in order, with all data before it.
-    if (s.has(flag::kFin) && !c.fin_received &&
-        s.seq + static_cast<std::uint32_t>(s.payload.size()) == c.rcv_nxt) {
+    // FIN (eighth step): taken once all data before it is in. One that
+    // arrives ahead of a hole is noted (its data waits out of order) and
+    // taken when the hole fills; dropping it would make the peer send it
+    // again on its retransmission timer after any loss near a stream's end.
+    if (s.has(flag::kFin) && !c.fin_received) {
+        Seq at = s.seq + static_cast<std::uint32_t>(s.payload.size());
+        if (at == c.rcv_nxt || in_range(at, c.rcv_nxt, c.rcv_nxt + receive_space(c))) {
+            c.fin_ahead = true;
+            c.fin_ahead_at = at;
+            if (at != c.rcv_nxt) c.ack_now = true; // out of order: a duplicate ACK at once
+        }
+    }
+    // Data beyond a noted FIN contradicts it: forget it (a real FIN comes again).
+    if (c.fin_ahead && c.rcv_nxt > c.fin_ahead_at) c.fin_ahead = false;
+    if (c.fin_ahead && !c.fin_received && c.rcv_nxt == c.fin_ahead_at) {
+        c.fin_ahead = false;
         c.rcv_nxt += 1;
         c.fin_received = true;
         c.ack_now = true;

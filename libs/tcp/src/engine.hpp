@@ -54,6 +54,7 @@ struct Connection {
     bool accepted = false;     // passive: handed out by accept()
     bool fin_queued = false;   // shutdown/close asked for a FIN
     bool fin_received = false;
+    bool fin_ahead = false;    // a FIN came at fin_ahead_at, beyond RCV.NXT or at it
     bool ack_now = false;
     bool transmit_held = false; // the driver's queue was full: resume_held() sends
     bool retransmit_held = false; // ... and what it refused was retransmit_first()'s segment
@@ -98,6 +99,7 @@ struct Connection {
     std::uint32_t rcv_adv = 0;  // window last advertised (bytes)
     std::uint32_t rcv_adv_at_ack = 0; // rcv_adv when the last ACK went
     RangeSet ooo;
+    Seq fin_ahead_at;
     unsigned unacked_segments = 0;
     bool ack_after_batch = false; // flush_batch_acks() owes this one an ACK
     std::uint32_t ts_recent = 0;

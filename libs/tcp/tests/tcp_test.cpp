@@ -350,6 +350,35 @@ KTEST(tcp, out_of_order_segments_are_reassembled_and_sacked) {
     abort(s);
 }
 
+KTEST(tcp, a_fin_ahead_of_a_hole_is_taken_when_the_hole_fills) {
+    Net net;
+    Connection *c, *s;
+    ASSERT_TRUE(net.open(c, s));
+    DropNth d{0, 2, Verdict::Hold};
+    auto mss = send_with_a_hole(c, drop_nth, &d);
+    ASSERT_OK(shutdown(c)); // the FIN follows the third and fourth segments past the hole
+    netdev::flush();
+    EXPECT_EQ(d.hits, 1u);
+    EXPECT_EQ(info(s).value().state, State::Established); // data before the FIN is missing
+    g_wire.filter = nullptr;
+    release_held();
+    netdev::flush();
+    // Taken with the segment that filled the hole, not when the client's
+    // timer sends the FIN again.
+    EXPECT_EQ(info(s).value().state, State::CloseWait);
+    std::uint32_t got = 0;
+    for (;;) {
+        auto r = receive(s, {g_in + got, sizeof g_in - got}, in_ms(2000));
+        ASSERT_OK(r);
+        if (r.value() == 0) break;
+        got += static_cast<std::uint32_t>(r.value());
+    }
+    EXPECT_EQ(got, 4 * mss);
+    EXPECT_TRUE(check_pattern({g_in, got}, 0));
+    abort(c);
+    abort(s);
+}
+
 KTEST(tcp, lost_segment_triggers_fast_retransmit) {
     Net net;
     Connection *c, *s;
