@@ -489,6 +489,25 @@ void challenge_ack(Connection& c) {
     transmit(c, c.snd_nxt, flag::kAck, 0, 0);
 }
 
+// Asks for an ACK in answer to an unacceptable segment (RFC 9293
+// 3.10.7.4). To one that occupies no sequence space, at most one per
+// TCP_INVALID_ACK_INTERVAL_MS on this connection: two ends whose
+// sequence numbers disagree (a forged segment desynchronized them) would
+// otherwise ACK each other's ACKs for ever, and on one hart that storm
+// never lets a thread run again. Data is always answered: a
+// retransmission of data already received needs its ACK.
+void ack_invalid(Connection& c, const Segment& s) {
+    if (CONFIG_TCP_INVALID_ACK_INTERVAL_MS && s.length() == 0) {
+        time::Ticks now = time::now();
+        if (now < c.invalid_ack_after) {
+            ++g_stats.invalid_acks_suppressed;
+            return;
+        }
+        c.invalid_ack_after = now + ms(CONFIG_TCP_INVALID_ACK_INTERVAL_MS);
+    }
+    c.ack_now = true;
+}
+
 // ---------------------------------------------------------------- lifecycle
 
 std::uint32_t readiness(const Connection& c) {
@@ -593,6 +612,7 @@ Connection* allocate_slot(const Tuple& t) {
         c.rcv_adv_at_ack = 0;
         c.ts_recent = 0;
         c.rexmt_at = c.delack_at = c.persist_at = c.keepalive_at = c.close_at = time::kNever;
+        c.invalid_ack_after = 0;
         c.wait.notify = nullptr;
         c.wait.notify_context = nullptr;
         c.counters = {};
@@ -647,7 +667,8 @@ void negotiate(Connection& c, const Options& o, bool we_offered_all) {
 // ---------------------------------------------------------------- input
 
 void deliver_data(Connection& c, const Segment& s);
-void process_ack(Connection& c, const Segment& s);
+enum class AckCheck : bool { Passed, Discard };
+AckCheck process_ack(Connection& c, const Segment& s);
 
 // Out-of-order or in-order payload into the receive ring (RFC 9293
 // 3.10.7.4 seventh step, RFC 2018 for what is kept beyond RCV.NXT).
@@ -737,16 +758,19 @@ void established(Connection& c) {
 }
 
 // RFC 9293 3.10.7.4 fifth step, with RFC 5961 5.2's ACK check and the
-// congestion, RTT and SACK bookkeeping.
-void process_ack(Connection& c, const Segment& s) {
+// congestion, RTT and SACK bookkeeping. A segment that fails the check is
+// answered with an ACK and must be discarded whole, its data included:
+// taking the data would leave blind injection (RFC 5961 5) needing only a
+// sequence number in the window.
+AckCheck process_ack(Connection& c, const Segment& s) {
     Seq ack = s.ack;
     if (ack > c.snd_max) { // acks something not yet sent
-        c.ack_now = true;
-        return;
+        ack_invalid(c, s);
+        return AckCheck::Discard;
     }
     if (ack < c.snd_una - std::max(c.max_snd_wnd, 65535u)) { // RFC 5961 5.2: too old
         challenge_ack(c);
-        return;
+        return AckCheck::Discard;
     }
     std::uint32_t window = static_cast<std::uint32_t>(s.window) << c.snd_scale;
     // SACK scoreboard (RFC 2018): blocks inside (SND.UNA, SND.MAX] only.
@@ -811,6 +835,7 @@ void process_ack(Connection& c, const Segment& s) {
             wake(c);
         }
     }
+    return AckCheck::Passed;
 }
 
 void input_segment(const Tuple& t, const Segment& s) {
@@ -900,7 +925,7 @@ void input_segment(const Tuple& t, const Segment& s) {
     if (c.timestamps && s.options.has_timestamps && !s.has(flag::kRst) &&
         static_cast<std::int32_t>(s.options.ts_value - c.ts_recent) < 0) {
         ++g_stats.paws_drops;
-        c.ack_now = true;
+        ack_invalid(c, s);
         output(c);
         return;
     }
@@ -922,7 +947,7 @@ void input_segment(const Tuple& t, const Segment& s) {
     if (!acceptable) {
         ++g_stats.out_of_window;
         if (!s.has(flag::kRst)) {
-            c.ack_now = true;
+            ack_invalid(c, s);
             output(c);
         }
         return;
@@ -972,7 +997,10 @@ void input_segment(const Tuple& t, const Segment& s) {
         c.snd_wl2 = s.ack;
         established(c);
     }
-    process_ack(c, s);
+    if (process_ack(c, s) == AckCheck::Discard) {
+        output(c);
+        return;
+    }
     if (!c.in_use || c.state == State::Closed) return;
 
     switch (c.state) {

@@ -108,6 +108,7 @@ struct Connection {
     time::Ticks rexmt_at = time::kNever, delack_at = time::kNever, persist_at = time::kNever,
                 keepalive_at = time::kNever, close_at = time::kNever;
     unsigned persist_shift = 0;
+    time::Ticks invalid_ack_after = 0; // ack_invalid(): no ACK to a pure ACK before this
 
     Waitable wait;
     ConnectionInfo counters{}; // the statistics fields only

@@ -730,6 +730,80 @@ KTEST(tcp, reset_in_window_is_challenged_exact_reset_closes) {
     abort(c);
 }
 
+KTEST(tcp, data_with_an_unacceptable_ack_is_discarded) {
+    Net net;
+    Connection *c, *s;
+    ASSERT_TRUE(net.open(c, s));
+    auto port = info(c).value().local_port;
+    netdev::flush();
+    auto before = stats();
+    Segment seg;
+    seg.source_port = port;
+    seg.destination_port = kPort;
+    seg.seq = g_wire.client_next; // exactly RCV.NXT: only the ACK is wrong
+    seg.flags = flag::kAck | flag::kPsh;
+    seg.window = 1000;
+    std::byte data[100];
+    fill_pattern(data, 0);
+    // Older than SND.UNA - MAX.SND.WND (RFC 5961 5.2): a challenge ACK,
+    // and the data must not be taken, or blind injection needs only a
+    // sequence number in the window.
+    seg.ack = g_wire.server_next - 0x40000000;
+    inject_crafted(seg, data, kClient, kServer, [](std::byte*) {});
+    EXPECT_EQ(stats().challenge_acks, before.challenge_acks + 1);
+    // Acknowledging what was never sent (RFC 9293 3.10.7.4): an ACK, and
+    // the segment dropped.
+    seg.ack = g_wire.server_next + 1000;
+    inject_crafted(seg, data, kClient, kServer, [](std::byte*) {});
+    EXPECT_EQ(info(s).value().receive_queued, 0u);
+    EXPECT_EQ(info(s).value().state, State::Established);
+    // The same segment with an acceptable ACK is taken.
+    seg.ack = g_wire.server_next;
+    inject_crafted(seg, data, kClient, kServer, [](std::byte*) {});
+    EXPECT_EQ(info(s).value().receive_queued, 100u);
+    auto r = receive(s, g_in, in_ms(1000));
+    ASSERT_OK(r);
+    EXPECT_EQ(r.value(), 100u);
+    EXPECT_TRUE(check_pattern({g_in, r.value()}, 0));
+    abort(s);
+    abort(c);
+}
+
+KTEST(tcp, desynchronized_ends_do_not_ack_each_other_for_ever) {
+    if (CONFIG_TCP_INVALID_ACK_INTERVAL_MS == 0) KTEST_SKIP("TCP_INVALID_ACK_INTERVAL_MS is 0");
+    Net net;
+    Connection *c, *s;
+    ASSERT_TRUE(net.open(c, s));
+    auto port = info(c).value().local_port;
+    netdev::flush();
+    // A forged segment with both numbers right: the server takes its data
+    // and acknowledges 100 bytes the client never sent. The client answers
+    // that ACK with its own, which is behind the server's RCV.NXT and so
+    // unacceptable there, and so on: without a limit the two would
+    // exchange ACKs for ever, and on one hart no thread would run again.
+    Segment seg;
+    seg.source_port = port;
+    seg.destination_port = kPort;
+    seg.seq = g_wire.client_next;
+    seg.ack = g_wire.server_next;
+    seg.flags = flag::kAck | flag::kPsh;
+    seg.window = 1000;
+    std::byte data[100];
+    fill_pattern(data, 0);
+    auto before = stats();
+    auto c0 = info(c).value().segments_out, s0 = info(s).value().segments_out;
+    inject_crafted(seg, data, kClient, kServer, [](std::byte*) {});
+    netdev::flush();
+    sched::sleep_until(in_ms(1000));
+    // At most one ACK per interval from each end, plus the server's first.
+    std::uint64_t exchanged = (info(c).value().segments_out - c0) + (info(s).value().segments_out - s0);
+    EXPECT_GE(exchanged, 2u); // the storm started...
+    EXPECT_LE(exchanged, 2 * (1000u / CONFIG_TCP_INVALID_ACK_INTERVAL_MS + 1) + 1); // ...and was held
+    EXPECT_GT(stats().invalid_acks_suppressed, before.invalid_acks_suppressed);
+    abort(s);
+    abort(c);
+}
+
 namespace {
 Verdict drop_to_attacker(Segment&, ipv4::Address, ipv4::Address dst, void*) {
     return dst == ipv4::Address::from(10, 9, 0, 66) ? Verdict::Drop : Verdict::Pass;

@@ -136,6 +136,7 @@ struct Stats {
     std::uint64_t challenge_acks_suppressed; // beyond CONFIG_TCP_CHALLENGE_ACK_LIMIT per second (RFC 5961 7)
     std::uint64_t paws_drops;                // RFC 7323 5
     std::uint64_t out_of_window;             // unacceptable segments (ACKed and dropped)
+    std::uint64_t invalid_acks_suppressed;   // ACKs to invalid pure ACKs not sent (CONFIG_TCP_INVALID_ACK_INTERVAL_MS)
     std::uint64_t syn_queue_full;            // SYNs dropped: listener's SYN queue
     std::uint64_t syn_per_source;            // SYNs dropped: per-source half-open or total limit
     std::uint64_t table_full;                // SYNs dropped / connect() refused: no free slot
