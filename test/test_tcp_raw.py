@@ -5,8 +5,8 @@ configs/tcpecho-raw.config (the tcp library's default per-source and SYN
 queue limits, a 2 s reassembly timeout). Its NIC's wire ends in
 harness.rawnet.RawPeer; harness.tcppeer speaks ARP/IPv4/TCP on it by hand,
 so each case decides exactly what the guest sees and asserts what it sends
-back: options in the handshake, SACK for out-of-order data, duplicate
-ACKs, RTO backoff, fast retransmit, zero-window probes, RFC 5961 RST
+back: options in the handshake, SACK for out-of-order data, a FIN behind
+a hole, duplicate ACKs, RTO backoff, fast retransmit, zero-window probes, RFC 5961 RST
 checks, the per-source SYN limit, and malformed frames being dropped and
 counted while a healthy connection keeps echoing, with no packet buffer
 leaked. No -icount: a host peer drives the guest (NOTES.md), so timing
@@ -121,6 +121,26 @@ def test_out_of_order_segment_is_sacked_then_both_echoed_in_order(guest):
     assert [s for s in c.quiet(0.5) if s.payload] == []
     assert c.echo(b"after") == b"after"
     c.close()
+
+
+def test_fin_ahead_of_a_hole_is_taken_when_the_hole_fills(guest):
+    m, peer = guest
+    c = Conversation(peer, port())
+    c.connect({"mss": 1460, "sack_perm": True})
+    base = c.snd_nxt
+    # The second segment carries the FIN and arrives first.
+    c.send(ACK | PSH | FIN, seq=seq_add(base, 100), payload=b"B" * 100, advance=False)
+    dup = c.expect(lambda s: s.has(ACK))
+    assert dup.ack == base and not dup.payload, dup
+    c.send(ACK | PSH, seq=base, payload=b"A" * 100, advance=False)
+    c.snd_nxt = seq_add(base, 201)
+    assert c.collect(200) == b"A" * 100 + b"B" * 100
+    # The FIN is never sent again: the guest takes it with the segment that
+    # filled the hole, and its echo worker, at end of stream, closes.
+    fin = next((s for s in c.received if s.flags & FIN), None) or c.expect(lambda s: s.flags & FIN)
+    assert fin.ack == seq_add(base, 201), fin
+    c.rcv_nxt = seq_add(fin.seq, len(fin.payload) + 1)
+    c.send(ACK)
 
 
 def test_rst_checks_rfc5961(guest):

@@ -769,6 +769,43 @@ KTEST(tcp, data_with_an_unacceptable_ack_is_discarded) {
     abort(c);
 }
 
+KTEST(tcp, urgent_data_is_delivered_in_line) {
+    Net net;
+    Connection *c, *s;
+    ASSERT_TRUE(net.open(c, s));
+    auto port = info(c).value().local_port;
+    netdev::flush();
+    // No urgent mode (RFC 6093 advises against new uses): URG and its
+    // pointer are ignored, and the bytes are ordinary data, in order.
+    Segment seg;
+    seg.source_port = port;
+    seg.destination_port = kPort;
+    seg.seq = g_wire.client_next;
+    seg.ack = g_wire.server_next;
+    seg.flags = flag::kAck | flag::kPsh | flag::kUrg;
+    seg.urgent = 10;
+    seg.window = 1000;
+    std::byte data[100];
+    fill_pattern(data, 0);
+    inject_crafted(seg, data, kClient, kServer, [](std::byte*) {});
+    // A pointer beyond the segment's end is as meaningless: still data.
+    seg.seq = g_wire.client_next + 100;
+    seg.urgent = 0xffff;
+    fill_pattern(data, 100);
+    inject_crafted(seg, data, kClient, kServer, [](std::byte*) {});
+    EXPECT_EQ(info(s).value().receive_queued, 200u);
+    std::uint32_t got = 0;
+    while (got < 200) {
+        auto r = receive(s, {g_in + got, 200 - got}, in_ms(1000));
+        ASSERT_OK(r);
+        got += static_cast<std::uint32_t>(r.value());
+    }
+    EXPECT_TRUE(check_pattern({g_in, got}, 0));
+    EXPECT_EQ(info(s).value().state, State::Established);
+    abort(s);
+    abort(c);
+}
+
 KTEST(tcp, desynchronized_ends_do_not_ack_each_other_for_ever) {
     if (CONFIG_TCP_INVALID_ACK_INTERVAL_MS == 0) KTEST_SKIP("TCP_INVALID_ACK_INTERVAL_MS is 0");
     Net net;
