@@ -230,6 +230,19 @@ void inject_crafted(const Segment& seg, std::span<const std::byte> payload, ipv4
     inject(from, to, std::move(p.value()));
 }
 
+// What the client would send next from `client_port` (SEQ its next, ACK
+// the server's next), for cases that forge it and then alter a field.
+Segment next_from_client(std::uint16_t client_port, std::uint8_t flags) {
+    Segment seg;
+    seg.source_port = client_port;
+    seg.destination_port = kPort;
+    seg.seq = g_wire.client_next;
+    seg.ack = g_wire.server_next;
+    seg.flags = flags;
+    seg.window = 1000;
+    return seg;
+}
+
 // A bare segment from `from` to the server's port.
 void inject_to_server(std::uint16_t client_port, Seq seq, Seq ack, std::uint8_t flags,
                       std::uint16_t window = 1000, ipv4::Address from = kClient) {
@@ -737,12 +750,7 @@ KTEST(tcp, data_with_an_unacceptable_ack_is_discarded) {
     auto port = info(c).value().local_port;
     netdev::flush();
     auto before = stats();
-    Segment seg;
-    seg.source_port = port;
-    seg.destination_port = kPort;
-    seg.seq = g_wire.client_next; // exactly RCV.NXT: only the ACK is wrong
-    seg.flags = flag::kAck | flag::kPsh;
-    seg.window = 1000;
+    Segment seg = next_from_client(port, flag::kAck | flag::kPsh); // exactly RCV.NXT: only the ACK will be wrong
     std::byte data[100];
     fill_pattern(data, 0);
     // Older than SND.UNA - MAX.SND.WND (RFC 5961 5.2): a challenge ACK,
@@ -777,14 +785,8 @@ KTEST(tcp, urgent_data_is_delivered_in_line) {
     netdev::flush();
     // No urgent mode (RFC 6093 advises against new uses): URG and its
     // pointer are ignored, and the bytes are ordinary data, in order.
-    Segment seg;
-    seg.source_port = port;
-    seg.destination_port = kPort;
-    seg.seq = g_wire.client_next;
-    seg.ack = g_wire.server_next;
-    seg.flags = flag::kAck | flag::kPsh | flag::kUrg;
+    Segment seg = next_from_client(port, flag::kAck | flag::kPsh | flag::kUrg);
     seg.urgent = 10;
-    seg.window = 1000;
     std::byte data[100];
     fill_pattern(data, 0);
     inject_crafted(seg, data, kClient, kServer, [](std::byte*) {});
@@ -818,13 +820,7 @@ KTEST(tcp, desynchronized_ends_do_not_ack_each_other_for_ever) {
     // that ACK with its own, which is behind the server's RCV.NXT and so
     // unacceptable there, and so on: without a limit the two would
     // exchange ACKs for ever, and on one hart no thread would run again.
-    Segment seg;
-    seg.source_port = port;
-    seg.destination_port = kPort;
-    seg.seq = g_wire.client_next;
-    seg.ack = g_wire.server_next;
-    seg.flags = flag::kAck | flag::kPsh;
-    seg.window = 1000;
+    Segment seg = next_from_client(port, flag::kAck | flag::kPsh);
     std::byte data[100];
     fill_pattern(data, 0);
     auto before = stats();
