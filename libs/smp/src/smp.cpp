@@ -43,13 +43,15 @@ struct alignas(64) PerHart {
 };
 
 constinit PerHart g_harts[arch::kMaxHarts];
+constinit std::atomic<IpiHandler> g_ipi_handler{nullptr};
 
+// Where hart_start sends a hart: the kernel's first address only in the
+// test of the entry code's recovery from the firmware's start race.
 #if CONFIG_SMP_START_AT_KERNEL_ENTRY
 constexpr auto kStartAt = arch::StartAt::KernelEntry;
 #else
 constexpr auto kStartAt = arch::StartAt::SecondaryEntry;
 #endif
-constinit std::atomic<IpiHandler> g_ipi_handler{nullptr};
 
 // Software interrupt, on any hart. SSIP is cleared before the handler
 // looks at anything, so an IPI sent while it runs raises the interrupt

@@ -137,11 +137,16 @@ bool still_wait(void* p) {
     return a->events->load(std::memory_order_acquire) == a->seen;
 }
 
+void arm_timer_callout();
+
 // Drops g_lock, waits for w's next event (or the deadline), retakes it.
 // WouldBlock for a deadline already passed, TimedOut when it passes.
 Error wait_for_event(Waitable& w, time::Ticks deadline, bool waited_before) {
     if (time::now() >= deadline) return waited_before ? Error::TimedOut : Error::WouldBlock;
     WaitArg arg{&w.events, w.events.load(std::memory_order_acquire)};
+    // What the call armed so far (a connect's SYN timer) must run while it
+    // sleeps: the guard only arms the callout when the call returns.
+    arm_timer_callout();
     g_lock.unlock();
     auto r = sched::wait(w.waiters, deadline, still_wait, &arg);
     g_lock.lock();
@@ -167,7 +172,6 @@ std::uint32_t flight(const Connection& c) { return static_cast<std::uint32_t>(c.
 
 // ---------------------------------------------------------------- output
 
-void arm_timer_callout();
 void flush_batch_acks(void*);
 constinit netdev::Work g_batch_ack_work{flush_batch_acks, nullptr};
 
@@ -309,8 +313,17 @@ Seq data_end(const Connection& c) { return c.snd_data + c.send_len; }
 bool fin_sent(const Connection& c) { return c.fin_queued && c.snd_max == data_end(c) + 1; }
 bool fin_acked(const Connection& c) { return c.fin_queued && c.snd_una == data_end(c) + 1; }
 
+// Arms the retransmission timer unless it runs. Armed with no expiry since
+// the last progress, it starts the user timeout's clock, and it never
+// waits past the user timeout, so the give-up comes on time, not at the
+// next backed-off expiry.
 void start_rexmt(Connection& c) {
-    if (c.rexmt_at == time::kNever) set_deadline(c.rexmt_at, time::now() + us(c.rtt.rto()));
+    if (c.rexmt_at != time::kNever) return;
+    time::Ticks now = time::now();
+    if (c.retries == 0) c.unacked_since = now;
+    time::Ticks at = now + us(c.rtt.rto());
+    if (c.user_timeout) at = std::min(at, c.unacked_since + c.user_timeout);
+    set_deadline(c.rexmt_at, at);
 }
 
 // Sends what the windows allow, the FIN when due, or a pure ACK when one
@@ -613,6 +626,7 @@ Connection* allocate_slot(const Tuple& t) {
         c.ts_recent = 0;
         c.rexmt_at = c.delack_at = c.persist_at = c.keepalive_at = c.close_at = time::kNever;
         c.invalid_ack_after = 0;
+        c.user_timeout = c.unacked_since = 0;
         c.wait.notify = nullptr;
         c.wait.notify_context = nullptr;
         c.counters = {};
@@ -1210,7 +1224,8 @@ void on_icmp_error(const ipv4::TransportError& e, void*) {
 
 void on_rexmt(Connection& c) {
     c.rexmt_at = time::kNever;
-    if (++c.retries > CONFIG_TCP_MAX_RETRIES ||
+    bool user_timeout = c.user_timeout && time::now() - c.unacked_since >= c.user_timeout;
+    if (++c.retries > CONFIG_TCP_MAX_RETRIES || user_timeout ||
         ((c.state == State::SynSent || c.state == State::SynReceived) && c.retries > 6)) {
         Error e = c.soft_error_set ? c.soft_error : Error::TimedOut; // what the network said, if it did
         if (c.state == State::SynSent) enter_closed(c, true, e);
@@ -1290,8 +1305,8 @@ time::Ticks earliest_deadline() {
     return t;
 }
 
-// Under g_lock (the end of every segment and API call): applies what
-// set_deadline() decided.
+// Under g_lock (the end of every segment and API call, and before an API
+// call sleeps): applies what set_deadline() decided.
 void arm_timer_callout() {
     if (!g_callout_moved) return;
     g_callout_moved = false;
@@ -1488,6 +1503,7 @@ base::Result<Connection*> connect(ipv4::Address address, std::uint16_t port, tim
     if (!c) return Error::NoMemory;
     c->user_owned = true;
     c->keepalive = options.keepalive;
+    c->user_timeout = ms(options.user_timeout_ms);
     c->sack = true;
     c->timestamps = true;
     c->rcv_scale = receive_scale();
@@ -1683,6 +1699,16 @@ ConnectionInfo info_of(const Connection& c) {
     return i;
 }
 } // namespace
+
+void set_user_timeout(Connection* c, std::uint32_t milliseconds) {
+    Guard g;
+    VERIFY(valid(c));
+    c->user_timeout = ms(milliseconds);
+    // A running timer may be due later than the new limit allows (the
+    // guard re-arms the callout).
+    if (c->user_timeout && c->rexmt_at != time::kNever)
+        set_deadline(c->rexmt_at, std::min(c->rexmt_at, c->unacked_since + c->user_timeout));
+}
 
 base::Result<ConnectionInfo> info(Connection* c) {
     Guard g;

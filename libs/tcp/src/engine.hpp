@@ -108,6 +108,10 @@ struct Connection {
     time::Ticks rexmt_at = time::kNever, delack_at = time::kNever, persist_at = time::kNever,
                 keepalive_at = time::kNever, close_at = time::kNever;
     unsigned persist_shift = 0;
+    // User timeout (0: off) and when the oldest unacknowledged data was
+    // sent, or its first ACK-less stretch began (start_rexmt).
+    time::Ticks user_timeout = 0;
+    time::Ticks unacked_since = 0;
     time::Ticks invalid_ack_after = 0; // ack_invalid(): no ACK to a pure ACK before this
 
     Waitable wait;

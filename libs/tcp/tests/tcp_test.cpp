@@ -1219,6 +1219,87 @@ KTEST(tcp, forged_and_soft_icmp_errors_do_not_end_a_connection_attempt) {
 }
 
 namespace {
+// The client's data never arrives; the router reports the first segment
+// it drops with g_icmp's code (while g_icmp.reports lasts).
+Verdict data_unreachable(Segment& s, ipv4::Address src, ipv4::Address, void*) {
+    if (src != kClient || s.payload.empty()) return Verdict::Pass;
+    if (g_icmp.reports) report_icmp(s, g_icmp.code, s.seq);
+    return Verdict::Drop;
+}
+Verdict drop_client_syns(Segment& s, ipv4::Address src, ipv4::Address, void* ctx) {
+    if (src != kClient || !s.has(flag::kSyn)) return Verdict::Pass;
+    auto* budget = static_cast<unsigned*>(ctx); // how many to drop; null: all
+    if (budget && *budget == 0) return Verdict::Pass;
+    if (budget) --*budget;
+    return Verdict::Drop;
+}
+} // namespace
+
+// A blocking connect whose SYN is lost, with nothing else happening on
+// the stack: the SYN's retransmission timer must run while connect()
+// sleeps. It did not (the callout was armed only when an API call
+// returned), so such a connect waited for its deadline.
+KTEST(tcp, a_lost_syn_is_retransmitted_while_connect_blocks) {
+    Net net;
+    Listener* l = net.listen();
+    unsigned drops = 1;
+    g_wire.filter_context = &drops;
+    g_wire.filter = drop_client_syns;
+    time::Ticks deadline = in_ms(10000); // the initial RTO is 1 s
+    auto c = connect(kServer, kPort, deadline, ConnectOptions{kClient});
+    g_wire.filter = nullptr;
+    ASSERT_OK(c);
+    EXPECT_LT(time::now(), deadline);
+    EXPECT_EQ(drops, 0u);
+    auto s = accept(l, in_ms(1000));
+    ASSERT_OK(s);
+    close(c.value());
+    close(s.value());
+}
+
+// RFC 9293 3.8.3's user timeout, and RFC 5927 5.2: a soft error is kept
+// while the connection retransmits and is what a give-up reports. Without
+// the user timeout the give-up takes TCP_MAX_RETRIES backed-off expiries,
+// over a minute: the receive's 10 s deadline would expire first.
+KTEST(tcp, user_timeout_ends_a_stalled_connection_with_the_soft_error) {
+    for (bool soft_error : {true, false}) {
+        Net net;
+        Connection *c, *s;
+        ASSERT_TRUE(net.open(c, s));
+        set_user_timeout(c, 500);
+        std::uint64_t errors = stats().icmp_errors;
+        arm_icmp(3, 1, soft_error ? 1 : 0); // host unreachable
+        g_wire.filter = data_unreachable;
+        fill_pattern({g_out, 100}, 0);
+        ASSERT_OK(send(c, {g_out, 100}, in_ms(1000)));
+        netdev::flush();
+        EXPECT_EQ(stats().icmp_errors, errors + (soft_error ? 1 : 0));
+        EXPECT_EQ(info(c).value().state, State::Established); // soft: kept, not acted on
+        time::Ticks deadline = in_ms(10000);
+        EXPECT_ERROR(receive(c, g_in, deadline), soft_error ? Error::Unreachable : Error::TimedOut);
+        EXPECT_LT(time::now(), deadline); // the connection's give-up, not the receive's deadline
+        EXPECT_EQ(info(c).value().state, State::Closed);
+        EXPECT_GE(info(c).value().timeouts, 1u);
+        g_wire.filter = nullptr;
+        abort(c);
+        abort(s);
+    }
+    // A connection attempt whose SYNs are lost ends at the user timeout
+    // too, not after the SYN's six backed-off retransmissions.
+    Net net;
+    net.listen();
+    g_wire.filter_context = nullptr;
+    g_wire.filter = drop_client_syns;
+    ConnectOptions o;
+    o.source = kClient;
+    o.user_timeout_ms = 500;
+    time::Ticks deadline = in_ms(10000);
+    EXPECT_ERROR(connect(kServer, kPort, deadline, o), Error::TimedOut);
+    EXPECT_LT(time::now(), deadline);
+    g_wire.filter = nullptr;
+}
+
+namespace {
 // A router whose next hop takes 552-byte datagrams: it drops the client's
 // larger segments and says so (once), with the MTU or, if `mtu` is 0,
 // without it (RFC 1191 7: the sender then tries the next plateau, 508).

@@ -54,6 +54,13 @@ struct ConnectOptions {
     ipv4::Address source = ipv4::Address::any(); // any: the route's source address
     std::uint16_t source_port = 0;                // 0: an ephemeral port
     bool keepalive = false;
+    // The user timeout (RFC 9293 3.8.3): how long sent data (the SYN
+    // included) may stay unacknowledged before the connection is given up
+    // with TimedOut, or with the soft ICMP error the network reported
+    // (Unreachable). 0: only CONFIG_TCP_MAX_RETRIES ends it, after about a
+    // minute of backed-off retransmissions; a control loop that must know
+    // its peer is gone sooner sets this.
+    std::uint32_t user_timeout_ms = 0;
 };
 
 // Listening. AddressInUse if the port has a listener, NoMemory when
@@ -64,6 +71,11 @@ struct ConnectOptions {
 void close(Listener* listener);
 [[nodiscard]] base::Result<Connection*> accept(Listener* listener, time::Ticks deadline);
 [[nodiscard]] inline base::Result<Connection*> try_accept(Listener* listener) { return accept(listener, 0); }
+
+// Sets the user timeout of `c` (see ConnectOptions::user_timeout_ms), for
+// accepted connections or to change it; 0 turns it off. It counts from
+// when the oldest unacknowledged data was sent.
+void set_user_timeout(Connection* c, std::uint32_t milliseconds);
 
 // Active open. Unreachable (no route, or the SYN's retries ran out after
 // an ICMP unreachable), NoMemory (table full), AddressInUse (no free
