@@ -786,6 +786,16 @@ AckCheck process_ack(Connection& c, const Segment& s) {
         challenge_ack(c);
         return AckCheck::Discard;
     }
+    // An ACK that is not old shows the peer alive, whether or not it
+    // acknowledges anything new (the answer to a window or keep-alive
+    // probe does not): the probes so far were answered, and a soft error
+    // is history (RFC 5927 5.2; Linux clears both here too). Counting
+    // only ACKs that advanced reset a keep-alive connection to a live but
+    // idle peer after kMaxKeepaliveProbes idle periods.
+    if (ack >= c.snd_una) {
+        c.probes = 0;
+        c.soft_error_set = false;
+    }
     std::uint32_t window = static_cast<std::uint32_t>(s.window) << c.snd_scale;
     // SACK scoreboard (RFC 2018): blocks inside (SND.UNA, SND.MAX] only.
     if (c.sack)
@@ -818,7 +828,6 @@ AckCheck process_ack(Connection& c, const Segment& s) {
         if (c.snd_nxt < c.snd_una) c.snd_nxt = c.snd_una;
         c.sacked.remove_below(ack);
         c.retries = 0;
-        c.probes = 0;
         if (c.cc_ops->on_ack(c.cc, acked, ack, before) == CongestionAction::RetransmitFirst)
             retransmit_first(c); // NewReno partial ACK: the next hole now
         c.rexmt_at = time::kNever;
@@ -1252,11 +1261,20 @@ void on_persist(Connection& c) {
     c.persist_at = time::kNever;
     bool waiting = c.send_len > static_cast<std::uint32_t>(c.snd_nxt - c.snd_data) && flight(c) == 0;
     if (!waiting) return;
+    // Probing goes on for as long as the receiver answers (RFC 1122
+    // 4.2.2.17). Unanswered probes count like retransmissions: a receiver
+    // that died behind a closed window must not hold the connection for
+    // good.
+    if (c.probes > CONFIG_TCP_MAX_RETRIES) {
+        reset_connection(c, c.soft_error_set ? c.soft_error : Error::TimedOut);
+        return;
+    }
     // A window probe: one old byte (SND.UNA - 1, no data) so the receiver
     // must answer with its current window (RFC 9293 3.8.6.1).
     // A probe the full queue held back is not one: the next expiry sends
     // it without backing off further.
     if (transmit(c, c.snd_una - 1, flag::kAck, 0, 0) != Sent::Held) {
+        ++c.probes;
         ++c.counters.zero_window_probes;
         if (c.persist_shift < 7) ++c.persist_shift;
     }

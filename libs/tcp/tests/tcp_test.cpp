@@ -683,11 +683,10 @@ KTEST(tcp, retransmission_timeout_backs_off) {
     close(s);
 }
 
-KTEST(tcp, zero_window_is_probed_until_it_opens) {
-    Net net;
-    Connection *c, *s;
-    ASSERT_TRUE(net.open(c, s));
-    // The server does not read: fill its receive buffer and then some.
+namespace {
+// Fills the server's receive window from the client while the server
+// reads nothing; returns what was queued.
+std::uint32_t close_the_window(Connection* c) {
     std::uint32_t sent = 0;
     time::Ticks until = in_ms(10000);
     while (time::now() < until) {
@@ -698,10 +697,20 @@ KTEST(tcp, zero_window_is_probed_until_it_opens) {
         if (sent >= 96 * 1024 + 32 * 1024) break;
     }
     netdev::flush();
+    return sent;
+}
+} // namespace
+
+KTEST(tcp, zero_window_is_probed_until_it_opens) {
+    Net net;
+    Connection *c, *s;
+    ASSERT_TRUE(net.open(c, s));
+    // The server does not read: fill its receive buffer and then some.
+    std::uint32_t sent = close_the_window(c);
     // Closed, or too small to use (sender SWS avoidance holds back a
     // sliver smaller than an MSS): either way only probes go out.
     EXPECT_LT(info(c).value().send_window, info(c).value().mss);
-    until = in_ms(20000);
+    time::Ticks until = in_ms(20000);
     while (info(c).value().zero_window_probes < 2 && time::now() < until) sched::sleep_until(in_ms(20));
     EXPECT_GE(info(c).value().zero_window_probes, 2u);
     // Now read everything: the window opens and the rest flows.
@@ -715,6 +724,55 @@ KTEST(tcp, zero_window_is_probed_until_it_opens) {
     EXPECT_EQ(got, sent);
     close(c);
     close(s);
+}
+
+// RFC 1122 4.2.2.17: probing lasts as long as the receiver answers; when
+// it stops answering, the probes count like retransmissions and the
+// connection ends (it used to probe a dead receiver for ever). About three
+// minutes of backed-off probes: judged on one hart, under -icount, where
+// idle guest time costs nothing.
+KTEST(tcp, a_closed_window_whose_receiver_dies_is_given_up) {
+    if (sched::online_harts() > 1) KTEST_SKIP("minutes of probing: run on one hart under -icount");
+    Net net;
+    Connection *c, *s;
+    ASSERT_TRUE(net.open(c, s));
+    close_the_window(c);
+    EXPECT_LT(info(c).value().send_window, info(c).value().mss);
+    Blackhole b;
+    g_wire.filter_context = &b;
+    g_wire.filter = blackhole; // the probes never arrive
+    time::Ticks deadline = in_ms(600'000);
+    EXPECT_ERROR(receive(c, g_in, deadline), Error::TimedOut);
+    EXPECT_LT(time::now(), deadline);
+    EXPECT_GT(info(c).value().zero_window_probes, std::uint64_t{CONFIG_TCP_MAX_RETRIES});
+    EXPECT_EQ(info(c).value().state, State::Closed);
+    g_wire.filter = nullptr;
+    abort(c);
+    abort(s);
+}
+
+// A live peer that answers every keep-alive probe keeps the connection,
+// however many idle periods pass: the answers (ACKs of nothing new) reset
+// the count of unanswered probes. They did not, and after
+// kMaxKeepaliveProbes (9) idle periods the connection was reset.
+KTEST(tcp, keepalive_keeps_a_live_idle_peer) {
+    if (sched::online_harts() > 1) KTEST_SKIP("a dozen idle periods: run on one hart under -icount");
+    Net net;
+    Listener* l = net.listen();
+    ConnectOptions o;
+    o.source = kClient;
+    o.keepalive = true;
+    auto c = connect(kServer, kPort, in_ms(5000), o);
+    ASSERT_OK(c);
+    auto s = accept(l, in_ms(5000));
+    ASSERT_OK(s);
+    auto before = info(c.value()).value().segments_out;
+    sched::sleep_until(in_ms(12 * CONFIG_TCP_KEEPALIVE_S * 1000ull));
+    EXPECT_GE(info(c.value()).value().segments_out - before, 10u); // the probes went out
+    EXPECT_EQ(info(c.value()).value().state, State::Established);
+    EXPECT_TRUE(transfer(c.value(), s.value(), 1000, in_ms(2000)));
+    close(c.value());
+    close(s.value());
 }
 
 KTEST(tcp, reset_in_window_is_challenged_exact_reset_closes) {
