@@ -626,7 +626,7 @@ Connection* allocate_slot(const Tuple& t) {
         c.ts_recent = 0;
         c.rexmt_at = c.delack_at = c.persist_at = c.keepalive_at = c.close_at = time::kNever;
         c.invalid_ack_after = 0;
-        c.user_timeout = c.unacked_since = 0;
+        c.user_timeout = c.unacked_since = c.probes_since = 0;
         c.wait.notify = nullptr;
         c.wait.notify_context = nullptr;
         c.counters = {};
@@ -1257,6 +1257,20 @@ void on_rexmt(Connection& c) {
     start_rexmt(c);
 }
 
+// Window and keep-alive probes under the user timeout (as Linux applies
+// it): the peer has answered none of them for that long. probes_since is
+// when the first unanswered one went.
+bool probes_timed_out(const Connection& c) {
+    return c.user_timeout && c.probes && time::now() - c.probes_since >= c.user_timeout;
+}
+void count_probe(Connection& c) {
+    if (c.probes++ == 0) c.probes_since = time::now();
+}
+// The next probe's time, pulled in so that a give-up is not late.
+time::Ticks next_probe_at(const Connection& c, time::Ticks at) {
+    return c.user_timeout && c.probes ? std::min(at, c.probes_since + c.user_timeout) : at;
+}
+
 void on_persist(Connection& c) {
     c.persist_at = time::kNever;
     bool waiting = c.send_len > static_cast<std::uint32_t>(c.snd_nxt - c.snd_data) && flight(c) == 0;
@@ -1265,7 +1279,7 @@ void on_persist(Connection& c) {
     // 4.2.2.17). Unanswered probes count like retransmissions: a receiver
     // that died behind a closed window must not hold the connection for
     // good.
-    if (c.probes > CONFIG_TCP_MAX_RETRIES) {
+    if (c.probes > CONFIG_TCP_MAX_RETRIES || probes_timed_out(c)) {
         reset_connection(c, c.soft_error_set ? c.soft_error : Error::TimedOut);
         return;
     }
@@ -1274,21 +1288,21 @@ void on_persist(Connection& c) {
     // A probe the full queue held back is not one: the next expiry sends
     // it without backing off further.
     if (transmit(c, c.snd_una - 1, flag::kAck, 0, 0) != Sent::Held) {
-        ++c.probes;
+        count_probe(c);
         ++c.counters.zero_window_probes;
         if (c.persist_shift < 7) ++c.persist_shift;
     }
-    set_deadline(c.persist_at, time::now() + us(c.rtt.rto()) * (1u << c.persist_shift));
+    set_deadline(c.persist_at, next_probe_at(c, time::now() + us(c.rtt.rto()) * (1u << c.persist_shift)));
 }
 
 void on_keepalive(Connection& c) {
-    if (c.probes >= kMaxKeepaliveProbes) {
+    if (c.probes >= kMaxKeepaliveProbes || probes_timed_out(c)) {
         reset_connection(c, Error::TimedOut);
         return;
     }
     // Only a probe that went out counts against the peer.
-    if (transmit(c, c.snd_una - 1, flag::kAck, 0, 0) != Sent::Held) ++c.probes;
-    set_deadline(c.keepalive_at, time::now() + ms(CONFIG_TCP_KEEPALIVE_S * 1000ull / 4 + 1));
+    if (transmit(c, c.snd_una - 1, flag::kAck, 0, 0) != Sent::Held) count_probe(c);
+    set_deadline(c.keepalive_at, next_probe_at(c, time::now() + ms(CONFIG_TCP_KEEPALIVE_S * 1000ull / 4 + 1)));
 }
 
 void run_timers() {
@@ -1726,6 +1740,8 @@ void set_user_timeout(Connection* c, std::uint32_t milliseconds) {
     // guard re-arms the callout).
     if (c->user_timeout && c->rexmt_at != time::kNever)
         set_deadline(c->rexmt_at, std::min(c->rexmt_at, c->unacked_since + c->user_timeout));
+    if (c->persist_at != time::kNever) set_deadline(c->persist_at, next_probe_at(*c, c->persist_at));
+    if (c->keepalive_at != time::kNever) set_deadline(c->keepalive_at, next_probe_at(*c, c->keepalive_at));
 }
 
 base::Result<ConnectionInfo> info(Connection* c) {

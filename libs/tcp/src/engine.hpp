@@ -89,6 +89,7 @@ struct Connection {
     RangeSet sacked;           // send-side scoreboard
     unsigned retries = 0;
     unsigned probes = 0;       // zero-window or keep-alive probes unanswered
+    time::Ticks probes_since = 0; // when the first of them went
 
     // Receive side: readable bytes [recv_head, recv_head + recv_len) of
     // receive_buffer are RCV.NXT - recv_len .. RCV.NXT; out-of-order data

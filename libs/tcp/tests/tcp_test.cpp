@@ -751,6 +751,27 @@ KTEST(tcp, a_closed_window_whose_receiver_dies_is_given_up) {
     abort(s);
 }
 
+// The user timeout bounds unanswered probes too (as Linux applies it):
+// seconds instead of minutes of backed-off probing.
+KTEST(tcp, user_timeout_ends_probing_of_a_dead_receiver) {
+    Net net;
+    Connection *c, *s;
+    ASSERT_TRUE(net.open(c, s));
+    close_the_window(c);
+    set_user_timeout(c, 2000);
+    Blackhole b;
+    g_wire.filter_context = &b;
+    g_wire.filter = blackhole; // the probes never arrive
+    time::Ticks deadline = in_ms(30'000);
+    EXPECT_ERROR(receive(c, g_in, deadline), Error::TimedOut);
+    EXPECT_LT(time::now(), deadline);
+    EXPECT_LT(info(c).value().zero_window_probes, std::uint64_t{CONFIG_TCP_MAX_RETRIES});
+    EXPECT_EQ(info(c).value().state, State::Closed);
+    g_wire.filter = nullptr;
+    abort(c);
+    abort(s);
+}
+
 // A live peer that answers every keep-alive probe keeps the connection,
 // however many idle periods pass: the answers (ACKs of nothing new) reset
 // the count of unanswered probes. They did not, and after
