@@ -313,17 +313,23 @@ Seq data_end(const Connection& c) { return c.snd_data + c.send_len; }
 bool fin_sent(const Connection& c) { return c.fin_queued && c.snd_max == data_end(c) + 1; }
 bool fin_acked(const Connection& c) { return c.fin_queued && c.snd_una == data_end(c) + 1; }
 
+// The user timeout (0: off) counted from `since`: whether it has passed,
+// and a timer's time pulled in so that the give-up it brings is on time,
+// not at the next backed-off expiry.
+bool past_user_timeout(const Connection& c, time::Ticks since) {
+    return c.user_timeout && time::now() - since >= c.user_timeout;
+}
+time::Ticks before_user_timeout(const Connection& c, time::Ticks since, time::Ticks at) {
+    return c.user_timeout ? std::min(at, since + c.user_timeout) : at;
+}
+
 // Arms the retransmission timer unless it runs. Armed with no expiry since
-// the last progress, it starts the user timeout's clock, and it never
-// waits past the user timeout, so the give-up comes on time, not at the
-// next backed-off expiry.
+// the last progress, it starts the user timeout's clock.
 void start_rexmt(Connection& c) {
     if (c.rexmt_at != time::kNever) return;
     time::Ticks now = time::now();
     if (c.retries == 0) c.unacked_since = now;
-    time::Ticks at = now + us(c.rtt.rto());
-    if (c.user_timeout) at = std::min(at, c.unacked_since + c.user_timeout);
-    set_deadline(c.rexmt_at, at);
+    set_deadline(c.rexmt_at, before_user_timeout(c, c.unacked_since, now + us(c.rtt.rto())));
 }
 
 // Sends what the windows allow, the FIN when due, or a pure ACK when one
@@ -1233,8 +1239,8 @@ void on_icmp_error(const ipv4::TransportError& e, void*) {
 
 void on_rexmt(Connection& c) {
     c.rexmt_at = time::kNever;
-    bool user_timeout = c.user_timeout && time::now() - c.unacked_since >= c.user_timeout;
-    if (++c.retries > CONFIG_TCP_MAX_RETRIES || user_timeout ||
+    bool out_of_time = past_user_timeout(c, c.unacked_since);
+    if (++c.retries > CONFIG_TCP_MAX_RETRIES || out_of_time ||
         ((c.state == State::SynSent || c.state == State::SynReceived) && c.retries > 6)) {
         Error e = c.soft_error_set ? c.soft_error : Error::TimedOut; // what the network said, if it did
         if (c.state == State::SynSent) enter_closed(c, true, e);
@@ -1260,15 +1266,12 @@ void on_rexmt(Connection& c) {
 // Window and keep-alive probes under the user timeout (as Linux applies
 // it): the peer has answered none of them for that long. probes_since is
 // when the first unanswered one went.
-bool probes_timed_out(const Connection& c) {
-    return c.user_timeout && c.probes && time::now() - c.probes_since >= c.user_timeout;
-}
+bool probes_timed_out(const Connection& c) { return c.probes && past_user_timeout(c, c.probes_since); }
 void count_probe(Connection& c) {
     if (c.probes++ == 0) c.probes_since = time::now();
 }
-// The next probe's time, pulled in so that a give-up is not late.
 time::Ticks next_probe_at(const Connection& c, time::Ticks at) {
-    return c.user_timeout && c.probes ? std::min(at, c.probes_since + c.user_timeout) : at;
+    return c.probes ? before_user_timeout(c, c.probes_since, at) : at;
 }
 
 void on_persist(Connection& c) {
@@ -1738,8 +1741,7 @@ void set_user_timeout(Connection* c, std::uint32_t milliseconds) {
     c->user_timeout = ms(milliseconds);
     // A running timer may be due later than the new limit allows (the
     // guard re-arms the callout).
-    if (c->user_timeout && c->rexmt_at != time::kNever)
-        set_deadline(c->rexmt_at, std::min(c->rexmt_at, c->unacked_since + c->user_timeout));
+    if (c->rexmt_at != time::kNever) set_deadline(c->rexmt_at, before_user_timeout(*c, c->unacked_since, c->rexmt_at));
     if (c->persist_at != time::kNever) set_deadline(c->persist_at, next_probe_at(*c, c->persist_at));
     if (c->keepalive_at != time::kNever) set_deadline(c->keepalive_at, next_probe_at(*c, c->keepalive_at));
 }
