@@ -726,6 +726,33 @@ KTEST(tcp, zero_window_is_probed_until_it_opens) {
     close(s);
 }
 
+namespace {
+// The server's window is closed and then the client's probes stop
+// arriving: the client must give up (receive() gets TimedOut) before
+// `deadline_ms`. Returns the window probes it sent, all told.
+std::uint64_t probe_a_dead_receiver(ktest::Context& ktest_context, std::uint32_t user_timeout_ms,
+                                    std::uint64_t deadline_ms) {
+    Net net;
+    Connection *c, *s;
+    if (!net.open(c, s)) return 0;
+    close_the_window(c);
+    EXPECT_LT(info(c).value().send_window, info(c).value().mss);
+    set_user_timeout(c, user_timeout_ms);
+    Blackhole b;
+    g_wire.filter_context = &b;
+    g_wire.filter = blackhole; // the probes never arrive
+    time::Ticks deadline = in_ms(deadline_ms);
+    EXPECT_ERROR(receive(c, g_in, deadline), Error::TimedOut);
+    EXPECT_LT(time::now(), deadline);
+    EXPECT_EQ(info(c).value().state, State::Closed);
+    std::uint64_t probes = info(c).value().zero_window_probes;
+    g_wire.filter = nullptr;
+    abort(c);
+    abort(s);
+    return probes;
+}
+} // namespace
+
 // RFC 1122 4.2.2.17: probing lasts as long as the receiver answers; when
 // it stops answering, the probes count like retransmissions and the
 // connection ends (it used to probe a dead receiver for ever). About three
@@ -733,43 +760,13 @@ KTEST(tcp, zero_window_is_probed_until_it_opens) {
 // idle guest time costs nothing.
 KTEST(tcp, a_closed_window_whose_receiver_dies_is_given_up) {
     if (sched::online_harts() > 1) KTEST_SKIP("minutes of probing: run on one hart under -icount");
-    Net net;
-    Connection *c, *s;
-    ASSERT_TRUE(net.open(c, s));
-    close_the_window(c);
-    EXPECT_LT(info(c).value().send_window, info(c).value().mss);
-    Blackhole b;
-    g_wire.filter_context = &b;
-    g_wire.filter = blackhole; // the probes never arrive
-    time::Ticks deadline = in_ms(600'000);
-    EXPECT_ERROR(receive(c, g_in, deadline), Error::TimedOut);
-    EXPECT_LT(time::now(), deadline);
-    EXPECT_GT(info(c).value().zero_window_probes, std::uint64_t{CONFIG_TCP_MAX_RETRIES});
-    EXPECT_EQ(info(c).value().state, State::Closed);
-    g_wire.filter = nullptr;
-    abort(c);
-    abort(s);
+    EXPECT_GT(probe_a_dead_receiver(ktest_context, 0, 600'000), std::uint64_t{CONFIG_TCP_MAX_RETRIES});
 }
 
 // The user timeout bounds unanswered probes too (as Linux applies it):
 // seconds instead of minutes of backed-off probing.
 KTEST(tcp, user_timeout_ends_probing_of_a_dead_receiver) {
-    Net net;
-    Connection *c, *s;
-    ASSERT_TRUE(net.open(c, s));
-    close_the_window(c);
-    set_user_timeout(c, 2000);
-    Blackhole b;
-    g_wire.filter_context = &b;
-    g_wire.filter = blackhole; // the probes never arrive
-    time::Ticks deadline = in_ms(30'000);
-    EXPECT_ERROR(receive(c, g_in, deadline), Error::TimedOut);
-    EXPECT_LT(time::now(), deadline);
-    EXPECT_LT(info(c).value().zero_window_probes, std::uint64_t{CONFIG_TCP_MAX_RETRIES});
-    EXPECT_EQ(info(c).value().state, State::Closed);
-    g_wire.filter = nullptr;
-    abort(c);
-    abort(s);
+    EXPECT_LT(probe_a_dead_receiver(ktest_context, 2000, 30'000), std::uint64_t{CONFIG_TCP_MAX_RETRIES});
 }
 
 // A live peer that answers every keep-alive probe keeps the connection,
