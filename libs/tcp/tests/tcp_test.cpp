@@ -152,15 +152,16 @@ private:
     std::uint32_t m_free_at_start;
 };
 
-base::Result<Connection*> dial(std::uint16_t port = kPort) {
-    ConnectOptions o;
+// Connects from the client's address (with `o`'s other options), giving
+// up after 5 s.
+base::Result<Connection*> dial(std::uint16_t port = kPort, ConnectOptions o = {}) {
     o.source = kClient;
     return connect(kServer, port, in_ms(5000), o);
 }
 
 // Connects and accepts: client and server ends.
-bool open_pair(Listener* l, Connection*& client, Connection*& server) {
-    auto c = dial();
+bool open_pair(Listener* l, Connection*& client, Connection*& server, const ConnectOptions& o = {}) {
+    auto c = dial(kPort, o);
     if (!c.ok()) return false;
     auto s = accept(l, in_ms(5000));
     if (!s.ok()) return false;
@@ -776,21 +777,15 @@ KTEST(tcp, user_timeout_ends_probing_of_a_dead_receiver) {
 KTEST(tcp, keepalive_keeps_a_live_idle_peer) {
     if (sched::online_harts() > 1) KTEST_SKIP("a dozen idle periods: run on one hart under -icount");
     Net net;
-    Listener* l = net.listen();
-    ConnectOptions o;
-    o.source = kClient;
-    o.keepalive = true;
-    auto c = connect(kServer, kPort, in_ms(5000), o);
-    ASSERT_OK(c);
-    auto s = accept(l, in_ms(5000));
-    ASSERT_OK(s);
-    auto before = info(c.value()).value().segments_out;
+    Connection *c, *s;
+    ASSERT_TRUE(open_pair(net.listen(), c, s, ConnectOptions{.keepalive = true}));
+    auto before = info(c).value().segments_out;
     sched::sleep_until(in_ms(12 * CONFIG_TCP_KEEPALIVE_S * 1000ull));
-    EXPECT_GE(info(c.value()).value().segments_out - before, 10u); // the probes went out
-    EXPECT_EQ(info(c.value()).value().state, State::Established);
-    EXPECT_TRUE(transfer(c.value(), s.value(), 1000, in_ms(2000)));
-    close(c.value());
-    close(s.value());
+    EXPECT_GE(info(c).value().segments_out - before, 10u); // the probes went out
+    EXPECT_EQ(info(c).value().state, State::Established);
+    EXPECT_TRUE(transfer(c, s, 1000, in_ms(2000)));
+    close(c);
+    close(s);
 }
 
 KTEST(tcp, reset_in_window_is_challenged_exact_reset_closes) {
@@ -1321,16 +1316,13 @@ KTEST(tcp, a_lost_syn_is_retransmitted_while_connect_blocks) {
     unsigned drops = 1;
     g_wire.filter_context = &drops;
     g_wire.filter = drop_client_syns;
-    time::Ticks deadline = in_ms(10000); // the initial RTO is 1 s
-    auto c = connect(kServer, kPort, deadline, ConnectOptions{kClient});
+    Connection *c, *s;
+    bool opened = open_pair(l, c, s); // dial() gives up after 5 s; the initial RTO is 1 s
     g_wire.filter = nullptr;
-    ASSERT_OK(c);
-    EXPECT_LT(time::now(), deadline);
+    ASSERT_TRUE(opened);
     EXPECT_EQ(drops, 0u);
-    auto s = accept(l, in_ms(1000));
-    ASSERT_OK(s);
-    close(c.value());
-    close(s.value());
+    close(c);
+    close(s);
 }
 
 // RFC 9293 3.8.3's user timeout, and RFC 5927 5.2: a soft error is kept
@@ -1366,11 +1358,8 @@ KTEST(tcp, user_timeout_ends_a_stalled_connection_with_the_soft_error) {
     net.listen();
     g_wire.filter_context = nullptr;
     g_wire.filter = drop_client_syns;
-    ConnectOptions o;
-    o.source = kClient;
-    o.user_timeout_ms = 500;
-    time::Ticks deadline = in_ms(10000);
-    EXPECT_ERROR(connect(kServer, kPort, deadline, o), Error::TimedOut);
+    time::Ticks deadline = in_ms(5000); // dial()'s own
+    EXPECT_ERROR(dial(kPort, ConnectOptions{.user_timeout_ms = 500}), Error::TimedOut);
     EXPECT_LT(time::now(), deadline);
     g_wire.filter = nullptr;
 }
@@ -1565,23 +1554,17 @@ KTEST(tcp, paws_drops_an_old_timestamp) {
 
 KTEST(tcp, keepalive_gives_up_on_a_silent_peer) {
     Net net;
-    Listener* l = net.listen();
-    ConnectOptions o;
-    o.source = kClient;
-    o.keepalive = true;
-    auto c = connect(kServer, kPort, in_ms(5000), o);
-    ASSERT_OK(c);
-    auto s = accept(l, in_ms(5000));
-    ASSERT_OK(s);
+    Connection *c, *s;
+    ASSERT_TRUE(open_pair(net.listen(), c, s, ConnectOptions{.keepalive = true}));
     Blackhole b;
     g_wire.filter_context = &b;
     g_wire.filter = blackhole; // the client's probes never arrive
-    auto r = receive(c.value(), g_in, in_ms((CONFIG_TCP_KEEPALIVE_S * 1000ull) * 20));
+    auto r = receive(c, g_in, in_ms((CONFIG_TCP_KEEPALIVE_S * 1000ull) * 20));
     EXPECT_ERROR(r, Error::TimedOut);
-    EXPECT_EQ(info(c.value()).value().state, State::Closed);
+    EXPECT_EQ(info(c).value().state, State::Closed);
     g_wire.filter = nullptr;
-    abort(c.value());
-    abort(s.value());
+    abort(c);
+    abort(s);
 }
 
 // The same engine over the real ipv4 + ARP path: two interfaces of a
