@@ -57,10 +57,18 @@ KTEST(futex, wake_wakes_at_most_n) {
     sched::ThreadHandle h[3];
     for (unsigned i = 0; i < 3; ++i) h[i] = sched::spawn(wait_and_log, &ws[i], pinned("waiter", 20)).value();
     EXPECT_EQ(futex::queues_in_use(), 1u); // one key, three references
+    // The first two woken, FIFO. They then log in that order only if no
+    // round-robin quantum ends between the two equally urgent waiters'
+    // wake-ups and their logs: certain on one hart under -icount, not in
+    // host time on several harts, where a vCPU can stall for milliseconds
+    // (seen once on 4 harts: "ba"). There, which ones woke is checked.
     EXPECT_EQ(futex::wake(w, 2).value_or(99), 2u);
-    EXPECT_EQ(log.view(), "ab");
+    if (sched::online_harts() == 1) EXPECT_EQ(log.view(), "ab");
+    else EXPECT_EQ(log.letters(), 0b011u);
     EXPECT_EQ(futex::wake(w, 5).value_or(99), 1u);
-    EXPECT_EQ(log.view(), "abc");
+    if (sched::online_harts() == 1) EXPECT_EQ(log.view(), "abc");
+    else EXPECT_EQ(log.letters(), 0b111u);
+    EXPECT_EQ(log.view().size(), 3u);
     for (auto& t : h) EXPECT_OK(sched::join(t));
     for (auto& x : ws) EXPECT_OK(x.result);
     EXPECT_EQ(futex::queues_in_use(), 0u);
