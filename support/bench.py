@@ -7,9 +7,11 @@ times are medians of interleaved runs (A B A B ...) against a floor kernel
 that exits on its first instruction, so host noise hits both alike.
 Benchmarks report; they never fail the build.
 """
+import ctypes
 import json
 import os
 import re
+import socket
 import statistics
 import subprocess
 import sys
@@ -180,7 +182,6 @@ def netstack(qemu, icount, round_trips=1000, pings=200):
     scheduler's idle ticks as netdemo does; -icount shift=0 without
     sleep=off, see netdemo()). Without: wall-clock medians in us (host
     sendto->recvfrom for UDP, the guest's own RTT for ICMP)."""
-    import socket
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -239,19 +240,19 @@ def netstack(qemu, icount, round_trips=1000, pings=200):
 
 
 def free_port():
-    import socket
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
 def qemu_thread_cpu(pid):
-    """Host seconds so far of QEMU's threads, from schedstat: "slirp" is
-    the main loop thread, where SLIRP and the virtio-net device model run;
+    """Host seconds so far of QEMU's threads, from schedstat: "main" is
+    the main loop thread, where SLIRP (or the TAP back end) and the
+    virtio-net device model run;
     "vcpu" the TCG thread that runs the guest (it sleeps while the guest
     waits in wfi). For each, the time on a CPU and the time it was ready
     but waiting for one (host contention)."""
-    cpu = {"slirp": 0.0, "vcpu": 0.0, "slirp_waiting": 0.0, "vcpu_waiting": 0.0}
+    cpu = {"main": 0.0, "vcpu": 0.0, "main_waiting": 0.0, "vcpu_waiting": 0.0}
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
             with open(f"/proc/{pid}/task/{tid}/comm") as f:
@@ -260,43 +261,118 @@ def qemu_thread_cpu(pid):
                 on_cpu, waiting = (int(x) / 1e9 for x in f.read().split()[:2])
         except FileNotFoundError:
             continue  # a worker thread that just ended
-        party = "slirp" if int(tid) == pid else "vcpu" if "TCG" in comm else None
+        party = "main" if int(tid) == pid else "vcpu" if "TCG" in comm else None
         if party:
             cpu[party] += on_cpu
             cpu[f"{party}_waiting"] += waiting
     return cpu
 
 
-def tcpbench(qemu, icount):
-    """apps/tcpecho through SLIRP hostfwd. Wall clock (icount=False):
-    MB/s each way over 64 MiB and connections per second. Under -icount
-    shift=0 (icount=True; no sleep=off, so idle time still follows the
-    host and SLIRP's peer sees sane timers): guest instructions per byte
-    and per connection, from the guest's counters (port 8) read before
-    and after each run; they include the driver, IP and checksums. The
-    idle time is taken out (rdinstret runs on in wfi under -icount, so
-    the raw count also holds however long the host took: it is kept as
-    *_with_idle). Both modes: the share of each run the guest was idle
-    (from the scheduler's idle ticks), which says whether the guest or
-    SLIRP is the bottleneck."""
-    import socket
-    ports = {p: free_port() for p in (7, 8, 9, 11, 19)}
-    net = "user,id=n0," + ",".join(f"hostfwd=tcp:127.0.0.1:{ports[p]}-:{p}" for p in ports)
-    extra = ["-netdev", net, "-device", "virtio-net-device,netdev=n0", "-global", "virtio-mmio.force-legacy=false",
+TCPECHO_PORTS = (7, 8, 9, 11, 19)
+
+
+class Slirp:
+    """The guest behind QEMU's user-mode network (SLIRP), reached through
+    hostfwd on loopback: what `make run` and the tests use."""
+    name = "SLIRP"
+
+    def __init__(self):
+        self.ports = {p: free_port() for p in TCPECHO_PORTS}
+
+    def netdev(self):
+        return "user,id=n0," + ",".join(f"hostfwd=tcp:127.0.0.1:{self.ports[p]}-:{p}" for p in self.ports)
+
+    def command(self, cmd):
+        return cmd
+
+    def connect(self, port):
+            return socket.create_connection(("127.0.0.1", self.ports[port]), timeout=60)
+
+
+class Tap:
+    """The same image with SLIRP taken out: its NIC on a TAP device in a
+    network namespace of its own, where the host's Linux TCP answers at
+    10.0.2.2, the address SLIRP's gateway has (so the image's static
+    addressing needs no change and nothing clashes with the host's own
+    networks). What it moves is what the guest and QEMU's virtio-net
+    model can do without SLIRP: set against the SLIRP figures, it says
+    which one limits them. Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN) and
+    /dev/net/tun; without them the figures are skipped, with the reason."""
+    name = "TAP"
+    NAMESPACE = "tessera-bench"
+    CLONE_NEWNET = 0x40000000
+
+    def __enter__(self):
+        if os.geteuid() != 0 or not os.path.exists("/dev/net/tun"):
+            raise OSError("needs root and /dev/net/tun")
+        subprocess.run(["ip", "netns", "del", self.NAMESPACE], capture_output=True)  # a stale one
+        try:
+            for cmd in (["ip", "netns", "add", self.NAMESPACE],
+                        ["ip", "-n", self.NAMESPACE, "link", "set", "lo", "up"],
+                        ["ip", "-n", self.NAMESPACE, "tuntap", "add", "dev", "tap0", "mode", "tap"],
+                        ["ip", "-n", self.NAMESPACE, "addr", "add", "10.0.2.2/24", "dev", "tap0"],
+                        ["ip", "-n", self.NAMESPACE, "link", "set", "tap0", "up"]):
+                sh(cmd)
+        except (OSError, subprocess.CalledProcessError) as e:
+            self.__exit__()
+            raise OSError(f"{' '.join(e.cmd) if hasattr(e, 'cmd') else e}: "
+                          f"{getattr(e, 'stderr', '') or e}".strip()) from None
+        return self
+
+    def __exit__(self, *_):
+        subprocess.run(["ip", "netns", "del", self.NAMESPACE], capture_output=True)
+
+    def netdev(self):
+        return "tap,id=n0,ifname=tap0,script=no,downscript=no"
+
+    def command(self, cmd):
+        return ["ip", "netns", "exec", self.NAMESPACE] + cmd  # execs QEMU: its pid stays the child's
+
+    def connect(self, port):
+        # A socket belongs to the namespace its creator was in: enter the
+        # bench's namespace for the socket() call only.
+        libc = ctypes.CDLL(None, use_errno=True)
+        with open("/proc/self/ns/net") as home, open(f"/run/netns/{self.NAMESPACE}") as bench_ns:
+            if libc.setns(bench_ns.fileno(), self.CLONE_NEWNET):
+                raise OSError(ctypes.get_errno(), "setns into the bench namespace")
+            try:
+                s = socket.socket()
+            finally:
+                if libc.setns(home.fileno(), self.CLONE_NEWNET):
+                    sys.exit("bench: could not return to the host's network namespace")
+        s.settimeout(60)
+        s.connect(("10.0.2.15", port))
+        return s
+
+
+def tcpbench(qemu, network, icount):
+    """apps/tcpecho through `network` (Slirp or Tap). Wall clock
+    (icount=False): MB/s each way over 64 MiB and connections per second.
+    Under -icount shift=0 (icount=True; no sleep=off, so idle time still
+    follows the host and SLIRP's peer sees sane timers): guest
+    instructions per byte and per connection, from the guest's counters
+    (port 8) read before and after each run; they include the driver, IP
+    and checksums. The idle time is taken out (rdinstret runs on in wfi
+    under -icount, so the raw count also holds however long the host
+    took: it is kept as *_with_idle). Both modes: the share of each run
+    the guest was idle (from the scheduler's idle ticks) and each QEMU
+    thread's host CPU time, which say where the time goes."""
+    extra = ["-netdev", network.netdev(), "-device", "virtio-net-device,netdev=n0",
+             "-global", "virtio-mmio.force-legacy=false",
              "-name", "tcpecho,debug-threads=on"]  # names the vCPU thread for qemu_thread_cpu()
     if icount:
         extra += ["-icount", "shift=0"]
-    proc = subprocess.Popen(qemu_cmd(qemu, extra=extra), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(network.command(qemu_cmd(qemu, extra=extra)), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         for line in proc.stdout:
             if "tcpecho: listening" in line:
                 break
         else:
-            sys.exit("bench: tcpecho did not start")
+            sys.exit(f"bench: tcpecho did not start ({network.name})")
 
         def instret():
-            with socket.create_connection(("127.0.0.1", ports[8]), timeout=60) as s:
+            with network.connect(8) as s:
                 data = b""
                 while not data.endswith(b"\n"):
                     chunk = s.recv(64)
@@ -312,7 +388,7 @@ def tcpbench(qemu, icount):
             # tcpecho's port 11: one line of name=value counters. The
             # segments the guest sends, its NIC's interrupts and transmit
             # kicks: what each costs QEMU and SLIRP a round of work.
-            with socket.create_connection(("127.0.0.1", ports[11]), timeout=60) as s:
+            with network.connect(11) as s:
                 data = b""
                 while chunk := s.recv(65536):
                     data += chunk
@@ -323,7 +399,7 @@ def tcpbench(qemu, icount):
         def account(name, i0, i1, units, per):
             figures[f"{name}_idle_share"] = (i1["idle"] - i0["idle"]) / (i1["now"] - i0["now"])
             wall = i1["wall"] - i0["wall"]
-            for party in ("slirp", "vcpu", "client"):
+            for party in ("main", "vcpu", "client"):
                 figures[f"{name}_{party}_cpu_share"] = (i1[party] - i0[party]) / wall
             # The guest had work (not idle) but its vCPU thread neither ran
             # nor waited for a host CPU: it was blocked in QEMU, on the
@@ -344,7 +420,7 @@ def tcpbench(qemu, icount):
         block = bytes(1 << 16)
         i0 = instret()
         t0 = time.perf_counter()
-        with socket.create_connection(("127.0.0.1", ports[9]), timeout=60) as s:
+        with network.connect(9) as s:
             for _ in range(total // len(block)):
                 s.sendall(block)
             s.shutdown(socket.SHUT_WR)
@@ -357,7 +433,7 @@ def tcpbench(qemu, icount):
         i0 = instret()
         t0 = time.perf_counter()
         got = 0
-        with socket.create_connection(("127.0.0.1", ports[19]), timeout=60) as s:
+        with network.connect(19) as s:
             while True:
                 chunk = s.recv(1 << 20)
                 if not chunk:
@@ -374,7 +450,7 @@ def tcpbench(qemu, icount):
         i0 = instret()
         t0 = time.perf_counter()
         for _ in range(n):
-            with socket.create_connection(("127.0.0.1", ports[7]), timeout=60) as s:
+            with network.connect(7) as s:
                 s.sendall(b"x")
                 assert s.recv(1) == b"x"
                 s.shutdown(socket.SHUT_WR)
@@ -407,6 +483,28 @@ def wall_times(qemu, floor_elf):
         print("floor ms:", [round(x * 1000) for x in floor])
         print("app ms:  ", [round(x * 1000) for x in hello])
     return floor, hello
+
+
+def record_without_slirp(record, walls, taps):
+    """The TCP figures through TAP, and each as a multiple of the SLIRP
+    run it alternated with (the median of the pairs' ratios): how much
+    faster the same guest goes when SLIRP is not in the way."""
+    tap = {key: statistics.median(run[key] for run in taps) for key in taps[0]}
+    for figure, unit in (("receive_mb_s", "MB/s host->guest (64 MiB)"), ("send_mb_s", "MB/s guest->host (64 MiB)"),
+                         ("connections_per_s", "connections/s (1-byte echo)")):
+        name = {"receive_mb_s": "receive_throughput", "send_mb_s": "send_throughput",
+                "connections_per_s": "connections_per_second"}[figure]
+        record(f"tcp.{name}.without_slirp", round(tap[figure], 1 if "mb" in figure else 0),
+               f"{unit}, TAP to the host's TCP", config="tcpecho_defconfig")
+        ratio = statistics.median(t[figure] / w[figure] for t, w in zip(taps, walls))
+        record(f"tcp.{name}.without_slirp_over_slirp", round(ratio, 2),
+               "ratio, paired interleaved runs", config="tcpecho_defconfig")
+    for way in ("receive", "send", "connection"):
+        record(f"tcp.{way}_guest_idle_share.without_slirp", round(tap[f"{way}_idle_share"], 3),
+               "share of the TAP run the guest was idle", config="tcpecho_defconfig")
+        for party, what in (("main", "QEMU's main loop (TAP, device model)"), ("vcpu", "QEMU's TCG vCPU thread")):
+            record(f"tcp.{way}_{party}_cpu_share.without_slirp", round(tap[f"{way}_{party}_cpu_share"], 3),
+                   f"host cores used by {what} during the TAP run", config="tcpecho_defconfig")
 
 
 def record_ipc(record, figures):
@@ -476,10 +574,19 @@ def main():
     # -icount, guest instructions with it.
     _, tcp_qemu = build("tcpecho")
     # Wall-clock figures follow the host: the median of three runs, each
-    # figure on its own.
-    walls = [tcpbench(tcp_qemu, icount=False) for _ in range(3)]
+    # figure on its own. With SLIRP replaced by a TAP device (when this
+    # machine allows one), interleaved: SLIRP, TAP, SLIRP, TAP ...
+    walls, taps, why_no_tap = [], [], None
+    for _ in range(3):
+        walls.append(tcpbench(tcp_qemu, Slirp(), icount=False))
+        if why_no_tap is None:
+            try:
+                with Tap() as tap:
+                    taps.append(tcpbench(tcp_qemu, tap, icount=False))
+            except OSError as e:
+                why_no_tap = str(e)
     wall = {key: statistics.median(run[key] for run in walls) for key in walls[0]}
-    counted = tcpbench(tcp_qemu, icount=True)
+    counted = tcpbench(tcp_qemu, Slirp(), icount=True)
     record("tcp.receive_throughput", round(wall["receive_mb_s"], 1), "MB/s host->guest (64 MiB)",
            config="tcpecho_defconfig")
     record("tcp.send_throughput", round(wall["send_mb_s"], 1), "MB/s guest->host (64 MiB)", config="tcpecho_defconfig")
@@ -488,9 +595,10 @@ def main():
     for way in ("receive", "send", "connection"):
         record(f"tcp.{way}_guest_idle_share", round(wall[f"{way}_idle_share"], 3),
                "share of the wall-clock run the guest was idle", config="tcpecho_defconfig")
-        for party, what in (("slirp", "QEMU's main loop (SLIRP, device model)"), ("vcpu", "QEMU's TCG vCPU thread"),
-                            ("client", "the benchmark's client")):
-            record(f"tcp.{way}_{party}_cpu_share", round(wall[f"{way}_{party}_cpu_share"], 3),
+        for party, name, what in (("main", "slirp", "QEMU's main loop (SLIRP, device model)"),
+                                  ("vcpu", "vcpu", "QEMU's TCG vCPU thread"),
+                                  ("client", "client", "the benchmark's client")):
+            record(f"tcp.{way}_{name}_cpu_share", round(wall[f"{way}_{party}_cpu_share"], 3),
                    f"host cores used by {what} during the wall-clock run", config="tcpecho_defconfig")
         record(f"tcp.{way}_vcpu_waiting_share", round(wall[f"{way}_vcpu_waiting_share"], 3),
                "share of the run the vCPU thread was ready but waited for a host CPU", config="tcpecho_defconfig")
@@ -505,6 +613,10 @@ def main():
                config="tcpecho_defconfig")
         record(f"tcp.{way}_tx_kicks", round(wall[f"{way}_tx_kicks"], 1), f"transmit queue notifications {unit}",
                config="tcpecho_defconfig")
+    if taps:
+        record_without_slirp(record, walls, taps)
+    else:
+        print(f"bench: the TCP figures without SLIRP are skipped: {why_no_tap}")
     record("tcp.receive_instructions_per_byte", round(counted["receive_instructions"], 1),
            "guest instructions per byte, idle excluded", target=60, config="tcpecho_defconfig")
     record("tcp.send_instructions_per_byte", round(counted["send_instructions"], 1),
