@@ -158,12 +158,23 @@ void exit_locked(int status) {
     VERIFY_NOT_REACHED();
 }
 
+constinit std::atomic<IdlePoll> g_idle_polls[kIdlePolls] = {};
+
+// True if some poll wants to be called again rather than wait.
+bool run_idle_polls() {
+    bool again = false;
+    for (auto& slot : g_idle_polls)
+        if (IdlePoll poll = slot.load(std::memory_order_acquire)) again |= poll();
+    return again;
+}
+
 // The calling context becomes the idle thread of `hart` and runs its loop:
-// whatever is ready, else wait for an interrupt (whose exit hook switches
-// away when it made something ready).
+// whatever is ready, else the idle polls, else wait for an interrupt
+// (whose exit hook switches away when it made something ready).
 [[noreturn]] void idle_loop() {
     for (;;) {
         sched::yield();
+        if (run_idle_polls()) continue;
         arch::wfi();
     }
 }
@@ -200,6 +211,26 @@ Thread* adopt_idle(unsigned hart) {
 namespace tessera::sched {
 
 using namespace detail;
+
+Result<void> add_idle_poll(IdlePoll poll) {
+    if (!poll) return Error::InvalidArgument;
+    arch::SpinlockGuard guard(g_lock); // serializes adders; the idle loop reads the slots without it
+    for (auto& slot : g_idle_polls)
+        if (slot.load(std::memory_order_relaxed) == poll) return Error::Busy;
+    for (auto& slot : g_idle_polls) {
+        if (!slot.load(std::memory_order_relaxed)) {
+            slot.store(poll, std::memory_order_release);
+            return {};
+        }
+    }
+    return Error::NoMemory;
+}
+
+void remove_idle_poll(IdlePoll poll) {
+    arch::SpinlockGuard guard(g_lock);
+    for (auto& slot : g_idle_polls)
+        if (slot.load(std::memory_order_relaxed) == poll) slot.store(nullptr, std::memory_order_release);
+}
 
 Result<ThreadHandle> spawn(void (*entry)(void*), void* arg, const ThreadAttributes& attributes) {
     if (attributes.priority == kIdlePriority || attributes.priority >= kPriorities) return Error::InvalidArgument;

@@ -541,3 +541,64 @@ KTEST(sched_smp, a_preempted_thread_moves_to_an_idle_hart) {
     EXPECT_OK(sched::join(worker.value()));
     ASSERT_OK(urgent);
 }
+
+namespace {
+std::atomic<std::uint64_t> g_idle_calls{0};
+std::atomic<bool> g_idle_keep_polling{false};
+bool counting_idle_poll() {
+    g_idle_calls.fetch_add(1, std::memory_order_relaxed);
+    return g_idle_keep_polling.load(std::memory_order_relaxed);
+}
+template <int N> bool idle_poll_that_never_waits() { return false; }
+} // namespace
+
+KTEST(sched, idle_polls_run_while_harts_idle_and_never_hold_a_thread_up) {
+    EXPECT_ERROR(sched::add_idle_poll(nullptr), Error::InvalidArgument);
+    g_idle_keep_polling.store(true);
+    ASSERT_OK(sched::add_idle_poll(counting_idle_poll));
+    EXPECT_ERROR(sched::add_idle_poll(counting_idle_poll), Error::Busy);
+    const std::uint64_t before = g_idle_calls.load();
+    // The poll asks to be called again every time, so idle harts never
+    // wait in wfi; the timer still wakes this thread and it runs: the
+    // poll only has time no thread wants. (A poll that held the hart
+    // would hang the case here.)
+    for (unsigned i = 0; i < 10; ++i) sched::sleep_for_ns(200'000);
+    const std::uint64_t during = g_idle_calls.load();
+    EXPECT_GT(during - before, 10u); // called over and over while this thread slept
+    // A spawned thread gets the hart from a polling idle thread at once.
+    std::atomic<int> ran{0};
+    auto t = sched::spawn([](void* p) { static_cast<std::atomic<int>*>(p)->store(1); }, &ran, {"pollee", 10, 16384, sched::kAnyHart});
+    ASSERT_OK(t);
+    EXPECT_OK(sched::join(t.value()));
+    EXPECT_EQ(ran.load(), 1);
+    // Removed: no more calls once any call under way has returned.
+    sched::remove_idle_poll(counting_idle_poll);
+    g_idle_keep_polling.store(false);
+    sched::sleep_for_ns(1'000'000);
+    const std::uint64_t after = g_idle_calls.load();
+    sched::sleep_for_ns(1'000'000);
+    EXPECT_EQ(g_idle_calls.load(), after);
+}
+
+KTEST(sched, idle_poll_slots_are_bounded) {
+    // Some may be taken (virtio-net's receive poll): fill what is left.
+    sched::IdlePoll polls[] = {idle_poll_that_never_waits<0>, idle_poll_that_never_waits<1>,
+                               idle_poll_that_never_waits<2>, idle_poll_that_never_waits<3>};
+    static_assert(std::size(polls) == sched::kIdlePolls);
+    unsigned added = 0;
+    base::Result<void> r;
+    for (auto poll : polls) {
+        r = sched::add_idle_poll(poll);
+        if (!r.ok()) break;
+        ++added;
+    }
+    EXPECT_GT(added, 0u);
+    if (added < std::size(polls)) {
+        EXPECT_ERROR(r, Error::NoMemory);
+    } else {
+        EXPECT_ERROR(sched::add_idle_poll(counting_idle_poll), Error::NoMemory);
+    }
+    for (unsigned i = 0; i < added; ++i) sched::remove_idle_poll(polls[i]);
+    ASSERT_OK(sched::add_idle_poll(counting_idle_poll)); // room again
+    sched::remove_idle_poll(counting_idle_poll);
+}

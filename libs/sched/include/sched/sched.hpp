@@ -62,6 +62,22 @@ base::Result<void> detach(ThreadHandle thread);
 [[noreturn]] void exit(int status);
 
 void yield();
+
+// Idle polls: what an idle hart checks before it waits for an interrupt
+// (wfi). A poll returns true while it wants to be called again instead
+// (it is watching for work that comes without an interrupt, such as a
+// device ring whose interrupts it turned off while traffic lasts); the
+// hart then runs whatever became ready and calls the polls again. Polls
+// run in each hart's idle thread, with interrupts enabled between calls,
+// so any thread made ready preempts them: they only use time no thread
+// wants. A poll must not block and must be safe on several harts at
+// once. At most kIdlePolls; NoMemory beyond, Busy if already added.
+inline constexpr unsigned kIdlePolls = 4;
+using IdlePoll = bool (*)();
+base::Result<void> add_idle_poll(IdlePoll poll);
+// An idle thread that loaded the poll just before may still be running
+// it when this returns: the function must stay callable.
+void remove_idle_poll(IdlePoll poll);
 // Sleeps until the monotonic clock (plat::timer ticks) reaches `deadline`.
 void sleep_until(std::uint64_t deadline_ticks);
 void sleep_for_ns(std::uint64_t ns);
