@@ -371,7 +371,8 @@ Interface* interface_at(unsigned index) {
     return g_interfaces[index];
 }
 
-void receive(Interface& iface, PacketRef packet) {
+namespace {
+bool enqueue(Interface& iface, PacketRef packet) {
     packet->set_interface(&iface);
     std::size_t length = packet->length();
     bool queued = false;
@@ -389,10 +390,26 @@ void receive(Interface& iface, PacketRef packet) {
     if (!queued) {
         iface.count_rx_drop();
         g_queue_full.fetch_add(1, std::memory_order_relaxed);
-        return; // the packet goes back to the pool here, outside the lock
+        return false; // the packet goes back to the pool here, outside the lock
     }
     iface.count_rx(length);
-    wake();
+    return true;
+}
+} // namespace
+
+void receive(Interface& iface, PacketRef packet) {
+    if (enqueue(iface, std::move(packet))) wake();
+}
+
+unsigned receive_room() {
+    arch::SpinlockGuard guard(g_queue_lock);
+    return kRing - g_count;
+}
+
+void receive(Interface& iface, std::span<PacketRef> packets) {
+    bool queued = false;
+    for (PacketRef& p : packets) queued |= enqueue(iface, std::move(p));
+    if (queued) wake();
 }
 
 base::Result<void> register_ethertype(std::uint16_t ethertype, EthertypeHandler handler, void* context) {

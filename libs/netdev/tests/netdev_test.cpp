@@ -345,3 +345,85 @@ KTEST(netdev, unregister_drops_queued_frames_of_the_interface) {
     EXPECT_EQ(netdev::pool_stats().free, pool.free);
     netdev::unregister_ethertype(kTestType);
 }
+
+namespace {
+// A whole frame as a driver hands it over: Ethernet header, then `fill`.
+netdev::PacketRef raw_frame(const netdev::MacAddress& to, std::uint16_t ethertype, std::uint8_t fill) {
+    auto p = netdev::allocate();
+    VERIFY(p.ok());
+    auto* header = reinterpret_cast<netdev::EthernetHeader*>(p.value()->put(sizeof(netdev::EthernetHeader) + 50));
+    VERIFY(header);
+    std::memcpy(header->destination, to.bytes.data(), 6);
+    std::memset(header->source, 0x02, 6);
+    header->ethertype_be[0] = static_cast<std::uint8_t>(ethertype >> 8);
+    header->ethertype_be[1] = static_cast<std::uint8_t>(ethertype);
+    std::memset(header + 1, fill, 50);
+    return std::move(p.value());
+}
+} // namespace
+
+KTEST(netdev, a_batch_of_received_frames_is_queued_in_order_within_the_room) {
+    Seen seen;
+    netdev::Pair pair("ta5", "tb5");
+    ASSERT_OK(pair.attach());
+    ASSERT_OK(netdev::register_ethertype(kTestType, record, &seen));
+    auto pool = netdev::pool_stats();
+    auto start = netdev::stats();
+    {
+        // The network thread cannot take any before the whole batch is in
+        // (on one hart), so the room it left is exact.
+        AboveNetworkThread above;
+        const unsigned room = netdev::receive_room();
+        EXPECT_LE(room, static_cast<unsigned>(CONFIG_NETDEV_RX_QUEUE));
+        netdev::PacketRef batch[4];
+        for (unsigned i = 0; i < 4; ++i) batch[i] = raw_frame(pair.b().mac(), kTestType, static_cast<std::uint8_t>('a' + i));
+        netdev::receive(pair.b(), std::span(batch));
+        for (const auto& p : batch) EXPECT_FALSE(p); // all taken
+        if (sched::online_harts() == 1) EXPECT_LE(netdev::receive_room(), room - 4); // less if eth0 got one too
+    }
+    netdev::flush();
+    EXPECT_EQ(seen.frames, 4u);
+    EXPECT_EQ(std::string_view(seen.order, 4), "abcd");
+    EXPECT_EQ(pair.b().counters().rx_packets, 4u);
+    EXPECT_EQ(netdev::stats().queue_full, start.queue_full);
+    EXPECT_EQ(netdev::pool_stats().free, pool.free);
+    netdev::unregister_ethertype(kTestType);
+}
+
+KTEST(netdev, a_batch_beyond_the_room_drops_the_excess_and_counts_it) {
+    if (sched::online_harts() != 1) {
+        ktest_context.skip("the room is exact only with the network thread held off on the only hart");
+        return;
+    }
+    constexpr unsigned kExtra = 3, kBatch = 16;
+    auto pool = netdev::pool_stats();
+    if (pool.free < CONFIG_NETDEV_RX_QUEUE + kBatch + kExtra) {
+        ktest_context.skip("the packet pool is smaller than the queue");
+        return;
+    }
+    netdev::Pair pair("ta6", "tb6");
+    ASSERT_OK(pair.attach());
+    auto start = netdev::stats();
+    unsigned handed = 0;
+    {
+        AboveNetworkThread above;
+        netdev::PacketRef batch[kBatch + kExtra];
+        for (;;) {
+            const unsigned room = netdev::receive_room();
+            const bool last = room <= kBatch;
+            const unsigned n = last ? room + kExtra : kBatch;
+            for (unsigned i = 0; i < n; ++i) batch[i] = raw_frame(pair.b().mac(), kOtherType, 0);
+            netdev::receive(pair.b(), std::span(batch, n));
+            handed += n;
+            if (last) break;
+        }
+        EXPECT_EQ(netdev::receive_room(), 0u);
+    }
+    netdev::flush();
+    auto now = netdev::stats();
+    EXPECT_EQ(now.queue_full - start.queue_full, kExtra);
+    // Queued ones count as received (their EtherType, which nobody
+    // handles, then drops them in the network thread); the excess never was.
+    EXPECT_EQ(pair.b().counters().rx_packets, handed - kExtra);
+    EXPECT_EQ(netdev::pool_stats().free, pool.free);
+}

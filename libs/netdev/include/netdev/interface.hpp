@@ -173,6 +173,13 @@ inline constexpr unsigned kMaxInterfaces = CONFIG_NETDEV_MAX_INTERFACES;
 // onwards) for the network thread; counts rx_packets/rx_bytes, or rx_drops
 // when the queue is full (the packet is freed). Any context, never blocks.
 void receive(Interface& iface, PacketRef packet);
+// The same for several frames, with one wake-up of the network thread
+// after all are queued (from a thread, a wake-up may switch to it at once).
+void receive(Interface& iface, std::span<PacketRef> packets);
+// Frames the receive queue can take now (a snapshot: other interfaces may
+// take the room first). A driver that can leave frames with its device
+// takes no more than this, rather than have them dropped here.
+[[nodiscard]] unsigned receive_room();
 
 // A handler gets the frame with its window past the Ethernet header
 // (packet->link_header() points at it) and owns the packet. Runs in the
