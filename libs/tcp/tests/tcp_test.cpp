@@ -528,6 +528,13 @@ KTEST(tcp, a_receive_batch_is_acknowledged_once_at_its_end) {
         ktest_context.skip("TCP_ACK_STRETCH is 2: every second segment is acknowledged at once");
         return;
     }
+    if (sched::online_harts() > 1) {
+        // The network thread, on another hart, starts on the first segment
+        // while this one still sends the rest: where a batch ends follows
+        // the harts' timing (a 4-hart run once split it after one segment).
+        ktest_context.skip("one batch only on one hart");
+        return;
+    }
     Net net;
     Connection *c, *s;
     ASSERT_TRUE(net.open_warm(c, s, 100'000)); // a congestion window for ten at once
