@@ -139,8 +139,10 @@ void stats(tcp::Connection* c, std::span<std::byte> buffer) {
                     t.predicted, t.held_back, t.batch_acks, t.delayed_acks, t.icmp_errors, t.icmp_ignored,
                     t.path_mtu_reductions);
     const auto nic = virtio_net::stats();
-    base::format_to(sink, "nic_interrupts={} nic_rx={} nic_tx={} nic_rx_kicks={} nic_tx_kicks={} ", nic.interrupts,
-                    nic.rx_completions, nic.tx_completions, nic.rx_notifications, nic.tx_notifications);
+    base::format_to(sink, "nic_interrupts={} nic_rx={} nic_tx={} nic_rx_kicks={} nic_tx_kicks={} nic_rx_polled={} "
+                    "nic_rx_poll_periods={} nic_rx_poll_starved={} ",
+                    nic.interrupts, nic.rx_completions, nic.tx_completions, nic.rx_notifications, nic.tx_notifications,
+                    nic.rx_polled, nic.rx_poll_periods, nic.rx_poll_starved);
     base::format_to(sink, "pool_free={} pool_total={} pool_failures={} rx_drops={} rx_errors={}\n", pool.free,
                     pool.total, pool.failures, eth.rx_drops, eth.rx_errors);
     (void)send_all(c, std::as_bytes(std::span<const char>(sink.view().data(), sink.view().size())));

@@ -1,8 +1,11 @@
 // virtio-net (virtio 1.1, section 5.1) over the virtio transport.
 #include <atomic>
 #include <cstring>
+#include <arch/cpu.hpp>
+#include <arch/hart.hpp>
 #include <klog/klog.hpp>
 #include <netdev/interface.hpp>
+#include <sched/sched.hpp>
 #include <time/callout.hpp>
 #include <time/time.hpp>
 #include <virtio-net/virtio_net.hpp>
@@ -32,6 +35,8 @@ constexpr std::uint16_t kMinMtu = 68;
 // checksum or segmentation offload was negotiated.
 constexpr std::size_t kHeader = 12;
 constexpr unsigned kRxQueue = 0, kTxQueue = 1;
+// plat routes every interrupt source to the boot hart (plat/irq.hpp).
+constexpr unsigned kInterruptHart = 0;
 // Receive buffers start here in the packet storage: after the header is
 // pulled, the frame begins at kRxOffset + 12 = 64 and its IP header
 // (after 14 bytes of Ethernet) lands on a 4-byte boundary (offset 78 + 2).
@@ -42,6 +47,7 @@ static_assert(kRxOffset + kRxBytes <= netdev::kBufferSize);
 void check_tx(void*);
 void tx_timer_fired(void*);
 void arm_tx_timer();
+void rx_watchdog_fired(void*);
 
 struct Driver {
     virtio::Device* device = nullptr;
@@ -55,6 +61,16 @@ struct Driver {
     netdev::Work tx_check{check_tx, nullptr};
     time::Callout tx_timer{tx_timer_fired, nullptr};
     std::atomic<std::uint32_t> tx_timer_armed{0};
+    // Receive polling. Only the hart that takes the device interrupt
+    // polls, with interrupts off while it pops and queues, so the handler
+    // and the poll never pop at once and frames keep their order.
+    std::atomic<bool> rx_polling{false};
+    bool rx_poll_registered = false;
+    std::atomic<std::uint32_t> rx_poll_window_us{CONFIG_VIRTIO_NET_RX_POLL_US};
+    time::Ticks rx_last_frame = 0; // that hart only
+    std::uint64_t rx_poll_rounds = 0, rx_poll_rounds_seen = 0; // that hart only
+    time::Callout rx_watchdog{rx_watchdog_fired, nullptr};
+    std::atomic<std::uint64_t> rx_polled{0}, rx_poll_periods{0}, rx_poll_starved{0};
 };
 
 base::Result<void> transmit(netdev::Interface& iface, netdev::PacketRef packet);
@@ -112,29 +128,145 @@ void read_link() {
     d.iface.set_link_up(up);
 }
 
-// Interrupt context. Handles every used buffer the device has returned
-// (a batch per interrupt: the interrupt was acknowledged before this runs,
-// so anything completing meanwhile raises it again).
+// Frames handed to netdev at a time: one wake-up of the network thread
+// per batch rather than per frame (from the idle poll, a wake-up switches
+// to it at once).
+constexpr unsigned kRxBatch = 32;
+
+struct Drain {
+    // No more than netdev's queue has room for: the rest stay with the
+    // device, which holds back what follows, so a flood is slowed at the
+    // source instead of dropped after the work of taking it. Only when
+    // polling will come back for them.
+    bool bounded;
+    bool polled; // no interrupt signalled these (counted in rx_polled)
+};
+
+// Pops used receive buffers, re-posts fresh ones and hands the frames to
+// netdev. The interrupt hart with interrupts off (the handler, the idle
+// poll, the watchdog).
+void drain_rx(Drain how) {
+    Driver& d = g_driver;
+    reap_tx();
+    unsigned room = how.bounded ? netdev::receive_room() : ~0u;
+    netdev::PacketRef batch[kRxBatch];
+    for (bool more = true; more && room;) {
+        unsigned count = 0;
+        void* token;
+        std::uint32_t written;
+        while (count < kRxBatch && count < room && (more = d.rx.pop(token, written))) {
+            d.rx_posted.fetch_sub(1, std::memory_order_relaxed);
+            d.rx_completions.fetch_add(1, std::memory_order_relaxed);
+            if (how.polled) d.rx_polled.fetch_add(1, std::memory_order_relaxed); // before the hand-off too
+            netdev::PacketRef packet = netdev::PacketRef::adopt(static_cast<netdev::Packet*>(token));
+            if (written < kHeader || written > kRxBytes) {
+                d.iface.count_rx_error();
+                continue; // the buffer goes back to the pool; refill posts a fresh one
+            }
+            (void)packet->set_window(kRxOffset + kHeader, written - kHeader);
+            batch[count++] = std::move(packet);
+        }
+        if (refill()) d.rx.kick(); // before the hand-off, which may switch away
+        netdev::receive(d.iface, std::span(batch, count));
+        room -= count;
+    }
+}
+
+time::Ticks rx_poll_window() {
+    return time::from_us(g_driver.rx_poll_window_us.load(std::memory_order_relaxed));
+}
+
+// The poll runs only when the hart has nothing else to do. A hart kept
+// busy by threads (a CPU-bound one below the network thread's priority,
+// say) must still see frames: the watchdog looks every kWatchdogNs while
+// the poll has not run, takes what is waiting, and turns interrupts back
+// on once nothing is.
+constexpr std::uint64_t kWatchdogNs = 1'000'000;
+
+bool polling_enabled() {
+    return g_driver.rx_poll_registered && g_driver.rx_poll_window_us.load(std::memory_order_relaxed);
+}
+
+// Interrupts off, the idle poll (and the watchdog) watching the ring.
+// False if the watchdog could not be armed: interrupts stay on.
+bool start_polling(time::Ticks now) {
+    Driver& d = g_driver;
+    if (!d.rx_watchdog.start_at(now + time::from_ns(kWatchdogNs)).ok()) return false;
+    d.rx.disable_interrupts();
+    d.rx_last_frame = now;
+    d.rx_poll_rounds_seen = d.rx_poll_rounds;
+    d.rx_polling.store(true, std::memory_order_relaxed);
+    d.rx_poll_periods.fetch_add(1, std::memory_order_relaxed);
+    return true;
+}
+
+// Interrupts back on, unless frames came in meanwhile (no interrupt will
+// come for those): then they are taken and polling goes on.
+void stop_polling() {
+    Driver& d = g_driver;
+    d.rx_watchdog.cancel();
+    d.rx_polling.store(false, std::memory_order_relaxed);
+    if (!d.rx.enable_interrupts()) return;
+    // No interrupt will come for these (they count as polled). If polling
+    // cannot go on, interrupts alone follow: take them all.
+    const bool polls = polling_enabled() && start_polling(time::now());
+    drain_rx({.bounded = polls, .polled = true});
+}
+
+// Interrupt context. Handles the used buffers the device has returned (a
+// batch per interrupt: the interrupt was acknowledged before this runs,
+// so anything completing meanwhile raises it again). Frames mean traffic:
+// the idle poll takes over until it goes quiet.
 void on_interrupt(void*, std::uint32_t why) {
     Driver& d = g_driver;
     d.interrupts.fetch_add(1, std::memory_order_relaxed);
     if (why & virtio::kInterruptConfigChange) read_link();
     if (!(why & virtio::kInterruptUsedBuffer)) return;
-    reap_tx();
-    void* token;
-    std::uint32_t written;
-    while (d.rx.pop(token, written)) {
-        d.rx_posted.fetch_sub(1, std::memory_order_relaxed);
-        d.rx_completions.fetch_add(1, std::memory_order_relaxed);
-        netdev::PacketRef packet = netdev::PacketRef::adopt(static_cast<netdev::Packet*>(token));
-        if (written < kHeader || written > kRxBytes) {
-            d.iface.count_rx_error();
-            continue; // the buffer goes back to the pool; refill posts a fresh one
-        }
-        (void)packet->set_window(kRxOffset + kHeader, written - kHeader);
-        netdev::receive(d.iface, std::move(packet));
+    if (d.rx_polling.load(std::memory_order_relaxed)) {
+        drain_rx({.bounded = true, .polled = false}); // raised before polling turned interrupts off
+        return;
     }
-    if (refill()) d.rx.kick();
+    if (!d.rx.used_waiting()) {
+        reap_tx();
+        return;
+    }
+    // Bounded only if polling will come back for what is left.
+    const bool polls = polling_enabled() && start_polling(time::now());
+    drain_rx({.bounded = polls, .polled = false});
+}
+
+// Interrupt context, on the interrupt hart (which armed it).
+void rx_watchdog_fired(void*) {
+    Driver& d = g_driver;
+    if (!d.rx_polling.load(std::memory_order_relaxed)) return;
+    if (d.rx_poll_rounds == d.rx_poll_rounds_seen) { // the hart had no idle moment
+        d.rx_poll_starved.fetch_add(1, std::memory_order_relaxed);
+        if (!d.rx.used_waiting() || !polling_enabled()) {
+            stop_polling();
+            return;
+        }
+        drain_rx({.bounded = true, .polled = true});
+    }
+    d.rx_poll_rounds_seen = d.rx_poll_rounds;
+    if (!d.rx_watchdog.start_at(time::now() + time::from_ns(kWatchdogNs)).ok()) stop_polling();
+}
+
+// Idle poll (sched::add_idle_poll): while polling, take what the device
+// returned; after a quiet window, interrupts back on. True while polling.
+bool poll_rx_while_idle() {
+    Driver& d = g_driver;
+    if (!d.rx_polling.load(std::memory_order_relaxed) || arch::this_hart().index != kInterruptHart) return false;
+    arch::IrqGuard guard; // the device interrupt and the watchdog are this hart's too
+    if (!d.rx_polling.load(std::memory_order_relaxed)) return false; // the watchdog ended it
+    ++d.rx_poll_rounds;
+    if (d.rx.used_waiting()) {
+        drain_rx({.bounded = true, .polled = true});
+        d.rx_last_frame = time::now();
+        return true;
+    }
+    if (polling_enabled() && time::now() - d.rx_last_frame < rx_poll_window()) return true;
+    stop_polling();
+    return d.rx_polling.load(std::memory_order_relaxed);
 }
 
 base::Result<void> transmit(netdev::Interface&, netdev::PacketRef packet) {
@@ -204,8 +336,12 @@ Stats stats() {
     auto r = [](const std::atomic<std::uint64_t>& c) { return c.load(std::memory_order_relaxed); };
     return {r(d.interrupts), r(d.rx_completions), r(d.rx_refill_failures), r(d.tx_completions),
             d.rx_posted.load(std::memory_order_relaxed), d.rx_target, d.tx_in_flight.load(std::memory_order_relaxed),
-            d.rx.stats().notifications, d.tx.stats().notifications, d.device ? d.device->features() : 0};
+            d.rx.stats().notifications, d.tx.stats().notifications, d.device ? d.device->features() : 0,
+            r(d.rx_polled), r(d.rx_poll_periods), r(d.rx_poll_starved), d.rx_poll_window_us.load(std::memory_order_relaxed),
+            d.rx_polling.load(std::memory_order_relaxed)};
 }
+
+void set_rx_poll_window_us(std::uint32_t us) { g_driver.rx_poll_window_us.store(us, std::memory_order_relaxed); }
 
 // Init step virtio_net.probe (virtio 1.1, 3.1.1 and 5.1.5).
 base::Result<void> init_probe() {
@@ -268,6 +404,11 @@ base::Result<void> init_probe() {
         d.device = nullptr;
         return fail("interrupt", r.error());
     }
+    // Without a free idle-poll slot the driver keeps to interrupts.
+    if (auto r = sched::add_idle_poll(poll_rx_while_idle); r.ok())
+        d.rx_poll_registered = true;
+    else
+        klog::warn("virtio-net: no receive polling: {}", r.error());
     // 3.1.1: buffers may be added before DRIVER_OK; the device uses them
     // once it is live.
     refill();

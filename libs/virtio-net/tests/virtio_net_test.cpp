@@ -1,6 +1,8 @@
+#include <arch/cpu.hpp>
 #include <cstring>
 #include <ktest/ktest.hpp>
 #include <netdev/interface.hpp>
+#include <netdev/pair.hpp>
 #include <sched/sched.hpp>
 #include <time/time.hpp>
 #include <virtio-net/virtio_net.hpp>
@@ -108,6 +110,24 @@ void on_arp(netdev::Interface&, netdev::PacketRef packet, void* context) {
         ++reply.count;
     }
 }
+
+// who-has 10.0.2.2 tell 10.0.2.15 (RFC 826, Ethernet/IPv4): SLIRP's
+// gateway answers.
+base::Result<void> ask_the_gateway(netdev::Interface& i) {
+    const std::uint8_t m[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
+    const std::uint8_t request[28] = {0, 1, 8, 0, 6, 4, 0, 1, m[0], m[1], m[2], m[3], m[4], m[5], 10, 0, 2, 15,
+                                      0, 0, 0, 0, 0, 0, 10, 0, 2, 2};
+    auto p = netdev::allocate();
+    if (!p.ok()) return p.error();
+    std::memcpy(p.value()->put(sizeof(request)), request, sizeof(request));
+    return i.send_frame(std::move(p.value()), netdev::MacAddress::broadcast(), 0x0806);
+}
+
+// Restores the configured poll window however the case ends.
+struct PollWindow {
+    explicit PollWindow(std::uint32_t us) { virtio_net::set_rx_poll_window_us(us); }
+    ~PollWindow() { virtio_net::set_rx_poll_window_us(CONFIG_VIRTIO_NET_RX_POLL_US); }
+};
 } // namespace
 
 KTEST(virtio_net, receives_the_slirp_gateways_arp_reply) {
@@ -120,14 +140,7 @@ KTEST(virtio_net, receives_the_slirp_gateways_arp_reply) {
         return;
     }
     auto before = i->counters();
-    // who-has 10.0.2.2 tell 10.0.2.15 (RFC 826, Ethernet/IPv4).
-    const std::uint8_t m[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
-    std::uint8_t request[28] = {0, 1, 8, 0, 6, 4, 0, 1, m[0], m[1], m[2], m[3], m[4], m[5], 10, 0, 2, 15,
-                                0, 0, 0, 0, 0, 0, 10, 0, 2, 2};
-    auto p = netdev::allocate();
-    ASSERT_OK(p);
-    std::memcpy(p.value()->put(sizeof(request)), request, sizeof(request));
-    ASSERT_OK(i->send_frame(std::move(p.value()), netdev::MacAddress::broadcast(), 0x0806));
+    ASSERT_OK(ask_the_gateway(*i));
     EXPECT_TRUE(wait_for([] { return reply.count > 0; }));
     EXPECT_EQ(reply.sender_ip[3], 2u);
     EXPECT_GT(i->counters().rx_packets, before.rx_packets);
@@ -135,4 +148,99 @@ KTEST(virtio_net, receives_the_slirp_gateways_arp_reply) {
     netdev::unregister_ethertype(0x0806);
     // The ring was topped up after the receive.
     EXPECT_TRUE(wait_for([] { return virtio_net::stats().rx_posted == virtio_net::stats().rx_ring; }));
+}
+
+namespace {
+// Asks the gateway and waits for one more frame: the reply (whoever takes
+// ARP in this image, the frame passed through the driver).
+bool exchange_with_the_gateway(netdev::Interface& i) {
+    const std::uint64_t seen = virtio_net::stats().rx_completions;
+    return ask_the_gateway(i).ok() && wait_for([&] { return virtio_net::stats().rx_completions > seen; });
+}
+} // namespace
+
+KTEST(virtio_net, frames_are_polled_while_traffic_lasts_then_interrupt_again) {
+    netdev::Interface* i = eth0(ktest_context);
+    if (!i) return;
+    PollWindow window(2'000'000); // 2 s: polling cannot end by itself during the exchanges
+    ASSERT_TRUE(exchange_with_the_gateway(*i));
+    auto polling = virtio_net::stats();
+    EXPECT_TRUE(polling.rx_polling); // the reply (by interrupt, or polled) turned the interrupts off
+    for (unsigned n = 0; n < 3; ++n) ASSERT_TRUE(exchange_with_the_gateway(*i)); // sleeps: the hart idles, polls
+    auto polled = virtio_net::stats();
+    EXPECT_GE(polled.rx_polled - polling.rx_polled, 3u);
+    EXPECT_EQ(polled.interrupts, polling.interrupts); // no device interrupt meanwhile
+    EXPECT_TRUE(polled.rx_polling);
+    // Window 0: polling stops at the hart's next idle moment; the next
+    // reply comes by interrupt, and polling does not start again.
+    virtio_net::set_rx_poll_window_us(0);
+    ASSERT_TRUE(wait_for([] { return !virtio_net::stats().rx_polling; }));
+    auto stopped = virtio_net::stats();
+    ASSERT_TRUE(exchange_with_the_gateway(*i));
+    auto after = virtio_net::stats();
+    EXPECT_GT(after.interrupts, stopped.interrupts);
+    EXPECT_EQ(after.rx_polled, stopped.rx_polled);
+    EXPECT_FALSE(after.rx_polling);
+    EXPECT_EQ(after.rx_poll_periods, stopped.rx_poll_periods);
+}
+
+KTEST(virtio_net, a_hart_kept_busy_still_receives_by_the_watchdog) {
+    // This thread spins, below the network thread's priority, on the hart
+    // that polls: the hart never idles and the poll never runs. The
+    // watchdog must take the reply.
+    netdev::Interface* i = eth0(ktest_context);
+    if (!i) return;
+    PollWindow window(2'000'000);
+    ASSERT_TRUE(exchange_with_the_gateway(*i));
+    ASSERT_TRUE(virtio_net::stats().rx_polling);
+    auto before = virtio_net::stats();
+    ASSERT_OK(ask_the_gateway(*i));
+    const time::Ticks give_up = time::now() + time::from_us(2'000'000);
+    while (virtio_net::stats().rx_completions == before.rx_completions && time::now() < give_up)
+        arch::pause(); // busy: no idle moment
+    auto after = virtio_net::stats();
+    EXPECT_GT(after.rx_completions, before.rx_completions);
+    EXPECT_GT(after.rx_poll_starved, before.rx_poll_starved);
+    EXPECT_EQ(after.interrupts, before.interrupts); // found by the watchdog, not signalled
+    EXPECT_GT(after.rx_polled, before.rx_polled);
+}
+
+KTEST(virtio_net, frames_wait_with_the_device_while_the_receive_queue_is_full) {
+    // netdev's queue is filled (through a pair) while this thread holds
+    // the network thread off and keeps the hart busy: the watchdog finds
+    // the gateway's reply but no room, and must leave it in the ring
+    // rather than pop it only to have it dropped. Once the network thread
+    // has emptied the queue, the reply comes through.
+    netdev::Interface* i = eth0(ktest_context);
+    if (!i) return;
+    if (sched::online_harts() != 1) {
+        ktest_context.skip("holds the network thread off on the only hart");
+        return;
+    }
+    if (netdev::pool_stats().free < CONFIG_NETDEV_RX_QUEUE + 16) {
+        ktest_context.skip("the packet pool is smaller than the queue");
+        return;
+    }
+    PollWindow window(2'000'000);
+    ASSERT_TRUE(exchange_with_the_gateway(*i));
+    netdev::Pair pair("tv0", "tv1");
+    ASSERT_OK(pair.attach());
+    const auto dropped = netdev::stats().queue_full;
+    const auto before = virtio_net::stats();
+    ASSERT_OK(sched::set_priority(sched::self(), CONFIG_NETDEV_THREAD_PRIORITY + 1));
+    while (netdev::receive_room()) {
+        auto p = netdev::allocate();
+        ASSERT_OK(p);
+        std::memset(p.value()->put(60), 0, 60); // no EtherType anyone handles
+        netdev::receive(pair.b(), std::move(p.value()));
+    }
+    ASSERT_OK(ask_the_gateway(*i));
+    const time::Ticks until = time::now() + time::from_us(5'000); // five watchdog periods
+    while (time::now() < until) arch::pause();
+    const auto held = virtio_net::stats();
+    ASSERT_OK(sched::set_priority(sched::self(), CONFIG_SCHED_MAIN_PRIORITY));
+    EXPECT_EQ(held.rx_completions, before.rx_completions); // left with the device
+    EXPECT_GT(held.rx_poll_starved, before.rx_poll_starved);
+    EXPECT_TRUE(wait_for([&] { return virtio_net::stats().rx_completions > before.rx_completions; }));
+    EXPECT_EQ(netdev::stats().queue_full, dropped);
 }

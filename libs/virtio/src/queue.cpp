@@ -164,6 +164,12 @@ bool Queue::pop(void*& token, std::uint32_t& written) {
     return true;
 }
 
+unsigned Queue::used_waiting() const {
+    // m_last_used belongs to whoever pops; a poller on another hart may
+    // read it stale, which only makes the answer a snapshot.
+    return m_size ? static_cast<std::uint16_t>(shared(m_used->idx) - m_last_used) : 0;
+}
+
 void Queue::disable_interrupts() {
     arch::SpinlockGuard guard(m_lock);
     if (m_size) shared(m_avail->flags) = kAvailNoInterrupt;

@@ -12,6 +12,18 @@
 // pushed into the packet's headroom, so one descriptor carries a frame;
 // buffers go back to the pool from the completion interrupt.
 //
+// Receive polling (CONFIG_VIRTIO_NET_RX_POLL_US, set_rx_poll_window_us):
+// a receive interrupt that brings frames turns the RX queue's interrupts
+// off; from then on the hart that takes the device's interrupt watches the
+// ring from its idle thread (sched::add_idle_poll) and hands frames over
+// as they come, until the ring stays quiet for the window; then interrupts
+// are back on; so they are if the hart finds no idle moment for 1 ms (a
+// watchdog callout), which bounds how long a frame can wait while threads
+// keep the hart busy. While traffic flows there are no interrupts at all: under
+// QEMU each one waits for the big lock, which the main loop holds for
+// whole turns of SLIRP or the TAP back end (docs/libs/virtio-net.md). The
+// poll only ever uses time no thread wants.
+//
 // SMP-safe (queue locks); interrupts go to the boot hart (plat/irq.hpp).
 #include <cstdint>
 #include <netdev/interface.hpp>
@@ -28,10 +40,20 @@ struct Stats {
     std::uint32_t tx_in_flight;     // TX frames the device holds now
     std::uint64_t rx_notifications, tx_notifications; // QueueNotify writes (each a trap into QEMU)
     std::uint64_t features;         // negotiated
+    std::uint64_t rx_polled;        // frames taken while polling (the idle poll or its watchdog), not signalled
+    std::uint64_t rx_poll_periods;  // times the RX interrupts were turned off for polling
+    std::uint64_t rx_poll_starved;  // ... and back on because the hart found no idle moment for 1 ms
+    std::uint32_t rx_poll_window_us; // 0: never poll
+    bool rx_polling;                // interrupts off, the idle poll watching now
 };
 
 // eth0, or nullptr if no device was found.
 [[nodiscard]] netdev::Interface* interface();
 [[nodiscard]] Stats stats();
+
+// How long the idle poll keeps watching the receive ring after the last
+// frame before interrupts are back on; 0 stops polling (at the hart's next
+// idle moment). Starts at CONFIG_VIRTIO_NET_RX_POLL_US. Any thread.
+void set_rx_poll_window_us(std::uint32_t us);
 
 } // namespace tessera::virtio_net

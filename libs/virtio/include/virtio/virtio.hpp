@@ -99,6 +99,10 @@ public:
     // chain in flight (a misbehaving device) are skipped and counted in
     // Stats::bogus; a used index more than the ring size ahead is too.
     bool pop(void*& token, std::uint32_t& written);
+    // Used chains not popped yet: one read of the device's used index, no
+    // lock, for a driver that polls the ring (a snapshot: the device may
+    // add more at any time).
+    [[nodiscard]] unsigned used_waiting() const;
     // Asks the device not to interrupt for this queue (a hint:
     // VIRTQ_AVAIL_F_NO_INTERRUPT) or to interrupt again. enable returns true
     // if used chains are already waiting (pop them: no interrupt will come
