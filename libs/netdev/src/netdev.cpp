@@ -372,33 +372,36 @@ Interface* interface_at(unsigned index) {
 }
 
 namespace {
-bool enqueue(Interface& iface, PacketRef packet) {
-    packet->set_interface(&iface);
-    std::size_t length = packet->length();
-    bool queued = false;
+// Queues the frames in order, one lock section for all of them; those past
+// a full ring are dropped (counted, freed outside the lock). Returns
+// whether any was queued.
+bool enqueue(Interface& iface, std::span<PacketRef> packets) {
+    std::size_t bytes = 0;
+    unsigned queued = 0;
+    for (PacketRef& p : packets) p->set_interface(&iface);
     {
         arch::SpinlockGuard guard(g_queue_lock);
-        if (g_count < kRing) {
-            g_ring[(g_head + g_count) % kRing] = packet.release();
+        for (; queued < packets.size() && g_count < kRing; ++queued) {
+            bytes += packets[queued]->length();
+            g_ring[(g_head + g_count) % kRing] = packets[queued].release();
             ++g_count;
             ++g_enqueued;
-            if (g_count > g_queue_max.load(std::memory_order_relaxed))
-                g_queue_max.store(g_count, std::memory_order_relaxed);
-            queued = true;
         }
+        if (g_count > g_queue_max.load(std::memory_order_relaxed))
+            g_queue_max.store(g_count, std::memory_order_relaxed);
     }
-    if (!queued) {
+    if (queued) iface.count_rx(bytes, queued);
+    for (std::size_t i = queued; i < packets.size(); ++i) {
         iface.count_rx_drop();
         g_queue_full.fetch_add(1, std::memory_order_relaxed);
-        return false; // the packet goes back to the pool here, outside the lock
+        packets[i].reset(); // back to the pool, outside the lock
     }
-    iface.count_rx(length);
-    return true;
+    return queued != 0;
 }
 } // namespace
 
 void receive(Interface& iface, PacketRef packet) {
-    if (enqueue(iface, std::move(packet))) wake();
+    if (enqueue(iface, {&packet, 1})) wake();
 }
 
 unsigned receive_room() {
@@ -407,9 +410,7 @@ unsigned receive_room() {
 }
 
 void receive(Interface& iface, std::span<PacketRef> packets) {
-    bool queued = false;
-    for (PacketRef& p : packets) queued |= enqueue(iface, std::move(p));
-    if (queued) wake();
+    if (enqueue(iface, packets)) wake();
 }
 
 base::Result<void> register_ethertype(std::uint16_t ethertype, EthertypeHandler handler, void* context) {

@@ -122,7 +122,7 @@ public:
 
     [[nodiscard]] Counters counters() const;
     // For drivers and the stack; relaxed atomic increments.
-    void count_rx(std::size_t bytes) { add(m_rx_packets, 1); add(m_rx_bytes, bytes); }
+    void count_rx(std::size_t bytes, std::uint64_t packets = 1) { add(m_rx_packets, packets); add(m_rx_bytes, bytes); }
     void count_rx_drop() { add(m_rx_drops, 1); }
     void count_rx_error() { add(m_rx_errors, 1); }
     void count_tx(std::size_t bytes) { add(m_tx_packets, 1); add(m_tx_bytes, bytes); }

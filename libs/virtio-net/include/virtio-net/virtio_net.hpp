@@ -17,9 +17,10 @@
 // off; from then on the hart that takes the device's interrupt watches the
 // ring from its idle thread (sched::add_idle_poll) and hands frames over
 // as they come, until the ring stays quiet for the window; then interrupts
-// are back on; so they are if the hart finds no idle moment for 1 ms (a
-// watchdog callout), which bounds how long a frame can wait while threads
-// keep the hart busy. While traffic flows there are no interrupts at all: under
+// are back on. A hart that finds no idle moment for 1 ms is covered by a
+// watchdog callout, which takes what is waiting (or, with nothing there,
+// turns interrupts back on): that bounds how long a frame can wait while
+// threads keep the hart busy. While traffic flows there are no interrupts at all: under
 // QEMU each one waits for the big lock, which the main loop holds for
 // whole turns of SLIRP or the TAP back end (docs/libs/virtio-net.md). The
 // poll only ever uses time no thread wants.
@@ -42,7 +43,7 @@ struct Stats {
     std::uint64_t features;         // negotiated
     std::uint64_t rx_polled;        // frames taken while polling (the idle poll or its watchdog), not signalled
     std::uint64_t rx_poll_periods;  // times the RX interrupts were turned off for polling
-    std::uint64_t rx_poll_starved;  // ... and back on because the hart found no idle moment for 1 ms
+    std::uint64_t rx_poll_starved;  // watchdog firings that found the hart with no idle moment for 1 ms
     std::uint32_t rx_poll_window_us; // 0: never poll
     bool rx_polling;                // interrupts off, the idle poll watching now
 };
