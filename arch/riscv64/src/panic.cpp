@@ -62,7 +62,7 @@ namespace tessera {
 
 namespace {
 [[noreturn]] void stop(const char* file, int line, const char* what, const char* detail) {
-    arch::irq_disable();
+    arch::irq_disable_hard();
     klog::enter_panic_mode();
     arch::Hart& hart = arch::this_hart();
     if (hart.reporting) { // panicked while reporting: no second report

@@ -85,6 +85,11 @@ using namespace tessera;
 
 extern "C" void tessera_trap(arch::TrapFrame* frame) {
     arch::Hart& hart = arch::this_hart();
+    // The trap cleared SIE; the handlers and the exit hook also run masked
+    // (an interrupt that came while masked never gets here: trap_entry.S
+    // holds it back).
+    hart.irq_masked = 1;
+    hart.sie_off = 1;
     ++hart.trap_depth;
     if (frame->is_interrupt()) {
         ++hart.interrupts;
@@ -94,6 +99,15 @@ extern "C" void tessera_trap(arch::TrapFrame* frame) {
             handler(*frame);
             --hart.trap_depth;
             if (hart.interrupt_exit) hart.interrupt_exit();
+            // The hook may have switched to other threads and back (maybe
+            // on another hart), and one of them may have set SIE: clear it,
+            // so nothing nests from here to the sret, which sets it again
+            // (the interrupted code ran unmasked, so SPIE is set) and
+            // leaves this hart unmasked.
+            arch::csr_clear<arch::Csr::sstatus>(arch::sstatus::SIE);
+            arch::Hart& now = arch::this_hart();
+            now.sie_off = 0;
+            now.irq_masked = 0;
             return;
         }
     }

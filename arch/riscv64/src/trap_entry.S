@@ -23,7 +23,7 @@
  * would fault again on the guard page, forever. Instead the trap continues
  * on the hart's emergency stack and is reported as a stack overflow (it is
  * fatal). Kernel-only for now: no user mode, so sscratch is only a scratch
- * register for that check.
+ * register for that check and for holding back a masked interrupt.
  */
 #define FRAME_SIZE 560
 #define SEPC 256
@@ -35,8 +35,12 @@
 #define FS_CLEAN 2 /* sstatus.FS, shifted down */
 #define SSTATUS_FS_DIRTY (3 << 13)
 /* arch/hart.hpp struct Hart (offsets checked by static_assert there) */
-#define HART_STACK_LIMIT 32
-#define HART_EMERGENCY_TOP 40
+#define HART_IRQ_MASKED 17
+#define HART_SIE_OFF 18
+#define HART_INTERRUPTS_HELD 32
+#define HART_STACK_LIMIT 40
+#define HART_EMERGENCY_TOP 48
+#define SSTATUS_SPIE (1 << 5)
 
 .macro SAVE_GPRS  /* x1, x3..x31 into the frame at sp (x2 is stored apart) */
     sd      x1, 8(sp)
@@ -76,6 +80,17 @@
     .global trap_vector
 trap_vector:
     csrw    sscratch, t0
+    /* An interrupt while this hart is masked (lazy masking, arch/cpu.hpp):
+     * hold it back. The interrupted code resumes with SIE clear (SPIE
+     * cleared here) and the interrupt pending at its source; unmasking
+     * sets SIE (sie_off says it must) and it is taken then. Nothing here
+     * touches the stack: the masked code may be a context switch with sp
+     * and the hart's stack limit out of step. */
+    csrr    t0, scause
+    bgez    t0, .Lframe         /* an exception */
+    lbu     t0, HART_IRQ_MASKED(tp)
+    bnez    t0, .Lhold
+.Lframe:
     ld      t0, HART_STACK_LIMIT(tp)
     addi    t0, t0, FRAME_SIZE + 1024  /* the frame + room for the handlers */
     bltu    sp, t0, .Lstack_overflow
@@ -242,6 +257,17 @@ trap_vector:
     ld      x30, 240(sp)
     ld      x31, 248(sp)
     ld      sp, 16(sp)
+    sret
+
+.Lhold:
+    li      t0, SSTATUS_SPIE
+    csrc    sstatus, t0
+    li      t0, 1
+    sb      t0, HART_SIE_OFF(tp)
+    ld      t0, HART_INTERRUPTS_HELD(tp)
+    addi    t0, t0, 1
+    sd      t0, HART_INTERRUPTS_HELD(tp)
+    csrr    t0, sscratch
     sret
 
 /* The current stack is exhausted: build the frame on the emergency stack,

@@ -164,3 +164,51 @@ KTEST(arch, clz_matches_a_bit_count) {
     volatile std::uint32_t bitmap = 0x0001'0400u; // the scheduler's use: 32-bit priority bitmaps
     EXPECT_EQ(31 - __builtin_clz(bitmap), 16);
 }
+
+namespace {
+volatile unsigned g_software_interrupts = 0;
+void count_software_interrupt(arch::TrapFrame&) {
+    arch::csr_clear<arch::Csr::sip>(arch::sie_bit(arch::Interrupt::Software)); // acknowledge
+    g_software_interrupts = g_software_interrupts + 1;
+}
+bool sie_set() { return arch::csr_read<arch::Csr::sstatus>() & arch::sstatus::SIE; }
+} // namespace
+
+// Lazy masking: masking leaves SIE set, so an interrupt that comes in a
+// masked section traps, and the trap vector holds it back (SIE cleared for
+// the rest of the section, the interrupt left pending); wfi still wakes for
+// it; the unmask takes it.
+KTEST(arch, an_interrupt_while_masked_is_held_until_the_unmask) {
+    ASSERT_TRUE(arch::irqs_enabled());
+    ASSERT_TRUE(sie_set());
+    arch::InterruptHandler previous = arch::interrupt_handler(arch::Interrupt::Software);
+    arch::set_interrupt_handler(arch::Interrupt::Software, count_software_interrupt);
+    g_software_interrupts = 0;
+    unsigned handled_while_masked = ~0u, handled_after_wfi = ~0u;
+    std::uint64_t held = 0;
+    bool sie_before = false, sie_after = true;
+    {
+        arch::IrqGuard masked;
+        const std::uint64_t held_before = arch::this_hart().interrupts_held; // no migration while masked
+        sie_before = sie_set();
+        arch::csr_set<arch::Csr::sip>(arch::sie_bit(arch::Interrupt::Software)); // raise one on this hart
+        for (int i = 0; i < 1000; ++i) arch::pause();
+        handled_while_masked = g_software_interrupts;
+        held = arch::this_hart().interrupts_held - held_before;
+        sie_after = sie_set();
+        arch::wfi(); // returns at once: the interrupt is pending
+        handled_after_wfi = g_software_interrupts;
+    }
+    const unsigned handled_after_unmask = g_software_interrupts;
+    const bool sie_at_end = sie_set();
+    arch::set_interrupt_handler(arch::Interrupt::Software, previous);
+    EXPECT_TRUE(sie_before);     // masking did not touch SIE
+    EXPECT_EQ(held, 1u);         // the trap came and was held back once
+    EXPECT_FALSE(sie_after);     // ... clearing SIE for the rest of the section
+    EXPECT_EQ(handled_while_masked, 0u);
+    EXPECT_EQ(handled_after_wfi, 0u);
+    EXPECT_EQ(handled_after_unmask, 1u);
+    EXPECT_TRUE(sie_at_end);
+    EXPECT_TRUE(arch::irqs_enabled());
+}
+

@@ -14,7 +14,7 @@ extern "C" [[noreturn]] void __stack_chk_fail() {
     auto where = reinterpret_cast<std::uintptr_t>(__builtin_return_address(0));
     // The overflow may have happened under the log lock (in klog itself):
     // print the way panics do, lock ignored.
-    arch::irq_disable();
+    arch::irq_disable_hard();
     klog::enter_panic_mode();
     klog::print("\n*** stack smashing detected: the stack canary of the function at {:#x} was overwritten\n",
                 static_cast<unsigned long long>(where));

@@ -14,7 +14,7 @@ constexpr std::uint32_t kTestFail = 0x3333;
 constexpr std::uint32_t kTestReset = 0x7777;
 
 [[noreturn]] void halt_forever() {
-    arch::irq_disable();
+    arch::irq_disable_hard();
     for (;;) arch::wfi();
 }
 } // namespace

@@ -1,6 +1,7 @@
 #pragma once
 // Per-hart data, reached in O(1) through the tp register, and the entry
 // protocol for secondary harts.
+#include <arch/cpu.hpp>
 #include <base/result.hpp>
 #include <cstddef>
 #include <cstdint>
@@ -14,7 +15,17 @@ struct alignas(64) Hart {
     std::uint32_t index = 0;     // dense 0..N-1 index for per-hart arrays
     std::uint32_t trap_depth = 0;
     bool reporting = false;      // a fault report or panic is being printed
+    // Lazy interrupt masking (arch/cpu.hpp): irq_masked is the mask the
+    // kernel sees; sie_off says sstatus.SIE is really clear on this hart
+    // (at start, in a trap, or after the trap vector held back an interrupt
+    // that came while masked), so unmasking must set it. Both are written
+    // only by this hart, in single instructions through tp.
+    std::uint8_t irq_masked = 1;
+    std::uint8_t sie_off = 1;
     std::uint64_t interrupts = 0;
+    // Interrupts that arrived while masked and were held back (the trap
+    // vector counts them).
+    std::uint64_t interrupts_held = 0;
     // Lowest usable address of the stack this hart runs on (0: unknown).
     // The trap vector refuses to push a frame below it (trap_entry.S).
     // The scheduler updates it on every switch.
@@ -35,8 +46,10 @@ struct alignas(64) Hart {
     void* lockdep = nullptr;
 #endif
 };
-static_assert(offsetof(Hart, stack_limit) == 32 && offsetof(Hart, emergency_stack_top) == 40,
-              "trap_entry.S uses these offsets");
+static_assert(offsetof(Hart, irq_masked) == detail::kIrqMaskedOffset && offsetof(Hart, sie_off) == detail::kSieOffOffset &&
+                  offsetof(Hart, interrupts_held) == 32 && offsetof(Hart, stack_limit) == 40 &&
+                  offsetof(Hart, emergency_stack_top) == 48,
+              "trap_entry.S and arch/cpu.hpp use these offsets");
 
 inline constexpr unsigned kMaxHarts = 8;
 
