@@ -96,7 +96,8 @@ Config* config_of(const netdev::Interface* iface) {
     return nullptr;
 }
 
-bool broadcast_locked(Address a, const netdev::Interface* iface) {
+// Inline (as lookup_locked): both run for every packet sent or received.
+[[gnu::always_inline]] inline bool broadcast_locked(Address a, const netdev::Interface* iface) {
     if (a.is_broadcast()) return true;
     for (const Config& c : g_config) {
         if (!c.iface || (iface && c.iface != iface) || c.prefix >= 31) continue;
@@ -106,7 +107,7 @@ bool broadcast_locked(Address a, const netdev::Interface* iface) {
     return false;
 }
 
-RouteEntry* lookup_locked(Address destination) {
+[[gnu::always_inline]] inline RouteEntry* lookup_locked(Address destination) {
     RouteEntry* best = nullptr;
     for (RouteEntry& r : g_routes) {
         if (!r.used) continue;

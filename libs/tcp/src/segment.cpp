@@ -85,16 +85,6 @@ base::Result<Segment> parse(std::span<const std::byte> bytes) {
     return s;
 }
 
-std::size_t options_length(const Options& o) {
-    std::size_t n = 0;
-    if (o.mss) n += 4;
-    if (o.has_window_scale) n += 4;          // NOP + 3
-    if (o.sack_permitted) n += 4;            // NOP NOP + 2 (or beside the timestamps)
-    if (o.has_timestamps) n += 12;           // NOP NOP + 10
-    if (o.sack_count) n += 4 + 8 * o.sack_count; // NOP NOP + 2 + 8n
-    return n;
-}
-
 std::size_t build(const Segment& s, std::span<std::byte> out) {
     std::size_t length = kHeaderLength + options_length(s.options);
     VERIFY(length <= kMaxHeaderLength && out.size() >= length);
@@ -136,23 +126,33 @@ std::size_t build(const Segment& s, std::span<std::byte> out) {
     return length;
 }
 
-std::uint16_t checksum(std::uint32_t source, std::uint32_t destination, std::span<const std::byte> header,
-                       std::size_t length, std::uint32_t payload_sum) {
+namespace {
+// Inlined into each public form: every segment sent and received takes
+// one, and a call is dearer than this body (header sums are inline).
+[[gnu::always_inline]] inline std::uint16_t checksum_of(std::uint32_t source, std::uint32_t destination,
+                                                        std::span<const std::byte> header, std::size_t length,
+                                                        std::uint32_t payload_sum) {
     // The payload's pairs start on an even offset (a zero sum has no pairs).
     VERIFY(header.size() % 2 == 0 || payload_sum == 0);
     std::uint32_t sum = detail::pseudo_header_sum(source, destination, static_cast<std::uint16_t>(length));
     return detail::checksum_finish(detail::checksum_add(header, sum + payload_sum));
 }
+} // namespace
+
+std::uint16_t checksum(std::uint32_t source, std::uint32_t destination, std::span<const std::byte> header,
+                       std::size_t length, std::uint32_t payload_sum) {
+    return checksum_of(source, destination, header, length, payload_sum);
+}
 
 std::uint16_t checksum(std::uint32_t source, std::uint32_t destination, std::span<const std::byte> bytes) {
-    return checksum(source, destination, bytes, bytes.size(), 0);
+    return checksum_of(source, destination, bytes, bytes.size(), 0);
 }
 
 void fill_checksum(std::uint32_t source, std::uint32_t destination, std::span<std::byte> header, std::size_t length,
                    std::uint32_t payload_sum) {
     VERIFY(header.size() >= kHeaderLength);
     base::store_be16(header.data() + 16, 0);
-    base::store_be16(header.data() + 16, checksum(source, destination, header, length, payload_sum));
+    base::store_be16(header.data() + 16, checksum_of(source, destination, header, length, payload_sum));
 }
 
 void fill_checksum(std::uint32_t source, std::uint32_t destination, std::span<std::byte> bytes) {

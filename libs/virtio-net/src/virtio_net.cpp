@@ -3,6 +3,7 @@
 #include <cstring>
 #include <arch/cpu.hpp>
 #include <arch/hart.hpp>
+#include <base/endian.hpp>
 #include <klog/klog.hpp>
 #include <netdev/interface.hpp>
 #include <sched/sched.hpp>
@@ -273,7 +274,10 @@ base::Result<void> transmit(netdev::Interface&, netdev::PacketRef packet) {
     Driver& d = g_driver;
     std::byte* header = packet->push(kHeader);
     if (!header) return base::Error::Malformed;
-    std::memset(header, 0, kHeader);
+    // No offloads: an all-zero header. Stored inline (memset would be a
+    // call, once per frame).
+    static_assert(kHeader % 4 == 0);
+    for (std::size_t i = 0; i < kHeader; i += 4) base::store_be32(header + i, 0);
     netdev::Packet* p = packet.release();
     const virtio::Queue::Segment segment{p->bytes(), static_cast<std::uint32_t>(p->length()), false};
     auto r = d.tx.add({&segment, 1}, p);
@@ -289,9 +293,12 @@ base::Result<void> transmit(netdev::Interface&, netdev::PacketRef packet) {
         netdev::PacketRef::adopt(p).reset();
         return r.error();
     }
-    d.tx_in_flight.fetch_add(1, std::memory_order_relaxed);
+    // Sequentially consistent, as the timer's clear and check_tx's load:
+    // either this sees the timer disarmed and arms it, or check_tx after
+    // the timer sees this frame in flight and re-arms.
+    d.tx_in_flight.fetch_add(1, std::memory_order_seq_cst);
     d.tx.kick();
-    arm_tx_timer();
+    if (!d.tx_timer_armed.load(std::memory_order_seq_cst)) arm_tx_timer(); // usually armed already: no call
     return {};
 }
 
@@ -310,14 +317,14 @@ void arm_tx_timer() {
 
 // Interrupt context.
 void tx_timer_fired(void*) {
-    g_driver.tx_timer_armed.store(0, std::memory_order_release);
+    g_driver.tx_timer_armed.store(0, std::memory_order_seq_cst);
     netdev::schedule(g_driver.tx_check);
 }
 
 // Network thread (the timer's work, and every poll after a batch).
 void check_tx(void*) {
     reap_tx();
-    if (g_driver.tx_in_flight.load(std::memory_order_relaxed)) arm_tx_timer();
+    if (g_driver.tx_in_flight.load(std::memory_order_seq_cst)) arm_tx_timer();
 }
 
 // Network thread, after each batch: collect transmit completions, top the
