@@ -211,4 +211,3 @@ KTEST(arch, an_interrupt_while_masked_is_held_until_the_unmask) {
     EXPECT_TRUE(sie_at_end);
     EXPECT_TRUE(arch::irqs_enabled());
 }
-

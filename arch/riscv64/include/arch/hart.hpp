@@ -19,7 +19,8 @@ struct alignas(64) Hart {
     // kernel sees; sie_off says sstatus.SIE is really clear on this hart
     // (at start, in a trap, or after the trap vector held back an interrupt
     // that came while masked), so unmasking must set it. Both are written
-    // only by this hart, in single instructions through tp.
+    // only by this hart: by arch/cpu.hpp in single instructions through tp,
+    // by the trap vector and tessera_trap with SIE clear.
     std::uint8_t irq_masked = 1;
     std::uint8_t sie_off = 1;
     std::uint64_t interrupts = 0;
