@@ -21,6 +21,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "build", "bench")
 CROSS = os.environ.get("CROSS_COMPILE", "riscv64-linux-gnu-")
 RUNS = int(os.environ.get("BENCH_RUNS", "21"))
+# Interleaved SLIRP/TAP pairs of the TCP wall-clock runs: on a two-core host
+# they swing by a fifth from run to run, so six pairs (about a minute).
+TCP_RUNS = int(os.environ.get("BENCH_TCP_RUNS", "6"))
 
 
 def sh(cmd, **kw):
@@ -485,6 +488,20 @@ def wall_times(qemu, floor_elf):
     return floor, hello
 
 
+def record_host_cpu_per_mb(record, runs, parties, suffix):
+    """Host CPU time per MB moved, of each party (QEMU's threads, the
+    client), the median over the runs of each run's own ratio. Steadier
+    than the shares or MB/s on a loaded host: a thread that waits for a
+    CPU slows the run but costs no more per MB. Where one party costs more
+    per MB than another, it is the one a host with a core for each would
+    wait for."""
+    for way in ("receive", "send"):
+        for party, name, what in parties:
+            value = statistics.median(run[f"{way}_{party}_cpu_share"] / run[f"{way}_mb_s"] * 1000 for run in runs)
+            record(f"tcp.{way}_{name}_ms_per_mb{suffix}", round(value, 2),
+                   f"ms of host CPU per MB, {what}", config="tcpecho_defconfig")
+
+
 def record_without_slirp(record, walls, taps):
     """The TCP figures through TAP, and each as a multiple of the SLIRP
     run it alternated with (the median of the pairs' ratios): how much
@@ -505,6 +522,8 @@ def record_without_slirp(record, walls, taps):
         for party, what in (("main", "QEMU's main loop (TAP, device model)"), ("vcpu", "QEMU's TCG vCPU thread")):
             record(f"tcp.{way}_{party}_cpu_share.without_slirp", round(tap[f"{way}_{party}_cpu_share"], 3),
                    f"host cores used by {what} during the TAP run", config="tcpecho_defconfig")
+    record_host_cpu_per_mb(record, taps, (("main", "main", "QEMU's main loop (TAP, device model)"),
+                                          ("vcpu", "vcpu", "QEMU's TCG vCPU thread")), ".without_slirp")
 
 
 def record_ipc(record, figures):
@@ -573,11 +592,11 @@ def main():
     # TCP through SLIRP hostfwd (apps/tcpecho): wall clock without
     # -icount, guest instructions with it.
     _, tcp_qemu = build("tcpecho")
-    # Wall-clock figures follow the host: the median of three runs, each
+    # Wall-clock figures follow the host: the median of TCP_RUNS runs, each
     # figure on its own. With SLIRP replaced by a TAP device (when this
     # machine allows one), interleaved: SLIRP, TAP, SLIRP, TAP ...
     walls, taps, why_no_tap = [], [], None
-    for _ in range(3):
+    for _ in range(TCP_RUNS):
         walls.append(tcpbench(tcp_qemu, Slirp(), icount=False))
         if why_no_tap is None:
             try:
@@ -605,6 +624,9 @@ def main():
         record(f"tcp.{way}_vcpu_blocked_share", round(wall[f"{way}_vcpu_blocked_share"], 3),
                "share of the run the guest had work but its vCPU thread was blocked in QEMU",
                config="tcpecho_defconfig")
+    record_host_cpu_per_mb(record, walls, (("main", "slirp", "QEMU's main loop (SLIRP, device model)"),
+                                           ("vcpu", "vcpu", "QEMU's TCG vCPU thread"),
+                                           ("client", "client", "the benchmark's client")), "")
     for way, unit in (("receive", "per MiB received"), ("send", "per MiB sent"), ("connection", "per connection")):
         what = " (its ACKs)" if way == "receive" else ""
         record(f"tcp.{way}_segments_out", round(wall[f"{way}_segments_out"], 1),
