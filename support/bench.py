@@ -272,6 +272,13 @@ def qemu_thread_cpu(pid):
 
 
 TCPECHO_PORTS = (7, 8, 9, 11, 19)
+# Who uses host CPU in a tcpbench run, as (its key in tcpbench's figures,
+# its name in the recorded figures, what it is), through SLIRP and TAP.
+SLIRP_PARTIES = (("main", "slirp", "QEMU's main loop (SLIRP, device model)"),
+                 ("vcpu", "vcpu", "QEMU's TCG vCPU thread"),
+                 ("client", "client", "the benchmark's client"))
+TAP_PARTIES = (("main", "main", "QEMU's main loop (TAP, device model)"),
+               ("vcpu", "vcpu", "QEMU's TCG vCPU thread"))
 
 
 class Slirp:
@@ -289,7 +296,7 @@ class Slirp:
         return cmd
 
     def connect(self, port):
-            return socket.create_connection(("127.0.0.1", self.ports[port]), timeout=60)
+        return socket.create_connection(("127.0.0.1", self.ports[port]), timeout=60)
 
 
 class Tap:
@@ -519,11 +526,10 @@ def record_without_slirp(record, walls, taps):
     for way in ("receive", "send", "connection"):
         record(f"tcp.{way}_guest_idle_share.without_slirp", round(tap[f"{way}_idle_share"], 3),
                "share of the TAP run the guest was idle", config="tcpecho_defconfig")
-        for party, what in (("main", "QEMU's main loop (TAP, device model)"), ("vcpu", "QEMU's TCG vCPU thread")):
-            record(f"tcp.{way}_{party}_cpu_share.without_slirp", round(tap[f"{way}_{party}_cpu_share"], 3),
+        for party, name, what in TAP_PARTIES:
+            record(f"tcp.{way}_{name}_cpu_share.without_slirp", round(tap[f"{way}_{party}_cpu_share"], 3),
                    f"host cores used by {what} during the TAP run", config="tcpecho_defconfig")
-    record_host_cpu_per_mb(record, taps, (("main", "main", "QEMU's main loop (TAP, device model)"),
-                                          ("vcpu", "vcpu", "QEMU's TCG vCPU thread")), ".without_slirp")
+    record_host_cpu_per_mb(record, taps, TAP_PARTIES, ".without_slirp")
 
 
 def record_ipc(record, figures):
@@ -614,9 +620,7 @@ def main():
     for way in ("receive", "send", "connection"):
         record(f"tcp.{way}_guest_idle_share", round(wall[f"{way}_idle_share"], 3),
                "share of the wall-clock run the guest was idle", config="tcpecho_defconfig")
-        for party, name, what in (("main", "slirp", "QEMU's main loop (SLIRP, device model)"),
-                                  ("vcpu", "vcpu", "QEMU's TCG vCPU thread"),
-                                  ("client", "client", "the benchmark's client")):
+        for party, name, what in SLIRP_PARTIES:
             record(f"tcp.{way}_{name}_cpu_share", round(wall[f"{way}_{party}_cpu_share"], 3),
                    f"host cores used by {what} during the wall-clock run", config="tcpecho_defconfig")
         record(f"tcp.{way}_vcpu_waiting_share", round(wall[f"{way}_vcpu_waiting_share"], 3),
@@ -624,9 +628,7 @@ def main():
         record(f"tcp.{way}_vcpu_blocked_share", round(wall[f"{way}_vcpu_blocked_share"], 3),
                "share of the run the guest had work but its vCPU thread was blocked in QEMU",
                config="tcpecho_defconfig")
-    record_host_cpu_per_mb(record, walls, (("main", "slirp", "QEMU's main loop (SLIRP, device model)"),
-                                           ("vcpu", "vcpu", "QEMU's TCG vCPU thread"),
-                                           ("client", "client", "the benchmark's client")), "")
+    record_host_cpu_per_mb(record, walls, SLIRP_PARTIES, "")
     for way, unit in (("receive", "per MiB received"), ("send", "per MiB sent"), ("connection", "per connection")):
         what = " (its ACKs)" if way == "receive" else ""
         record(f"tcp.{way}_segments_out", round(wall[f"{way}_segments_out"], 1),

@@ -404,13 +404,13 @@ void receive(Interface& iface, PacketRef packet) {
     if (enqueue(iface, {&packet, 1})) wake();
 }
 
+void receive(Interface& iface, std::span<PacketRef> packets) {
+    if (enqueue(iface, packets)) wake();
+}
+
 unsigned receive_room() {
     arch::SpinlockGuard guard(g_queue_lock);
     return kRing - g_count;
-}
-
-void receive(Interface& iface, std::span<PacketRef> packets) {
-    if (enqueue(iface, packets)) wake();
 }
 
 base::Result<void> register_ethertype(std::uint16_t ethertype, EthertypeHandler handler, void* context) {

@@ -349,16 +349,14 @@ KTEST(netdev, unregister_drops_queued_frames_of_the_interface) {
 namespace {
 // A whole frame as a driver hands it over: Ethernet header, then `fill`.
 netdev::PacketRef raw_frame(const netdev::MacAddress& to, std::uint16_t ethertype, std::uint8_t fill) {
-    auto p = netdev::allocate();
-    VERIFY(p.ok());
-    auto* header = reinterpret_cast<netdev::EthernetHeader*>(p.value()->put(sizeof(netdev::EthernetHeader) + 50));
+    netdev::PacketRef p = make_payload(50, fill);
+    auto* header = reinterpret_cast<netdev::EthernetHeader*>(p->push(sizeof(netdev::EthernetHeader)));
     VERIFY(header);
     std::memcpy(header->destination, to.bytes.data(), 6);
     std::memset(header->source, 0x02, 6);
     header->ethertype_be[0] = static_cast<std::uint8_t>(ethertype >> 8);
     header->ethertype_be[1] = static_cast<std::uint8_t>(ethertype);
-    std::memset(header + 1, fill, 50);
-    return std::move(p.value());
+    return p;
 }
 } // namespace
 

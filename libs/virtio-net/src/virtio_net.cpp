@@ -1,6 +1,5 @@
 // virtio-net (virtio 1.1, section 5.1) over the virtio transport.
 #include <atomic>
-#include <cstring>
 #include <arch/cpu.hpp>
 #include <arch/hart.hpp>
 #include <base/endian.hpp>
