@@ -78,7 +78,8 @@ KTEST(ipv4, checksum_and_text) {
         for (std::size_t i = 0; i < sizeof data; ++i) data[i] = fill ? std::byte{0xff} : std::byte(i * 37 + 11);
         for (std::size_t offset = 0; offset < 8; ++offset)
             for (std::size_t length = 0; length + offset <= sizeof data; length += 3) {
-                // Up to 64 bytes inline, pair by pair; past that word-wise:
+                // Up to 64 bytes inline (native words at an even address,
+                // pairs at an odd one); past that word-wise:
                 // both fully folded, so callers can add more spans.
                 std::uint32_t sum = ipv4::checksum_add({data + offset, length}, 0x1234);
                 EXPECT_TRUE(sum <= 0xffffu);

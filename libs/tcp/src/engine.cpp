@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <arch/csr.hpp>
 #include <base/endian.hpp>
+#include <base/word_copy.hpp>
 #include <bit>
 #include <cstring>
 #include <fdt/fdt.hpp>
@@ -240,12 +241,21 @@ Sent transmit(Connection& c, Seq seq, std::uint8_t flags, std::uint32_t data_off
         o.sack_count = static_cast<std::uint8_t>(c.ooo.blocks(o.sack.data(), std::min(room, fit)));
     }
     std::size_t header = kHeaderLength + options_length(o);
+    std::uint32_t start = (c.send_head + data_offset) & (kSendBuffer - 1);
+    // The payload goes at the same place within a word as its first byte
+    // in the send ring, so that checksum_copy moves whole words without
+    // shifting them together from two: a third fewer instructions per
+    // byte. Up to 7 bytes less headroom still leaves room for IP with
+    // options, Ethernet and the driver's header.
+    constexpr std::size_t kLowest = netdev::kDefaultHeadroom - base::kWordMask;
+    const auto ring_at = reinterpret_cast<std::uintptr_t>(c.send_buffer.data() + start);
+    const auto payload_at = reinterpret_cast<std::uintptr_t>(packet->storage().data() + kLowest + header);
+    VERIFY(packet->set_window(kLowest + ((ring_at - payload_at) & base::kWordMask), 0).ok());
     std::byte* out = packet->put(header + data_len);
     VERIFY(out);
     build(s, {out, header});
     // Payload from the send ring (at most two pieces), summed as it is
     // copied so it is read once.
-    std::uint32_t start = (c.send_head + data_offset) & (kSendBuffer - 1);
     std::uint32_t first = std::min(data_len, kSendBuffer - start);
     std::byte* payload = out + header;
     std::uint32_t sum = ipv4::checksum_copy({payload, first}, {c.send_buffer.data() + start, first});
@@ -1125,13 +1135,12 @@ std::optional<std::uint32_t> place_in_order(Connection& c, Segment& s) {
 
 void handle_segment(ipv4::Address source, ipv4::Address destination, std::span<const std::byte> bytes) {
     ++g_stats.segments_received;
-    auto parsed = parse(bytes);
-    if (!parsed.ok()) {
+    Segment s;
+    if (!parse(bytes, s).ok()) {
         // A damaged segment counts as damaged, whatever it now looks like.
         ++(checksum(source.value, destination.value, bytes) != 0 ? g_stats.bad_checksum : g_stats.malformed);
         return;
     }
-    Segment& s = parsed.value();
     Tuple t{destination.value, source.value, s.destination_port, s.source_port};
     Connection* c = lookup(t);
     std::optional<std::uint32_t> payload_sum = c ? place_in_order(*c, s) : std::nullopt;

@@ -16,8 +16,16 @@ constexpr std::uint8_t kEnd = 0, kNop = 1, kMss = 2, kWindowScale = 3, kSackPerm
 }
 } // namespace
 
-base::Result<Options> parse_options(std::span<const std::byte> area) {
-    Options o;
+base::Result<void> parse_options(std::span<const std::byte> area, Options& o) {
+    // Every field but the unused SACK blocks, one store each: a fresh
+    // Options would be copied in with a call to memcpy.
+    o.mss = 0;
+    o.has_window_scale = false;
+    o.window_scale = 0;
+    o.sack_permitted = false;
+    o.has_timestamps = false;
+    o.ts_value = o.ts_echo = 0;
+    o.sack_count = 0;
     std::size_t i = 0;
     while (i < area.size()) {
         auto k = static_cast<std::uint8_t>(area[i]);
@@ -61,13 +69,12 @@ base::Result<Options> parse_options(std::span<const std::byte> area) {
         }
         i += len;
     }
-    return o;
+    return {};
 }
 
-base::Result<Segment> parse(std::span<const std::byte> bytes) {
+base::Result<void> parse(std::span<const std::byte> bytes, Segment& s) {
     if (bytes.size() < kHeaderLength) return Error::Malformed;
     const std::byte* h = bytes.data();
-    Segment s;
     s.source_port = base::load_be16(h);
     s.destination_port = base::load_be16(h + 2);
     s.seq = Seq(base::load_be32(h + 4));
@@ -78,11 +85,10 @@ base::Result<Segment> parse(std::span<const std::byte> bytes) {
     s.flags = static_cast<std::uint8_t>(h[13]) & 0x3f;
     s.window = base::load_be16(h + 14);
     s.urgent = base::load_be16(h + 18);
-    auto options = parse_options(bytes.subspan(kHeaderLength, offset - kHeaderLength));
-    if (!options.ok()) return options.error();
-    s.options = options.value();
+    TRY(parse_options(bytes.subspan(kHeaderLength, offset - kHeaderLength), s.options));
     s.payload = bytes.subspan(offset);
-    return s;
+    s.payload_placed = false;
+    return {};
 }
 
 std::size_t build(const Segment& s, std::span<std::byte> out) {

@@ -73,9 +73,8 @@ void enqueue(netdev::Packet* p) {
 
 base::Result<void> hook(netdev::PacketRef packet, ipv4::Address src, ipv4::Address dst, void*) {
     ++g_wire.segments;
-    auto parsed = parse(packet->data());
-    VERIFY(parsed.ok());
-    Segment s = parsed.value();
+    Segment s;
+    VERIFY(parse(packet->data(), s).ok());
     Verdict v = g_wire.filter ? g_wire.filter(s, src, dst, g_wire.filter_context) : Verdict::Pass;
     if (v == Verdict::Full) return base::Error::Overloaded; // never sent: the sequence state stays
     if (src == kClient) g_wire.client_next = s.seq + s.length();

@@ -53,9 +53,8 @@ KTEST(tcp_units, header_build_parse_round_trip_with_every_option) {
     std::size_t n = build(s, buf);
     EXPECT_EQ(n, 20u + 4 + 4 + 4 + 12);
     EXPECT_EQ(n % 4, 0u);
-    auto r = parse(std::span<const std::byte>(buf, n));
-    ASSERT_OK(r);
-    const Segment& p = r.value();
+    Segment p;
+    ASSERT_OK(parse(std::span<const std::byte>(buf, n), p));
     EXPECT_EQ(p.source_port, 1234);
     EXPECT_EQ(p.destination_port, 80);
     EXPECT_EQ(p.seq.value(), 0xdeadbeefu);
@@ -84,29 +83,31 @@ KTEST(tcp_units, sack_blocks_round_trip) {
     s.options.has_timestamps = true;
     std::byte buf[80] = {};
     std::size_t n = build(s, buf);
-    auto r = parse(std::span<const std::byte>(buf, n));
-    ASSERT_OK(r);
-    ASSERT_EQ(r.value().options.sack_count, 3);
-    EXPECT_TRUE(r.value().options.sack[2] == (SackBlock{Seq(0xfffffff0), Seq(0x10)}));
-    EXPECT_TRUE(r.value().options.sack[0] == (SackBlock{Seq(100), Seq(200)}));
+    Segment p;
+    ASSERT_OK(parse(std::span<const std::byte>(buf, n), p));
+    ASSERT_EQ(p.options.sack_count, 3);
+    EXPECT_TRUE(p.options.sack[2] == (SackBlock{Seq(0xfffffff0), Seq(0x10)}));
+    EXPECT_TRUE(p.options.sack[0] == (SackBlock{Seq(100), Seq(200)}));
 }
 
 KTEST(tcp_units, absurd_and_truncated_headers_are_malformed) {
     std::uint8_t h[40] = {};
     h[12] = 5 << 4;
-    EXPECT_OK(parse(bytes_of(h, 20)));
-    EXPECT_ERROR(parse(bytes_of(h, 19)), Error::Malformed);      // short
+    Segment s;
+    EXPECT_OK(parse(bytes_of(h, 20), s));
+    EXPECT_ERROR(parse(bytes_of(h, 19), s), Error::Malformed);      // short
     h[12] = 4 << 4;
-    EXPECT_ERROR(parse(bytes_of(h, 20)), Error::Malformed);      // data offset < 5
+    EXPECT_ERROR(parse(bytes_of(h, 20), s), Error::Malformed);      // data offset < 5
     h[12] = 10 << 4;
-    EXPECT_ERROR(parse(bytes_of(h, 36)), Error::Malformed);      // offset past the end
+    EXPECT_ERROR(parse(bytes_of(h, 36), s), Error::Malformed);      // offset past the end
     // Option area tests (20 bytes of options).
+    static Options parsed;
     auto opts = [](std::initializer_list<std::uint8_t> o) {
         static std::uint8_t a[40];
         std::memset(a, 0, sizeof a);
         std::size_t i = 0;
         for (auto b : o) a[i++] = b;
-        return parse_options(std::span<const std::byte>(reinterpret_cast<const std::byte*>(a), i));
+        return parse_options(std::span<const std::byte>(reinterpret_cast<const std::byte*>(a), i), parsed);
     };
     EXPECT_OK(opts({1, 1, 0, 99}));                       // NOPs, end; garbage after end ignored
     EXPECT_ERROR(opts({2}), Error::Malformed);            // kind without length
@@ -118,9 +119,12 @@ KTEST(tcp_units, absurd_and_truncated_headers_are_malformed) {
     EXPECT_ERROR(opts({5, 9, 0, 0, 0, 0, 0, 0, 0}), Error::Malformed); // SACK not 2+8n
     EXPECT_ERROR(opts({8, 8, 0, 0, 0, 0, 0, 0}), Error::Malformed);    // timestamps length
     EXPECT_OK(opts({99, 3, 0, 1}));                       // unknown kind skipped by length
-    auto ws = opts({3, 3, 200});
-    ASSERT_OK(ws);
-    EXPECT_EQ(ws.value().window_scale, kMaxWindowScale); // clamped, RFC 7323 2.3
+    ASSERT_OK(opts({3, 3, 200}));
+    EXPECT_EQ(parsed.window_scale, kMaxWindowScale); // clamped, RFC 7323 2.3
+    // Parsing again forgets what the last area held.
+    ASSERT_OK(opts({1, 1, 0}));
+    EXPECT_FALSE(parsed.has_window_scale);
+    EXPECT_EQ(parsed.window_scale, 0);
 }
 
 KTEST(tcp_units, checksum_matches_a_known_segment) {

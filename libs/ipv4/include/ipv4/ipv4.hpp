@@ -171,15 +171,39 @@ namespace detail {
 std::uint32_t checksum_add_words(std::span<const std::byte> bytes, std::uint32_t sum);
 inline constexpr std::size_t kInlineChecksumBytes = 64;
 } // namespace detail
-// Headers (IPv4, TCP: at most 60 bytes) are summed inline a pair at a
-// time: every packet sums one or two, and the word-wise loop's set-up and
-// a call cost more than their 10 to 30 pairs. Longer spans go word-wise.
+// Headers (IPv4, TCP: at most 60 bytes) are summed inline: every packet
+// sums one or two, and the word-wise loop's set-up and a call cost more
+// than their 5 to 15 words. At an even address (every header the stack
+// builds or receives) they are read as native 16- and 32-bit words and
+// summed little-endian, with one byte swap at the end (the one's-complement
+// sum is byte-order independent, RFC 1071 2(B)); at an odd one, pair by
+// pair. Longer spans go word-wise.
+namespace detail {
+using Half [[gnu::may_alias]] = std::uint16_t;
+using Quad [[gnu::may_alias]] = std::uint32_t;
+} // namespace detail
 [[nodiscard]] inline std::uint32_t checksum_add(std::span<const std::byte> bytes, std::uint32_t sum = 0) {
     if (bytes.size() > detail::kInlineChecksumBytes) return detail::checksum_add_words(bytes, sum);
     const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
     std::size_t n = bytes.size();
-    for (; n >= 2; n -= 2, p += 2) sum += static_cast<std::uint32_t>(p[0]) << 8 | p[1];
-    if (n) sum += static_cast<std::uint32_t>(p[0]) << 8;
+    if (reinterpret_cast<std::uintptr_t>(p) & 1) {
+        for (; n >= 2; n -= 2, p += 2) sum += static_cast<std::uint32_t>(p[0]) << 8 | p[1];
+        if (n) sum += static_cast<std::uint32_t>(p[0]) << 8;
+    } else {
+        std::uint64_t native = 0; // at most 16 words below 2^32: no overflow
+        if ((reinterpret_cast<std::uintptr_t>(p) & 2) && n >= 2) {
+            native += *reinterpret_cast<const detail::Half*>(p);
+            p += 2, n -= 2;
+        }
+        for (; n >= 4; n -= 4, p += 4) native += *reinterpret_cast<const detail::Quad*>(p);
+        if (n >= 2) native += *reinterpret_cast<const detail::Half*>(p), p += 2, n -= 2;
+        if (n) native += p[0]; // the first of a pair: its low byte when loaded little-endian
+        native = (native & 0xffffffffu) + (native >> 32); // below 2^33
+        native = (native & 0xffff) + (native >> 16);      // below 0x30000
+        native = (native & 0xffff) + (native >> 16);      // at most 0x10001
+        native = (native & 0xffff) + (native >> 16);      // below 2^16: the swap keeps every bit
+        sum += static_cast<std::uint32_t>((native & 0xff) << 8 | native >> 8);
+    }
     sum = (sum & 0xffff) + (sum >> 16); // below 0x18020 (sum < 2^31 + 32 * 0xffff): one more fold
     return (sum & 0xffff) + (sum >> 16);
 }

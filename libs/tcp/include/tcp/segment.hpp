@@ -69,12 +69,15 @@ struct Segment {
     }
 };
 
-// Parses `bytes` (the TCP header and payload, as IP delivered them).
-// Malformed for a short segment, a data offset below 5 or past the end,
-// or a bad option area. Does not check the checksum.
-[[nodiscard]] base::Result<Segment> parse(std::span<const std::byte> bytes);
-// Parses only the option area (exposed for tests).
-[[nodiscard]] base::Result<Options> parse_options(std::span<const std::byte> area);
+// Parses `bytes` (the TCP header and payload, as IP delivered them) into
+// `out`, every field of which it sets. Malformed for a short segment, a
+// data offset below 5 or past the end, or a bad option area (`out` is then
+// partly written). Does not check the checksum. The caller's Segment is
+// filled in place: returned by value it would cost a copy (a call to
+// memcpy) per segment received.
+[[nodiscard]] base::Result<void> parse(std::span<const std::byte> bytes, Segment& out);
+// Parses only the option area into `out` (exposed for tests).
+[[nodiscard]] base::Result<void> parse_options(std::span<const std::byte> area, Options& out);
 
 // Bytes the options in `o` take on the wire, padded to a multiple of 4.
 [[nodiscard]] inline std::size_t options_length(const Options& o) { // inline: twice per segment sent
