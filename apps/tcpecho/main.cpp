@@ -130,13 +130,13 @@ void stats(tcp::Connection* c, std::span<std::byte> buffer) {
                     "tcp_resets_sent={} tcp_resets_received={} tcp_challenge_acks={} tcp_out_of_window={} "
                     "tcp_invalid_acks_suppressed={} tcp_syn_queue_full={} tcp_syn_per_source={} tcp_table_full={} tcp_retransmits={} "
                     "tcp_timeouts={} tcp_fast_retransmits={} tcp_established={} tcp_in_use={} tcp_time_wait={} "
-                    "tcp_ooo_dropped={} tcp_predicted={} tcp_held_back={} tcp_batch_acks={} tcp_delayed_acks={} "
+                    "tcp_ooo_dropped={} tcp_predicted={} tcp_held_back={} tcp_batch_acks={} tcp_acks_merged={} tcp_delayed_acks={} "
                     "tcp_icmp_errors={} tcp_icmp_ignored={} tcp_path_mtu_reductions={} ",
                     t.segments_received, t.segments_sent, t.bad_checksum, t.malformed, t.no_connection,
                     t.resets_sent, t.resets_received, t.challenge_acks, t.out_of_window, t.invalid_acks_suppressed, t.syn_queue_full,
                     t.syn_per_source, t.table_full, t.retransmits, t.timeouts, t.fast_retransmits,
                     t.established_now, t.connections_in_use, t.time_wait_now, t.ooo_dropped,
-                    t.predicted, t.held_back, t.batch_acks, t.delayed_acks, t.icmp_errors, t.icmp_ignored,
+                    t.predicted, t.held_back, t.batch_acks, t.acks_merged, t.delayed_acks, t.icmp_errors, t.icmp_ignored,
                     t.path_mtu_reductions);
     const auto nic = virtio_net::stats();
     base::format_to(sink, "nic_interrupts={} nic_rx={} nic_tx={} nic_rx_kicks={} nic_tx_kicks={} nic_rx_polled={} "

@@ -468,15 +468,21 @@ void flush() {
         return;
     }
     if (ensure_started().ok() == false) return;
-    std::uint64_t target;
-    {
-        arch::SpinlockGuard guard(g_queue_lock);
-        target = g_enqueued;
+    // Twice: what was queued before the call, then what that queued in
+    // turn (work scheduled after the batch, such as TCP's merged ACKs and
+    // stretched ACKs), so that the caller sees their effects too. Items
+    // queued meanwhile by others are waited for as well, but no more.
+    for (int round = 0; round < 2; ++round) {
+        std::uint64_t target;
+        {
+            arch::SpinlockGuard guard(g_queue_lock);
+            target = g_enqueued;
+        }
+        wake();
+        // The network thread normally outranks the caller and is done
+        // before we look; otherwise poll gently.
+        while (g_handled.load(std::memory_order_acquire) < target) sched::sleep_for_ns(20'000);
     }
-    wake();
-    // The network thread normally outranks the caller and is done before we
-    // look; otherwise poll gently.
-    while (g_handled.load(std::memory_order_acquire) < target) sched::sleep_for_ns(20'000);
 }
 
 bool in_network_thread() {

@@ -304,6 +304,25 @@ KTEST(netdev, work_runs_once_in_the_network_thread) {
 }
 
 namespace {
+constinit WorkProbe g_later_probe{{run_probe, &g_later_probe}};
+void schedule_later(void*) { netdev::schedule_after_batch(g_later_probe.work); }
+} // namespace
+
+KTEST(netdev, flush_waits_for_the_work_that_work_schedules_after_the_batch) {
+    g_later_probe.runs = 0;
+    netdev::Work first{schedule_later, nullptr};
+    for (unsigned i = 1; i <= 3; ++i) {
+        {
+            AboveNetworkThread above; // queued, not yet run, when flush() looks
+            netdev::schedule(first);
+        }
+        netdev::flush();
+        EXPECT_EQ(g_later_probe.runs, i);
+        EXPECT_TRUE(g_later_probe.in_thread);
+    }
+}
+
+namespace {
 // Registered with add_transmit_ready() for good (there is no removal), so
 // it must outlive the case.
 constinit WorkProbe g_ready_probe{{run_probe, &g_ready_probe}};

@@ -21,7 +21,7 @@ void init(CongestionState& s, std::uint32_t mss, Seq iss) {
     s.in_recovery = false;
 }
 
-CongestionAction on_ack(CongestionState& s, std::uint32_t acked, Seq ack, std::uint32_t flight) {
+CongestionAction on_ack(CongestionState& s, std::uint32_t acked, Seq ack, std::uint32_t flight, std::uint32_t acks) {
     s.dup_acks = 0;
     if (s.in_recovery) {
         if (ack > s.recover) {
@@ -41,8 +41,11 @@ CongestionAction on_ack(CongestionState& s, std::uint32_t acked, Seq ack, std::u
         return CongestionAction::RetransmitFirst;
     }
     if (s.cwnd < s.ssthresh) {
-        // Slow start (RFC 5681 (2)): at most one MSS per ACK.
-        s.cwnd += acked < s.mss ? acked : s.mss;
+        // Slow start (RFC 5681 (2)): at most one MSS per ACK, counting
+        // the ACKs merged into this one (they are not stretch ACKs: the
+        // peer sent each).
+        std::uint32_t most = acks * s.mss;
+        s.cwnd += acked < most ? acked : most;
     } else {
         // Congestion avoidance: one MSS per cwnd of data acknowledged
         // (byte counting, RFC 5681 3.1's recommended form of (3)).

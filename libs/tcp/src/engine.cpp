@@ -557,6 +557,7 @@ void set_state(Connection& c, State s) {
 }
 
 void release_slot(Connection& c) {
+    c.held_ack.count = 0;
     hash_remove(c); // no-op if enter_closed took it out already
     set_state(c, State::Closed);
     c.in_use = false;
@@ -590,6 +591,7 @@ void enter_closed(Connection& c, bool has_error, Error e) {
         c.error = e;
     }
     set_state(c, State::Closed);
+    c.held_ack.count = 0;
     c.rexmt_at = c.delack_at = c.persist_at = c.keepalive_at = c.close_at = time::kNever;
     // Out of the lookup at once: a slot kept for its handle is CLOSED, and
     // segments for its tuple (a new SYN reusing it) must not find it.
@@ -638,6 +640,7 @@ Connection* allocate_slot(const Tuple& t) {
         c.ooo.clear();
         c.retries = c.probes = c.unacked_segments = c.persist_shift = 0;
         c.ack_after_batch = false;
+        c.held_ack.count = 0;
         c.rcv_adv_at_ack = 0;
         c.ts_recent = 0;
         c.rexmt_at = c.delack_at = c.persist_at = c.keepalive_at = c.close_at = time::kNever;
@@ -844,7 +847,7 @@ AckCheck process_ack(Connection& c, const Segment& s) {
         if (c.snd_nxt < c.snd_una) c.snd_nxt = c.snd_una;
         c.sacked.remove_below(ack);
         c.retries = 0;
-        if (c.cc_ops->on_ack(c.cc, acked, ack, before) == CongestionAction::RetransmitFirst)
+        if (c.cc_ops->on_ack(c.cc, acked, ack, before, s.acks) == CongestionAction::RetransmitFirst)
             retransmit_first(c); // NewReno partial ACK: the next hole now
         c.rexmt_at = time::kNever;
         if (c.snd_max > c.snd_una) start_rexmt(c);
@@ -877,8 +880,8 @@ AckCheck process_ack(Connection& c, const Segment& s) {
     return AckCheck::Passed;
 }
 
-void input_segment(const Tuple& t, const Segment& s) {
-    Connection* found = lookup(t);
+// `found`: the connection of tuple t, or nullptr (the caller looked it up).
+void input_segment(const Tuple& t, const Segment& s, Connection* found) {
     if (!found) {
         Listener* l = find_listener(t.local_port);
         if (!l || !s.has(flag::kSyn) || s.has(flag::kAck) || s.has(flag::kRst)) {
@@ -920,7 +923,6 @@ void input_segment(const Tuple& t, const Segment& s) {
         return;
     }
     Connection& c = *found;
-    ++c.counters.segments_in;
 
     if (c.state == State::SynSent) {
         // RFC 9293 3.10.7.3.
@@ -1133,7 +1135,97 @@ std::optional<std::uint32_t> place_in_order(Connection& c, Segment& s) {
     return sum;
 }
 
-void handle_segment(ipv4::Address source, ipv4::Address destination, std::span<const std::byte> bytes) {
+// ---------------------------------------------------------------- merged ACKs
+
+// A peer that acknowledges every segment (QEMU's SLIRP does) sends a run
+// of pure ACKs, each superseding the one before: the last says all they
+// did, bar the count that slow start goes by. While the network thread's
+// receive batch lasts, the engine holds such an ACK back and lets the next
+// take its place, and applies the last at the batch's end: one pass of ACK
+// processing, RTT and congestion update, wake-up and output for the run
+// instead of one each (Linux's GRO does this for data, not ACKs). Anything
+// else for the connection, or a timer, applies a held ACK first, so every
+// segment is still processed in arrival order. Threads calling the API
+// meanwhile see the state as it was before the held ACK, as if it had
+// arrived a moment later.
+#ifdef CONFIG_TCP_ACK_MERGE
+constexpr bool kMergeAcks = true;
+#else
+constexpr bool kMergeAcks = false;
+#endif
+
+// Connections holding an ACK. A slot freed while it held one (its count
+// cleared) and held again may be listed twice: applying skips repeats.
+constinit std::array<Connection*, kMaxConnections> g_holding{};
+constinit unsigned g_holding_count = 0;
+
+// An ACK that only moves SND.UNA on (past a held one), of an established
+// connection outside loss recovery, in order, and not older by its
+// timestamp than what it would supersede. Duplicate ACKs, SACK blocks,
+// window probes' answers and anything with data or flags are processed
+// one by one, as they come.
+bool mergeable(const Connection& c, const Segment& s) {
+    if (c.state != State::Established || (s.flags & ~flag::kPsh) != flag::kAck || !s.payload.empty() ||
+        s.options.sack_count || s.window == 0 || s.seq != c.rcv_nxt || c.cc.in_recovery || c.cc.dup_acks ||
+        !c.sacked.empty())
+        return false;
+    const Connection::HeldAck& h = c.held_ack;
+    if (!((h.count ? h.ack : c.snd_una) < s.ack && s.ack <= c.snd_max)) return false;
+    if (!c.timestamps) return true;
+    std::uint32_t newest = h.count ? h.ts_value : c.ts_recent;
+    return s.options.has_timestamps && static_cast<std::int32_t>(s.options.ts_value - newest) >= 0;
+}
+
+// Holds `s` back for the batch's end; false if the table of holders is full.
+bool hold_ack(Connection& c, const Segment& s) {
+    Connection::HeldAck& h = c.held_ack;
+    if (h.count) {
+        ++g_stats.acks_merged;
+    } else {
+        if (g_holding_count == g_holding.size()) return false;
+        g_holding[g_holding_count++] = &c;
+        netdev::schedule_after_batch(g_batch_ack_work);
+    }
+    h.seq = s.seq;
+    h.ack = s.ack;
+    h.window = s.window;
+    h.has_timestamps = s.options.has_timestamps;
+    h.ts_value = s.options.ts_value;
+    h.ts_echo = s.options.ts_echo;
+    if (h.count < 0xffff) ++h.count;
+    return true;
+}
+
+void apply_held_ack(Connection& c) {
+    Connection::HeldAck h = c.held_ack;
+    c.held_ack.count = 0;
+    Segment s;
+    s.source_port = c.tuple.remote_port;
+    s.destination_port = c.tuple.local_port;
+    s.seq = h.seq;
+    s.ack = h.ack;
+    s.flags = flag::kAck;
+    s.window = h.window;
+    s.options.has_timestamps = h.has_timestamps;
+    s.options.ts_value = h.ts_value;
+    s.options.ts_echo = h.ts_echo;
+    s.acks = h.count;
+    input_segment(c.tuple, s, &c);
+}
+
+// The batch ended, or a timer is due: every held ACK is applied.
+void apply_held_acks() {
+    for (unsigned i = 0; i < g_holding_count; ++i) {
+        Connection& c = *g_holding[i];
+        if (c.held_ack.count) apply_held_ack(c);
+    }
+    g_holding_count = 0;
+}
+
+// `may_hold`: called from the network thread's receive batch, whose end
+// applies what is held.
+void handle_segment(ipv4::Address source, ipv4::Address destination, std::span<const std::byte> bytes,
+                    bool may_hold) {
     ++g_stats.segments_received;
     Segment s;
     if (!parse(bytes, s).ok()) {
@@ -1156,13 +1248,21 @@ void handle_segment(ipv4::Address source, ipv4::Address destination, std::span<c
         ++g_stats.malformed;
         return;
     }
-    input_segment(t, s);
+    if (c) {
+        ++c->counters.segments_in;
+        if (kMergeAcks && may_hold && mergeable(*c, s) && hold_ack(*c, s)) return;
+        if (c->held_ack.count) {
+            apply_held_ack(*c);
+            c = lookup(t); // still there: a pure ACK does not end a connection, but cheap to be sure
+        }
+    }
+    input_segment(t, s, c);
     arm_timer_callout();
 }
 
 void ipv4_handler(const ipv4::Header& header, netdev::PacketRef packet, void*) {
     g_lock.lock();
-    handle_segment(header.source, header.destination, packet->data());
+    handle_segment(header.source, header.destination, packet->data(), true);
     g_lock.unlock();
 }
 
@@ -1361,6 +1461,7 @@ void timer_fired(void*) { netdev::schedule(g_timer_work); }
 
 void timer_work(void*) {
     g_lock.lock();
+    apply_held_acks(); // before the timers: one may be a retransmission the held ACK makes moot
     run_timers();
     // Whatever was armed has fired: re-arm for the true earliest deadline.
     g_callout_at = earliest_deadline();
@@ -1370,9 +1471,10 @@ void timer_work(void*) {
 }
 
 // Scheduled after the receive batch (netdev::schedule_after_batch()): the
-// ACKs deliver_data() stretched over it.
+// ACKs held to be merged, and the ACKs deliver_data() stretched over it.
 void flush_batch_acks(void*) {
     g_lock.lock();
+    apply_held_acks();
     for (auto& c : g_connections)
         if (c.in_use && std::exchange(c.ack_after_batch, false) && c.unacked_segments >= 2) {
             ++g_stats.batch_acks;
@@ -1781,7 +1883,7 @@ void set_output_hook(OutputHook hook, void* context) {
 void inject(ipv4::Address source, ipv4::Address destination, netdev::PacketRef segment) {
     Guard g;
     (void)ensure_started();
-    handle_segment(source, destination, segment->data());
+    handle_segment(source, destination, segment->data(), netdev::in_network_thread());
 }
 
 } // namespace tessera::tcp

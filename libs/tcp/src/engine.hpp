@@ -103,6 +103,16 @@ struct Connection {
     Seq fin_ahead_at;
     unsigned unacked_segments = 0;
     bool ack_after_batch = false; // flush_batch_acks() owes this one an ACK
+    // A pure ACK held back until the receive batch ends (CONFIG_TCP_ACK_MERGE):
+    // a later one of the batch takes its place, any other segment for the
+    // connection or a timer applies it first. What the segment carried.
+    struct HeldAck {
+        Seq seq, ack;
+        std::uint32_t ts_value = 0, ts_echo = 0;
+        std::uint16_t window = 0;
+        std::uint16_t count = 0; // the ACKs it stands for; 0: none held
+        bool has_timestamps = false;
+    } held_ack;
     std::uint32_t ts_recent = 0;
 
     // Timers: absolute deadlines, kNever when off.

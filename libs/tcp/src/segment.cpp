@@ -88,6 +88,7 @@ base::Result<void> parse(std::span<const std::byte> bytes, Segment& s) {
     TRY(parse_options(bytes.subspan(kHeaderLength, offset - kHeaderLength), s.options));
     s.payload = bytes.subspan(offset);
     s.payload_placed = false;
+    s.acks = 1;
     return {};
 }
 

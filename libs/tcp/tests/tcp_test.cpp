@@ -575,6 +575,131 @@ KTEST(tcp, a_long_batch_is_acknowledged_every_stretch_segments) {
 }
 
 namespace {
+#ifdef CONFIG_TCP_ACK_MERGE
+constexpr bool kAckMerge = true;
+#else
+constexpr bool kAckMerge = false;
+#endif
+
+// Pure ACKs from the client, crafted and handed to the server in one run
+// of the network thread (a receive batch): `acks` of them, the first
+// acknowledging `first`, each one `step` bytes on; with `then_duplicate`
+// the last is sent twice.
+struct AckRun {
+    std::uint16_t client_port = 0;
+    Seq seq, first;
+    std::uint32_t step = 0;
+    unsigned acks = 0;
+    bool then_duplicate = false;
+    bool timestamps = false;
+};
+constinit AckRun g_ack_run;
+void send_ack_run(void*) {
+    const AckRun& r = g_ack_run;
+    Segment seg;
+    seg.source_port = r.client_port;
+    seg.destination_port = kPort;
+    seg.seq = r.seq;
+    seg.flags = flag::kAck;
+    seg.window = 0xffff;
+    seg.options.has_timestamps = r.timestamps;
+    // The client's clock is the server's: never older than what it echoes.
+    seg.options.ts_value = static_cast<std::uint32_t>(time::to_ns(time::now()) / 1'000'000);
+    for (unsigned i = 0; i < r.acks + (r.then_duplicate ? 1 : 0); ++i) {
+        seg.ack = r.first + r.step * std::min(i, r.acks - 1);
+        inject_crafted(seg, {}, kClient, kServer, [](std::byte*) {});
+    }
+}
+Verdict drop_client(Segment&, ipv4::Address src, ipv4::Address, void*) {
+    return src == kClient ? Verdict::Drop : Verdict::Pass;
+}
+
+// The server sends `segments` full segments (its window must allow them)
+// that the client takes but whose ACKs are lost; returns the first
+// unacknowledged sequence number.
+Seq unacknowledged_burst(Connection* c, Connection* s, unsigned segments) {
+    std::uint32_t mss = info(s).value().mss;
+    g_wire.filter = drop_client;
+    fill_pattern({g_burst, segments * mss}, 0);
+    VERIFY(try_send(s, {g_burst, segments * mss}).ok());
+    for (std::uint32_t got = 0; got < segments * mss;) {
+        auto r = receive(c, {g_burst, sizeof g_burst}, in_ms(5000));
+        VERIFY(r.ok() && r.value() > 0);
+        got += static_cast<std::uint32_t>(r.value());
+    }
+    netdev::flush();
+    return g_wire.server_next - info(s).value().in_flight;
+}
+} // namespace
+
+KTEST(tcp, a_batch_of_pure_acks_is_applied_once_as_the_last) {
+    // TCP_ACK_MERGE: SLIRP acknowledges every segment. Six advancing pure
+    // ACKs handled in one batch are applied as the last, once, at the
+    // batch's end: the same state as six applied one by one, slow start
+    // credited for six.
+    if constexpr (!kAckMerge) {
+        ktest_context.skip("TCP_ACK_MERGE is off");
+        return;
+    }
+    Net net;
+    Connection *c, *s;
+    ASSERT_TRUE(net.open(c, s));
+    ASSERT_TRUE(transfer(s, c, 100'000, in_ms(10000))); // a congestion window for the burst
+    netdev::flush();
+    constexpr unsigned kAcks = 6;
+    const std::uint32_t mss = info(s).value().mss;
+    Seq una = unacknowledged_burst(c, s, kAcks);
+    auto before = info(s).value();
+    auto stats_before = stats();
+    ASSERT_EQ(before.in_flight, kAcks * mss);
+    g_ack_run = {info(c).value().local_port, g_wire.client_next, una + mss, mss, kAcks, false, before.timestamps};
+    netdev::Work run{send_ack_run, nullptr};
+    netdev::schedule(run);
+    netdev::flush();
+    auto after = info(s).value();
+    EXPECT_EQ(stats().acks_merged - stats_before.acks_merged, kAcks - 1);
+    EXPECT_EQ(after.segments_in - before.segments_in, kAcks);
+    EXPECT_EQ(after.in_flight, 0u);
+    EXPECT_EQ(after.bytes_out - before.bytes_out, kAcks * mss);
+    EXPECT_FALSE(after.retransmit_timer);
+    if (before.cwnd < before.ssthresh) EXPECT_EQ(after.cwnd, before.cwnd + kAcks * mss);
+    g_wire.filter = nullptr;
+    close(c);
+    close(s);
+}
+
+KTEST(tcp, a_held_ack_is_applied_before_the_next_segment_that_cannot_merge) {
+    // A duplicate of the held ACK cannot take its place: the held one is
+    // applied first, then the duplicate counts as one (the order of
+    // arrival is kept, and fast retransmit sees every duplicate).
+    if constexpr (!kAckMerge) {
+        ktest_context.skip("TCP_ACK_MERGE is off");
+        return;
+    }
+    Net net;
+    Connection *c, *s;
+    ASSERT_TRUE(net.open(c, s));
+    ASSERT_TRUE(transfer(s, c, 100'000, in_ms(10000)));
+    netdev::flush();
+    const std::uint32_t mss = info(s).value().mss;
+    Seq una = unacknowledged_burst(c, s, 4);
+    auto before = info(s).value();
+    auto stats_before = stats();
+    g_ack_run = {info(c).value().local_port, g_wire.client_next, una + mss, mss, 2, true, before.timestamps};
+    netdev::Work run{send_ack_run, nullptr};
+    netdev::schedule(run);
+    netdev::flush();
+    auto after = info(s).value();
+    EXPECT_EQ(stats().acks_merged - stats_before.acks_merged, 1u);
+    EXPECT_EQ(after.dup_acks - before.dup_acks, 1u);
+    EXPECT_EQ(after.in_flight, 2 * mss);
+    EXPECT_EQ(after.segments_in - before.segments_in, 3u);
+    g_wire.filter = nullptr;
+    close(c);
+    close(s);
+}
+
+namespace {
 // The queue is full for one segment and has room again at once: the
 // refusal is recorded under the TCP lock, which resume_held() has to take,
 // so the resume always comes after it, as with a real driver.

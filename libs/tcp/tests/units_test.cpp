@@ -179,10 +179,17 @@ KTEST(tcp_units, reno_slow_start_avoidance_and_newreno_recovery) {
     cc.init(s, 1000, Seq(0));
     EXPECT_EQ(s.cwnd, 4000u); // RFC 5681 IW for MSS 1000
     // Slow start: +1 MSS per full ACK, at most MSS for a stretch ACK.
-    cc.on_ack(s, 1000, Seq(1001), 4000);
+    cc.on_ack(s, 1000, Seq(1001), 4000, 1);
     EXPECT_EQ(s.cwnd, 5000u);
-    cc.on_ack(s, 3000, Seq(4001), 4000);
+    cc.on_ack(s, 3000, Seq(4001), 4000, 1);
     EXPECT_EQ(s.cwnd, 6000u);
+    // Three ACKs merged into one grow it as the three would have.
+    CongestionState m;
+    cc.init(m, 1000, Seq(0));
+    cc.on_ack(m, 3000, Seq(3001), 4000, 3);
+    EXPECT_EQ(m.cwnd, 7000u);
+    cc.on_ack(m, 5000, Seq(8001), 7000, 2); // ... but never beyond what they acknowledged
+    EXPECT_EQ(m.cwnd, 9000u);
     // Three duplicate ACKs: fast retransmit, ssthresh = flight/2, cwnd = ssthresh + 3 MSS.
     Seq una(4001), max(14001);
     EXPECT_TRUE(cc.on_duplicate_ack(s, una, max, 10000) == CongestionAction::None);
@@ -194,11 +201,11 @@ KTEST(tcp_units, reno_slow_start_avoidance_and_newreno_recovery) {
     cc.on_duplicate_ack(s, una, max, 10000);
     EXPECT_EQ(s.cwnd, 9000u); // inflation
     // Partial ACK (RFC 6582): retransmit next hole, deflate by acked, + MSS.
-    EXPECT_TRUE(cc.on_ack(s, 2000, Seq(6001), 10000) == CongestionAction::RetransmitFirst);
+    EXPECT_TRUE(cc.on_ack(s, 2000, Seq(6001), 10000, 1) == CongestionAction::RetransmitFirst);
     EXPECT_TRUE(s.in_recovery);
     EXPECT_EQ(s.cwnd, 8000u);
     // Full ACK beyond recover: exit, cwnd = min(ssthresh, max(flight,MSS)+MSS).
-    EXPECT_TRUE(cc.on_ack(s, 8000, Seq(14001), 8000) == CongestionAction::None);
+    EXPECT_TRUE(cc.on_ack(s, 8000, Seq(14001), 8000, 1) == CongestionAction::None);
     EXPECT_FALSE(s.in_recovery);
     EXPECT_EQ(s.cwnd, 2000u);
     // Duplicate ACKs whose ACK does not cover `recover` do not re-enter.
@@ -213,9 +220,9 @@ KTEST(tcp_units, reno_slow_start_avoidance_and_newreno_recovery) {
     CongestionState u;
     cc.init(u, 1000, Seq(0));
     u.ssthresh = 4000;
-    cc.on_ack(u, 2000, Seq(2001), 4000);
+    cc.on_ack(u, 2000, Seq(2001), 4000, 1);
     EXPECT_EQ(u.cwnd, 4000u);
-    cc.on_ack(u, 2000, Seq(4001), 4000);
+    cc.on_ack(u, 2000, Seq(4001), 4000, 1);
     EXPECT_EQ(u.cwnd, 5000u);
 }
 

@@ -214,7 +214,8 @@ inline constexpr unsigned kTransmitReady = 4;
 base::Result<void> add_transmit_ready(Work& work);
 
 // Waits until every frame and work item queued before the call has been
-// handled. From the network thread itself it handles them inline.
+// handled, and the work they scheduled in turn (after the batch, too).
+// From the network thread itself it handles them inline.
 void flush();
 
 // True in the network thread.

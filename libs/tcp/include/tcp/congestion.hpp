@@ -37,8 +37,11 @@ struct CongestionOps {
     // A connection starts (or restarts after idle): initial window.
     void (*init)(CongestionState& s, std::uint32_t mss, Seq iss);
     // A new cumulative ACK moved snd_una by `acked` bytes to `ack`;
-    // `flight` is the data outstanding before it.
-    CongestionAction (*on_ack)(CongestionState& s, std::uint32_t acked, Seq ack, std::uint32_t flight);
+    // `flight` is the data outstanding before it. `acks` is how many of
+    // the peer's ACKs it stands for: more than one when the engine merged
+    // a receive batch's pure ACKs into the last (CONFIG_TCP_ACK_MERGE).
+    CongestionAction (*on_ack)(CongestionState& s, std::uint32_t acked, Seq ack, std::uint32_t flight,
+                               std::uint32_t acks);
     // A duplicate ACK (RFC 5681 2: no data, no window change, outstanding data).
     CongestionAction (*on_duplicate_ack)(CongestionState& s, Seq snd_una, Seq snd_max, std::uint32_t flight);
     // The retransmission timer expired.

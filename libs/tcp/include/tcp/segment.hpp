@@ -61,6 +61,9 @@ struct Segment {
     // Set by the engine when the payload was already copied into the
     // connection's receive ring while its checksum was summed.
     bool payload_placed = false;
+    // The peer's ACKs this one stands for: more than one when the engine
+    // merged the pure ACKs of a receive batch (CONFIG_TCP_ACK_MERGE).
+    std::uint16_t acks = 1;
 
     [[nodiscard]] bool has(std::uint8_t f) const { return (flags & f) != 0; }
     // Sequence space occupied: payload plus one each for SYN and FIN.

@@ -156,6 +156,7 @@ struct Stats {
     std::uint64_t ooo_dropped;               // out-of-order segments beyond CONFIG_TCP_SACK_RANGES
     std::uint64_t predicted;                 // in-order payloads copied into the ring as they were summed
     std::uint64_t batch_acks;                // ACKs sent when a receive batch ended (CONFIG_TCP_ACK_STRETCH)
+    std::uint64_t acks_merged;               // pure ACKs received that a later one of the batch superseded (CONFIG_TCP_ACK_MERGE)
     std::uint64_t delayed_acks;              // ACKs sent when the delayed-ACK timer expired
     std::uint64_t held_back;                 // segments not sent: the driver's queue was full (sent when it drains)
     std::uint64_t retransmits, timeouts, fast_retransmits;
