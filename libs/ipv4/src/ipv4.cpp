@@ -156,20 +156,16 @@ base::Result<void> transmit(netdev::Interface& iface, Address next_hop, netdev::
     return eth_arp::output(iface, next_hop.value, std::move(packet));
 }
 
+HandlerEntry handler_locked(std::uint8_t protocol);
+
+// A reassembled datagram to its protocol.
 void deliver(const Header& header, netdev::PacketRef packet) {
     HandlerEntry h{};
     {
         sync::MutexGuard guard(g_lock);
-        for (const HandlerEntry& e : g_handlers)
-            if (e.handler && e.protocol == header.protocol) h = e;
-        if (!h.handler) {
-            ++g_stats.no_protocol;
-        } else {
-            ++g_stats.delivered;
-        }
+        h = handler_locked(header.protocol);
     }
     if (h.handler) h.handler(header, std::move(packet), h.context);
-    // (No ICMP protocol unreachable: transports we lack are simply dropped.)
 }
 
 void release_slot(Slot& s) {
@@ -287,12 +283,48 @@ netdev::PacketRef reassemble(Header& header, netdev::PacketRef fragment) {
     return whole;
 }
 
+// Caller holds g_lock. The protocol's handler, counted as delivered (or
+// as having none).
+HandlerEntry handler_locked(std::uint8_t protocol) {
+    for (const HandlerEntry& e : g_handlers)
+        if (e.handler && e.protocol == protocol) { // at most one (register_protocol)
+            ++g_stats.delivered;
+            return e;
+        }
+    ++g_stats.no_protocol;
+    return {};
+}
+
+// Caller holds g_lock. Whether a datagram from `source` to `destination`
+// arriving on `iface` is taken, in one pass over the addresses (every
+// datagram received asks): the source must not be a broadcast address of
+// any interface, and the destination must be one of our addresses, a
+// broadcast address of `iface`, or anything unicast while `iface` has no
+// address yet (DHCP).
+std::uint64_t Stats::*address_error_locked(const netdev::Interface& iface, Address source, Address destination) {
+    if (source.is_broadcast() || source.is_multicast()) return &Stats::bad_source;
+    bool ours = destination.is_broadcast(), configured = false;
+    for (const Config& k : g_config) {
+        if (!k.iface) continue;
+        ours |= k.address == destination;
+        configured |= k.iface == &iface;
+        if (k.prefix >= 31) continue; // no broadcast address on /31 and /32 links
+        std::uint32_t mask = prefix_mask(k.prefix), broadcast = k.address.value | ~mask;
+        if (source.value == broadcast) return &Stats::bad_source; // a directed broadcast
+        if (k.iface == &iface && destination.value == broadcast) ours = true;
+    }
+    return ours || !configured ? nullptr : &Stats::not_for_us;
+}
+
 void input(netdev::Interface& iface, netdev::PacketRef packet, void*) {
     const std::byte* h = packet->bytes();
     std::size_t length = packet->length();
     std::uint64_t Stats::*error = nullptr;
     Header header{};
+    HandlerEntry handler{};
     {
+        // One critical section: checks, addresses and (for a whole
+        // datagram) the protocol's handler.
         sync::MutexGuard guard(g_lock);
         ++g_stats.received;
         unsigned ihl = length ? (std::to_integer<unsigned>(h[0]) & 0xf) * 4 : 0;
@@ -310,18 +342,10 @@ void input(netdev::Interface& iface, netdev::PacketRef packet, void*) {
                             std::to_integer<std::uint8_t>(h[8]), std::to_integer<std::uint8_t>(h[1]), base::load_be16(h + 4),
                             base::load_be16(h + 2), static_cast<std::uint16_t>(ihl), (flags & 0x2000) != 0,
                             static_cast<std::uint16_t>((flags & 0x1fff) * 8), &iface};
-            if (header.source.is_broadcast() || header.source.is_multicast() || broadcast_locked(header.source, nullptr))
-                error = &Stats::bad_source;
-            else {
-                Config* c = config_of(&iface);
-                bool ours = false;
-                for (const Config& k : g_config)
-                    if (k.iface && k.address == header.destination) ours = true;
-                // Until it has an address (DHCP), an interface takes any unicast.
-                if (!ours && !broadcast_locked(header.destination, &iface) && c) error = &Stats::not_for_us;
-            }
+            error = address_error_locked(iface, header.source, header.destination);
         }
         if (error) ++(g_stats.*error);
+        else if (!header.more_fragments && !header.fragment_offset) handler = handler_locked(header.protocol);
     }
     if (error) {
         iface.count_rx_error();
@@ -331,9 +355,11 @@ void input(netdev::Interface& iface, netdev::PacketRef packet, void*) {
     (void)packet->pull(header.header_length);     // options skipped
     if (header.more_fragments || header.fragment_offset) {
         packet = reassemble(header, std::move(packet));
-        if (!packet) return;
+        if (packet) deliver(header, std::move(packet));
+        return;
     }
-    deliver(header, std::move(packet));
+    // (No ICMP protocol unreachable: transports we lack are simply dropped.)
+    if (handler.handler) handler.handler(header, std::move(packet), handler.context);
 }
 
 } // namespace

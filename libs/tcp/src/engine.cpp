@@ -259,8 +259,9 @@ Sent transmit(Connection& c, Seq seq, std::uint8_t flags, std::uint32_t data_off
     std::uint32_t first = std::min(data_len, kSendBuffer - start);
     std::byte* payload = out + header;
     std::uint32_t sum = ipv4::checksum_copy({payload, first}, {c.send_buffer.data() + start, first});
-    sum += ipv4::checksum_at_offset(
-        ipv4::checksum_copy({payload + first, data_len - first}, {c.send_buffer.data(), data_len - first}), first);
+    if (data_len > first) // the ring wraps (rarely: a call saved per segment)
+        sum += ipv4::checksum_at_offset(
+            ipv4::checksum_copy({payload + first, data_len - first}, {c.send_buffer.data(), data_len - first}), first);
     fill_checksum(c.tuple.local_address, c.tuple.remote_address, {out, header}, header + data_len, sum);
     const ipv4::Address source{c.tuple.local_address}, destination{c.tuple.remote_address};
     ipv4::SendOptions send_options;
