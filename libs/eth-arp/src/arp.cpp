@@ -14,6 +14,9 @@
 #include <time/callout.hpp>
 
 namespace tessera::eth_arp {
+
+constinit std::atomic<std::uint32_t> detail::g_generation{1};
+
 namespace {
 
 constexpr unsigned kEntries = CONFIG_ETH_ARP_ENTRIES;
@@ -84,8 +87,12 @@ void drop_queue(Entry& e) {
     e.queued = 0;
 }
 
+// A resolved binding changed or went: MACs handed out by lookup() are stale.
+void binding_changed() { detail::g_generation.fetch_add(1, std::memory_order_acq_rel); }
+
 void release(Entry& e) {
     drop_queue(e);
+    if (e.state == State::Resolved || e.state == State::Static) binding_changed();
     if (e.state != State::Free) --g_stats.entries;
     e = Entry{};
 }
@@ -179,6 +186,7 @@ void handle(netdev::Interface& iface, netdev::PacketRef packet, void*) {
         }
         if (e && e->state != State::Static) {
             if (e->state == State::Pending) ++g_stats.resolved;
+            else if (e->mac != sender_mac) binding_changed();
             e->state = State::Resolved;
             e->mac = sender_mac;
             e->deadline = time::now() + time::from_ns(std::uint64_t(CONFIG_ETH_ARP_TIMEOUT_S) * 1'000'000'000);
@@ -281,6 +289,7 @@ base::Result<void> add_static(netdev::Interface& iface, std::uint32_t address, n
         }
         chain = e->head;
         g_stats.pending_packets -= e->queued;
+        if (e->state == State::Resolved || e->state == State::Static) binding_changed();
         *e = Entry{State::Static, 0, 0, &iface, address, mac, 0, nullptr, nullptr};
     }
     transmit_chain(iface, chain, mac);

@@ -74,6 +74,20 @@ std::uint32_t g_reassembly_bytes = 0;
 std::optional<Address> g_dns;
 Stats g_stats{};
 std::atomic<std::uint32_t> g_next_id{1};
+// Counts changes of routes and addresses (Path validity). Written under
+// g_lock, read without it.
+std::atomic<std::uint32_t> g_generation{1};
+// Datagrams sent through a valid Path, and their failures: counted
+// without g_lock, added to Stats by stats().
+std::atomic<std::uint64_t> g_sent_by_path{0}, g_path_send_errors{0};
+
+// Caller holds g_lock: a route or address changed, so every Path is stale.
+void routes_changed_locked() { g_generation.fetch_add(1, std::memory_order_acq_rel); }
+
+// Ours and ARP's generations together: a Path filled at one value is valid while both stay.
+std::uint64_t path_generation() {
+    return std::uint64_t(g_generation.load(std::memory_order_acquire)) << 32 | eth_arp::generation();
+}
 
 netdev::Work g_tick_work{[](void*) {
     // Reassembly timeout: incomplete datagrams are freed and counted.
@@ -119,6 +133,7 @@ Config* config_of(const netdev::Interface* iface) {
 
 base::Result<void> add_route_locked(Address network, unsigned prefix, Address gateway, netdev::Interface& iface) {
     if (prefix > 32) return base::Error::InvalidArgument;
+    routes_changed_locked();
     network.value &= prefix_mask(prefix);
     RouteEntry* free_entry = nullptr;
     for (RouteEntry& r : g_routes) {
@@ -178,6 +193,7 @@ void release_slot(Slot& s) {
 
 // The interface's address and every route through it. Caller holds g_lock.
 void forget_locked(const netdev::Interface& iface) {
+    routes_changed_locked();
     if (Config* c = config_of(&iface)) *c = {};
     for (RouteEntry& r : g_routes)
         if (r.used && r.iface == &iface) r.used = false;
@@ -409,6 +425,7 @@ base::Result<void> set_default_gateway(Address gateway) {
 
 void clear_default_gateway() {
     sync::MutexGuard guard(g_lock);
+    routes_changed_locked();
     for (RouteEntry& r : g_routes)
         if (r.used && r.prefix == 0) r.used = false;
 }
@@ -544,6 +561,49 @@ base::Result<void> send(netdev::PacketRef packet, Address source, Address destin
     return {};
 }
 
+namespace {
+// Fills `path` for `destination` as the tables were at `generation` (read
+// before looking: a change since makes the path stale at once). Left
+// empty for a broadcast, an unrouted or an unresolved destination.
+void fill(Path& path, Address destination, std::uint64_t generation) {
+    path.generation = 0;
+    if (destination.is_broadcast() || destination.is_multicast()) return;
+    netdev::Interface* iface;
+    Address next_hop = destination;
+    {
+        sync::MutexGuard guard(g_lock);
+        RouteEntry* r = lookup_locked(destination);
+        if (!r || broadcast_locked(destination, r->iface)) return;
+        iface = r->iface;
+        if (!r->gateway.is_any()) next_hop = r->gateway;
+    }
+    auto mac = eth_arp::lookup(*iface, next_hop.value);
+    if (!mac) return;
+    path = {generation, destination, iface, *mac};
+}
+} // namespace
+
+base::Result<void> send(Path& path, netdev::PacketRef packet, Address source, Address destination, Protocol protocol,
+                        const SendOptions& options) {
+    const std::uint64_t generation = path_generation();
+    std::size_t total = packet->length() + kHeaderLength;
+    if (path.generation == generation && path.destination == destination && !options.interface &&
+        !source.is_any() && total <= path.iface->mtu()) {
+        std::byte* h = packet->push(kHeaderLength);
+        if (!h) return base::Error::Malformed;
+        std::uint16_t id = static_cast<std::uint16_t>(g_next_id.fetch_add(1, std::memory_order_relaxed));
+        write_header(h, static_cast<std::uint16_t>(total), id, options.dont_fragment ? 0x4000 : 0, options, protocol,
+                     source, destination);
+        g_sent_by_path.fetch_add(1, std::memory_order_relaxed);
+        auto r = path.iface->send_frame(std::move(packet), path.next_hop_mac, kEthertype);
+        if (!r.ok()) g_path_send_errors.fetch_add(1, std::memory_order_relaxed);
+        return r;
+    }
+    auto r = send(std::move(packet), source, destination, protocol, options);
+    if (!options.interface) fill(path, destination, generation);
+    return r;
+}
+
 base::Result<void> register_protocol(Protocol protocol, ProtocolHandler handler, void* context,
                                      ErrorHandler on_error) {
     if (!handler) return base::Error::InvalidArgument;
@@ -584,7 +644,11 @@ void unregister_protocol(Protocol protocol) {
 
 Stats stats() {
     sync::MutexGuard guard(g_lock);
-    return g_stats;
+    Stats s = g_stats;
+    s.sent_by_path = g_sent_by_path.load(std::memory_order_relaxed);
+    s.sent += s.sent_by_path;
+    s.send_errors += g_path_send_errors.load(std::memory_order_relaxed);
+    return s;
 }
 
 // Init step ipv4.start.

@@ -393,6 +393,64 @@ KTEST(ipv4, incomplete_fragments_freed_at_timeout) {
     EXPECT_EQ(TestPeer::settled_pool_free(), pool);
 }
 
+namespace {
+// Sends 100 payload bytes through `path` and returns the frame's
+// destination MAC (or all zeros if none came out).
+netdev::MacAddress send_by_path(TestPeer& peer, ipv4::Path& path, Address to) {
+    auto p = netdev::allocate();
+    VERIFY(p.ok());
+    std::memcpy(p.value()->put(100), g_payload, 100);
+    netdev::MacAddress mac{};
+    if (!ipv4::send(path, std::move(p.value()), TestPeer::kStack, to, static_cast<ipv4::Protocol>(kTestProtocol)).ok())
+        return mac;
+    TestPeer::Frame f;
+    if (!peer.next_of(f, 0x0800, TestPeer::in_ms(500))) return mac;
+    VERIFY(ipv4::checksum_finish(ipv4::checksum_add({f.l3(), 20})) == 0 && f.ip_total() == 120 &&
+           Address::load(f.l3() + 16).value == to.value);
+    std::memcpy(mac.bytes.data(), f.bytes, 6);
+    return mac;
+}
+} // namespace
+
+KTEST(ipv4, a_path_skips_the_lookups_until_a_route_or_neighbour_changes) {
+    TestPeer peer;
+    ASSERT_OK(peer.attach());
+    fill_payload();
+    ipv4::Path path;
+    const auto peer_mac = peer.peer_mac();
+    // The first datagram takes send()'s way and fills the path; the next
+    // go by it.
+    auto before = ipv4::stats();
+    EXPECT_TRUE(send_by_path(peer, path, TestPeer::kPeer) == peer_mac);
+    EXPECT_NE(path.generation, 0u);
+    EXPECT_TRUE(send_by_path(peer, path, TestPeer::kPeer) == peer_mac);
+    EXPECT_TRUE(send_by_path(peer, path, TestPeer::kPeer) == peer_mac);
+    auto after = ipv4::stats();
+    EXPECT_EQ(after.sent - before.sent, 3u);
+    EXPECT_EQ(after.sent_by_path - before.sent_by_path, 2u);
+    // The neighbour's MAC changes: the next datagram goes to the new one.
+    const netdev::MacAddress moved{{0x02, 0, 0, 0, 0, 7}};
+    ASSERT_OK(eth_arp::add_static(peer.stack(), TestPeer::kPeer.value, moved));
+    EXPECT_TRUE(send_by_path(peer, path, TestPeer::kPeer) == moved);
+    EXPECT_TRUE(send_by_path(peer, path, TestPeer::kPeer) == moved);
+    // Through a gateway; then a more specific route through another.
+    const Address far = Address::from(10, 1, 2, 3), gw1 = Address::from(192, 168, 7, 3), gw2 = Address::from(192, 168, 7, 4);
+    const netdev::MacAddress mac1{{0x02, 0, 0, 0, 0, 3}};
+    const netdev::MacAddress mac2{{0x02, 0, 0, 0, 0, 4}};
+    ASSERT_OK(eth_arp::add_static(peer.stack(), gw1.value, mac1));
+    ASSERT_OK(eth_arp::add_static(peer.stack(), gw2.value, mac2));
+    ASSERT_OK(ipv4::add_route(Address::from(10, 1, 0, 0), 16, gw1, peer.stack()));
+    EXPECT_TRUE(send_by_path(peer, path, far) == mac1);
+    EXPECT_TRUE(send_by_path(peer, path, far) == mac1);
+    ASSERT_OK(ipv4::add_route(Address::from(10, 1, 2, 0), 24, gw2, peer.stack()));
+    EXPECT_TRUE(send_by_path(peer, path, far) == mac2);
+    // The address goes: no route, nothing sent, the path stays empty.
+    ipv4::deconfigure(peer.stack());
+    netdev::flush();
+    EXPECT_TRUE(send_by_path(peer, path, far) == netdev::MacAddress{});
+    EXPECT_EQ(path.generation, 0u);
+}
+
 KTEST(ipv4, output_header_fragmentation_and_df) {
     TestPeer peer;
     ASSERT_OK(peer.attach());

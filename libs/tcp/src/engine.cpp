@@ -267,7 +267,7 @@ Sent transmit(Connection& c, Seq seq, std::uint8_t flags, std::uint32_t data_off
     ipv4::SendOptions send_options;
     send_options.dont_fragment = kPathMtuDiscovery && !c.may_fragment;
     auto r = g_output_hook ? g_output_hook(std::move(packet), source, destination, g_output_context)
-                           : ipv4::send(std::move(packet), source, destination, ipv4::Protocol::Tcp, send_options);
+                           : ipv4::send(c.path, std::move(packet), source, destination, ipv4::Protocol::Tcp, send_options);
     if (!r.ok() && r.error() == Error::Overloaded) {
         // Backpressure: the segment is rebuilt from the send ring later
         // (ack_now and the delayed-ACK state stay as they were: an ACK it
@@ -628,6 +628,7 @@ Connection* allocate_slot(const Tuple& t) {
         c.timestamps = c.sack = c.window_scaling = c.rtt_timing = c.error_set = false;
         c.soft_error_set = c.may_fragment = false;
         c.tuple = t;
+        c.path = {};
         c.listener = nullptr;
         c.hash_next = c.accept_next = nullptr;
         c.snd_wnd = c.max_snd_wnd = 0;

@@ -69,6 +69,7 @@ struct Connection {
     base::Error soft_error = base::Error::Unreachable;
     bool may_fragment = false; // the path MTU is below kMinPathMtu: segments go without DF
     Tuple tuple;
+    ipv4::Path path;           // the cached way to the peer (route, next hop's MAC)
     Listener* listener = nullptr;   // SYN-RECEIVED/queued children of a listener
     Connection* hash_next = nullptr;
     Connection* accept_next = nullptr;

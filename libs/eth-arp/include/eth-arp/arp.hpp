@@ -10,6 +10,7 @@
 // (arp g_lock, nested inside netdev g_dispatch and ipv4's lock is never
 // held when calling in). Not for interrupt context. SMP-safe. Frames are
 // transmitted with no ARP lock held.
+#include <atomic>
 #include <base/result.hpp>
 #include <cstdint>
 #include <netdev/interface.hpp>
@@ -36,6 +37,13 @@ base::Result<void> output(netdev::Interface& iface, std::uint32_t next_hop, netd
 
 // The cached MAC of `address` on `iface` (nullopt if unknown/pending).
 std::optional<netdev::MacAddress> lookup(const netdev::Interface& iface, std::uint32_t address);
+// Changes whenever a resolved binding changes or goes (a new MAC, expiry,
+// eviction, flush): a MAC got from lookup() is current while this stays
+// the same (ipv4::Path keeps one). Any context.
+namespace detail {
+extern std::atomic<std::uint32_t> g_generation;
+} // namespace detail
+[[nodiscard]] inline std::uint32_t generation() { return detail::g_generation.load(std::memory_order_acquire); }
 // Adds or refreshes a resolved entry (tests, static neighbours).
 base::Result<void> add_static(netdev::Interface& iface, std::uint32_t address, netdev::MacAddress mac);
 // Drops every entry of `iface` (nullptr: all), freeing queued packets.

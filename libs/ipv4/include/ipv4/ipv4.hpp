@@ -139,6 +139,27 @@ struct SendOptions {
 base::Result<void> send(netdev::PacketRef packet, Address source, Address destination, Protocol protocol,
                         const SendOptions& options = {});
 
+// One sender's cached way to one unicast destination (a TCP connection
+// keeps one): the interface, the next hop's MAC. It stays valid while no
+// route or address of this library and no ARP binding has changed since
+// it was filled (generation counts, compared without a lock). Sending
+// through a valid path skips the routing table, the ARP cache and their
+// locks: the IP header is written and the frame handed to the interface.
+// Not synchronized: its owner serializes its use (TCP: under its lock).
+struct Path {
+    std::uint64_t generation = 0; // 0: empty
+    Address destination;
+    netdev::Interface* iface = nullptr;
+    netdev::MacAddress next_hop_mac{};
+};
+// send() through `path`: the cached way if the path is valid for
+// `destination` and the datagram needs no fragment (and no forced
+// interface); otherwise send()'s way, after which the path is filled for
+// the next datagram (if the destination is unicast, routed and its next
+// hop resolved).
+base::Result<void> send(Path& path, netdev::PacketRef packet, Address source, Address destination, Protocol protocol,
+                        const SendOptions& options = {});
+
 // An ICMP error about a datagram this host sent (RFC 1122 3.2.2.1: the
 // transport must hear of it; RFC 5927 says how far to trust it). The icmp
 // library checks the message and the quoted IP header before passing it on.
@@ -260,6 +281,7 @@ struct Stats {
     std::uint64_t reassembly_interface_gone; // datagrams dropped incomplete: their interface was unregistered
     std::uint64_t forwarded;         // always 0 (no forwarding)
     std::uint64_t sent;              // datagrams sent (before fragmentation)
+    std::uint64_t sent_by_path;      // ... of them through a valid Path (no route or ARP lookup)
     std::uint64_t fragments_sent;
     std::uint64_t send_errors;       // ARP/driver failures
 };
