@@ -1156,6 +1156,10 @@ constexpr bool kMergeAcks = true;
 constexpr bool kMergeAcks = false;
 #endif
 
+// A held ACK is applied once it stands for kAckMergeLimit: a batch lasts
+// as long as frames keep coming, and those of other connections must not
+// hold this one's window still.
+
 // Connections holding an ACK. A slot freed while it held one (its count
 // cleared) and held again may be listed twice: applying skips repeats.
 constinit std::array<Connection*, kMaxConnections> g_holding{};
@@ -1178,7 +1182,10 @@ bool mergeable(const Connection& c, const Segment& s) {
     return s.options.has_timestamps && static_cast<std::int32_t>(s.options.ts_value - newest) >= 0;
 }
 
-// Holds `s` back for the batch's end; false if the table of holders is full.
+void apply_held_ack(Connection& c);
+
+// Holds `s` back for the batch's end (applied at once if it makes
+// kAckMergeLimit); false if the table of holders is full.
 bool hold_ack(Connection& c, const Segment& s) {
     Connection::HeldAck& h = c.held_ack;
     if (h.count) {
@@ -1194,7 +1201,7 @@ bool hold_ack(Connection& c, const Segment& s) {
     h.has_timestamps = s.options.has_timestamps;
     h.ts_value = s.options.ts_value;
     h.ts_echo = s.options.ts_echo;
-    if (h.count < 0xffff) ++h.count;
+    if (++h.count == kAckMergeLimit) apply_held_ack(c);
     return true;
 }
 

@@ -668,6 +668,44 @@ KTEST(tcp, a_batch_of_pure_acks_is_applied_once_as_the_last) {
     close(s);
 }
 
+KTEST(tcp, a_long_run_of_pure_acks_is_applied_every_merge_limit) {
+    // A batch lasts while frames keep coming: a held ACK is applied once
+    // it stands for kAckMergeLimit, and the next ones are held anew.
+    if constexpr (!kAckMerge) {
+        ktest_context.skip("TCP_ACK_MERGE is off");
+        return;
+    }
+    Net net;
+    Connection *c, *s;
+    ASSERT_TRUE(net.open(c, s));
+    // A congestion window for the burst (the client's stretched ACKs grow it
+    // by one segment each).
+    ASSERT_TRUE(transfer(s, c, 800'000, in_ms(20000)));
+    netdev::flush();
+    constexpr unsigned kAcks = kAckMergeLimit + 4;
+    const std::uint32_t mss = info(s).value().mss;
+    if (kAcks * mss > sizeof g_burst || kAcks * mss > CONFIG_TCP_SEND_BUFFER) {
+        ktest_context.skip("the send buffer holds fewer segments than the run");
+        return;
+    }
+    Seq una = unacknowledged_burst(c, s, kAcks);
+    auto before = info(s).value();
+    auto stats_before = stats();
+    ASSERT_EQ(before.in_flight, kAcks * mss);
+    g_ack_run = {info(c).value().local_port, g_wire.client_next, una + mss, mss, kAcks, false, before.timestamps};
+    netdev::Work run{send_ack_run, nullptr};
+    netdev::schedule(run);
+    netdev::flush();
+    auto after = info(s).value();
+    EXPECT_EQ(stats().acks_merged - stats_before.acks_merged, kAcks - 2); // applied at the limit and at the end
+    EXPECT_EQ(after.segments_in - before.segments_in, kAcks);
+    EXPECT_EQ(after.in_flight, 0u);
+    if (before.cwnd < before.ssthresh) EXPECT_EQ(after.cwnd, before.cwnd + kAcks * mss);
+    g_wire.filter = nullptr;
+    close(c);
+    close(s);
+}
+
 KTEST(tcp, a_held_ack_is_applied_before_the_next_segment_that_cannot_merge) {
     // A duplicate of the held ACK cannot take its place: the held one is
     // applied first, then the duplicate counts as one (the order of

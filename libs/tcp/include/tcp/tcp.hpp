@@ -139,6 +139,10 @@ struct ConnectionInfo {
 // TCP lock held: fn must not call into tcp.
 void for_each_connection(void (*fn)(const ConnectionInfo& info, void* context), void* context);
 
+// CONFIG_TCP_ACK_MERGE: a pure ACK held to be merged with the next ones
+// of its receive batch is applied once it stands for this many.
+inline constexpr unsigned kAckMergeLimit = 32;
+
 struct Stats {
     std::uint64_t segments_received, segments_sent;
     std::uint64_t bad_checksum, malformed;   // dropped on input
