@@ -630,6 +630,39 @@ Seq unacknowledged_burst(Connection* c, Connection* s, unsigned segments) {
     netdev::flush();
     return g_wire.server_next - info(s).value().in_flight;
 }
+
+// One merged-ACK case: a pair whose server has sent `segments` the client
+// took without its ACKs getting through (after `warm` bytes grew the
+// server's window), then a run of `acks` advancing ACKs (and a duplicate
+// of the last) handed to the server in one batch. The server's state and
+// the engine's counters before and after the run.
+struct AckRunCase {
+    ConnectionInfo before{}, after{};
+    Stats stats_before{}, stats_after{};
+    std::uint32_t mss = 0;
+};
+bool run_ack_case(unsigned segments, unsigned acks, bool then_duplicate, std::uint32_t warm, AckRunCase& out) {
+    Net net;
+    Connection *c, *s;
+    if (!net.open(c, s) || !transfer(s, c, warm, in_ms(20000))) return false;
+    netdev::flush();
+    out.mss = info(s).value().mss;
+    if (segments * out.mss > sizeof g_burst || segments * out.mss > CONFIG_TCP_SEND_BUFFER) return false;
+    Seq una = unacknowledged_burst(c, s, segments);
+    out.before = info(s).value();
+    out.stats_before = stats();
+    g_ack_run = {info(c).value().local_port, g_wire.client_next, una + out.mss, out.mss, acks, then_duplicate,
+                 out.before.timestamps};
+    netdev::Work run{send_ack_run, nullptr};
+    netdev::schedule(run);
+    netdev::flush();
+    out.after = info(s).value();
+    out.stats_after = stats();
+    g_wire.filter = nullptr;
+    close(c);
+    close(s);
+    return out.before.in_flight == segments * out.mss;
+}
 } // namespace
 
 KTEST(tcp, a_batch_of_pure_acks_is_applied_once_as_the_last) {
@@ -641,32 +674,16 @@ KTEST(tcp, a_batch_of_pure_acks_is_applied_once_as_the_last) {
         ktest_context.skip("TCP_ACK_MERGE is off");
         return;
     }
-    Net net;
-    Connection *c, *s;
-    ASSERT_TRUE(net.open(c, s));
-    ASSERT_TRUE(transfer(s, c, 100'000, in_ms(10000))); // a congestion window for the burst
-    netdev::flush();
     constexpr unsigned kAcks = 6;
-    const std::uint32_t mss = info(s).value().mss;
-    Seq una = unacknowledged_burst(c, s, kAcks);
-    auto before = info(s).value();
-    auto stats_before = stats();
-    ASSERT_EQ(before.in_flight, kAcks * mss);
-    g_ack_run = {info(c).value().local_port, g_wire.client_next, una + mss, mss, kAcks, false, before.timestamps};
-    netdev::Work run{send_ack_run, nullptr};
-    netdev::schedule(run);
-    netdev::flush();
-    auto after = info(s).value();
-    EXPECT_EQ(stats().acks_merged - stats_before.acks_merged, kAcks - 1);
-    EXPECT_EQ(after.segments_in - before.segments_in, kAcks);
-    EXPECT_EQ(after.in_flight, 0u);
-    EXPECT_EQ(after.bytes_out - before.bytes_out, kAcks * mss);
-    EXPECT_FALSE(after.retransmit_timer);
-    ASSERT_LT(before.cwnd, before.ssthresh); // slow start: no loss on this wire
-    EXPECT_EQ(after.cwnd, before.cwnd + kAcks * mss);
-    g_wire.filter = nullptr;
-    close(c);
-    close(s);
+    AckRunCase r;
+    ASSERT_TRUE(run_ack_case(kAcks, kAcks, false, 100'000, r));
+    EXPECT_EQ(r.stats_after.acks_merged - r.stats_before.acks_merged, kAcks - 1);
+    EXPECT_EQ(r.after.segments_in - r.before.segments_in, kAcks);
+    EXPECT_EQ(r.after.in_flight, 0u);
+    EXPECT_EQ(r.after.bytes_out - r.before.bytes_out, kAcks * r.mss);
+    EXPECT_FALSE(r.after.retransmit_timer);
+    ASSERT_LT(r.before.cwnd, r.before.ssthresh); // slow start: no loss on this wire
+    EXPECT_EQ(r.after.cwnd, r.before.cwnd + kAcks * r.mss);
 }
 
 KTEST(tcp, a_long_run_of_pure_acks_is_applied_every_merge_limit) {
@@ -676,36 +693,16 @@ KTEST(tcp, a_long_run_of_pure_acks_is_applied_every_merge_limit) {
         ktest_context.skip("TCP_ACK_MERGE is off");
         return;
     }
-    Net net;
-    Connection *c, *s;
-    ASSERT_TRUE(net.open(c, s));
-    // A congestion window for the burst (the client's stretched ACKs grow it
-    // by one segment each).
-    ASSERT_TRUE(transfer(s, c, 800'000, in_ms(20000)));
-    netdev::flush();
     constexpr unsigned kAcks = kAckMergeLimit + 4;
-    const std::uint32_t mss = info(s).value().mss;
-    if (kAcks * mss > sizeof g_burst || kAcks * mss > CONFIG_TCP_SEND_BUFFER) {
-        ktest_context.skip("the send buffer holds fewer segments than the run");
-        return;
-    }
-    Seq una = unacknowledged_burst(c, s, kAcks);
-    auto before = info(s).value();
-    auto stats_before = stats();
-    ASSERT_EQ(before.in_flight, kAcks * mss);
-    g_ack_run = {info(c).value().local_port, g_wire.client_next, una + mss, mss, kAcks, false, before.timestamps};
-    netdev::Work run{send_ack_run, nullptr};
-    netdev::schedule(run);
-    netdev::flush();
-    auto after = info(s).value();
-    EXPECT_EQ(stats().acks_merged - stats_before.acks_merged, kAcks - 2); // applied at the limit and at the end
-    EXPECT_EQ(after.segments_in - before.segments_in, kAcks);
-    EXPECT_EQ(after.in_flight, 0u);
-    ASSERT_LT(before.cwnd, before.ssthresh); // slow start: no loss on this wire
-    EXPECT_EQ(after.cwnd, before.cwnd + kAcks * mss);
-    g_wire.filter = nullptr;
-    close(c);
-    close(s);
+    AckRunCase r;
+    // 800 kB first: the client's stretched ACKs grow the server's window
+    // by one segment each.
+    ASSERT_TRUE(run_ack_case(kAcks, kAcks, false, 800'000, r));
+    EXPECT_EQ(r.stats_after.acks_merged - r.stats_before.acks_merged, kAcks - 2); // at the limit and at the end
+    EXPECT_EQ(r.after.segments_in - r.before.segments_in, kAcks);
+    EXPECT_EQ(r.after.in_flight, 0u);
+    ASSERT_LT(r.before.cwnd, r.before.ssthresh);
+    EXPECT_EQ(r.after.cwnd, r.before.cwnd + kAcks * r.mss);
 }
 
 KTEST(tcp, a_held_ack_is_applied_before_the_next_segment_that_cannot_merge) {
@@ -716,27 +713,12 @@ KTEST(tcp, a_held_ack_is_applied_before_the_next_segment_that_cannot_merge) {
         ktest_context.skip("TCP_ACK_MERGE is off");
         return;
     }
-    Net net;
-    Connection *c, *s;
-    ASSERT_TRUE(net.open(c, s));
-    ASSERT_TRUE(transfer(s, c, 100'000, in_ms(10000)));
-    netdev::flush();
-    const std::uint32_t mss = info(s).value().mss;
-    Seq una = unacknowledged_burst(c, s, 4);
-    auto before = info(s).value();
-    auto stats_before = stats();
-    g_ack_run = {info(c).value().local_port, g_wire.client_next, una + mss, mss, 2, true, before.timestamps};
-    netdev::Work run{send_ack_run, nullptr};
-    netdev::schedule(run);
-    netdev::flush();
-    auto after = info(s).value();
-    EXPECT_EQ(stats().acks_merged - stats_before.acks_merged, 1u);
-    EXPECT_EQ(after.dup_acks - before.dup_acks, 1u);
-    EXPECT_EQ(after.in_flight, 2 * mss);
-    EXPECT_EQ(after.segments_in - before.segments_in, 3u);
-    g_wire.filter = nullptr;
-    close(c);
-    close(s);
+    AckRunCase r;
+    ASSERT_TRUE(run_ack_case(4, 2, true, 100'000, r));
+    EXPECT_EQ(r.stats_after.acks_merged - r.stats_before.acks_merged, 1u);
+    EXPECT_EQ(r.after.dup_acks - r.before.dup_acks, 1u);
+    EXPECT_EQ(r.after.in_flight, 2 * r.mss);
+    EXPECT_EQ(r.after.segments_in - r.before.segments_in, 3u);
 }
 
 namespace {
