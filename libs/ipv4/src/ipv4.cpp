@@ -493,36 +493,64 @@ base::Result<void> configure_static(netdev::Interface& iface) {
 #endif
 }
 
+namespace {
+struct NextHop {
+    netdev::Interface* iface;
+    Address address; // the broadcast address for a broadcast destination
+};
+
+// Caller holds g_lock. Where a datagram to `destination` goes: through
+// `forced` (the interface the sender named, or nullptr) or the longest
+// prefix route's interface, to the route's gateway or the destination
+// itself. The limited broadcast with a named interface needs no route.
+std::optional<NextHop> next_hop_locked(Address destination, netdev::Interface* forced) {
+    NextHop hop{forced, destination};
+    if (!forced || !destination.is_broadcast()) {
+        RouteEntry* r = lookup_locked(destination);
+        if (!r) return std::nullopt;
+        if (!hop.iface) hop.iface = r->iface;
+        if (!r->gateway.is_any()) hop.address = r->gateway;
+    }
+    if (broadcast_locked(destination, hop.iface)) hop.address = Address::broadcast();
+    return hop;
+}
+
+std::uint16_t next_id() { return static_cast<std::uint16_t>(g_next_id.fetch_add(1, std::memory_order_relaxed)); }
+
+// Pushes the header of a datagram that goes whole in front of the
+// packet's window. Malformed without the headroom.
+base::Result<void> push_header(netdev::Packet& packet, const SendOptions& o, Protocol protocol, Address source,
+                               Address destination) {
+    std::size_t total = packet.length() + kHeaderLength;
+    std::byte* h = packet.push(kHeaderLength);
+    if (!h) return base::Error::Malformed;
+    write_header(h, static_cast<std::uint16_t>(total), next_id(), o.dont_fragment ? 0x4000 : 0, o, protocol, source,
+                 destination);
+    return {};
+}
+} // namespace
+
 base::Result<void> send(netdev::PacketRef packet, Address source, Address destination, Protocol protocol,
                         const SendOptions& options) {
-    netdev::Interface* iface = options.interface;
-    Address next_hop = destination;
+    NextHop hop{};
     {
         sync::MutexGuard guard(g_lock);
-        if (!iface || !destination.is_broadcast()) {
-            RouteEntry* r = lookup_locked(destination);
-            if (!r && !(iface && destination.is_broadcast())) {
-                ++g_stats.no_route;
-                return base::Error::Unreachable;
-            }
-            if (r) {
-                if (!iface) iface = r->iface;
-                if (!r->gateway.is_any()) next_hop = r->gateway;
-            }
+        auto found = next_hop_locked(destination, options.interface);
+        if (!found) {
+            ++g_stats.no_route;
+            return base::Error::Unreachable;
         }
-        if (broadcast_locked(destination, iface)) next_hop = Address::broadcast();
+        hop = *found;
         if (source.is_any())
-            if (Config* c = config_of(iface)) source = c->address;
+            if (Config* c = config_of(hop.iface)) source = c->address;
         ++g_stats.sent;
     }
+    netdev::Interface* iface = hop.iface;
+    const Address next_hop = hop.address;
     std::size_t payload = packet->length();
     std::uint32_t mtu = iface->mtu();
-    std::uint16_t id = static_cast<std::uint16_t>(g_next_id.fetch_add(1, std::memory_order_relaxed));
     if (payload + kHeaderLength <= mtu) {
-        std::byte* h = packet->push(kHeaderLength);
-        if (!h) return base::Error::Malformed;
-        write_header(h, static_cast<std::uint16_t>(payload + kHeaderLength), id, options.dont_fragment ? 0x4000 : 0,
-                     options, protocol, source, destination);
+        TRY(push_header(*packet, options, protocol, source, destination));
         auto r = transmit(*iface, next_hop, std::move(packet));
         if (!r.ok()) {
             sync::MutexGuard guard(g_lock);
@@ -538,6 +566,7 @@ base::Result<void> send(netdev::PacketRef packet, Address source, Address destin
         return base::Error::MessageTooLong;
     }
     // Fragments: each carries a multiple of 8 payload bytes but the last.
+    const std::uint16_t id = next_id();
     std::size_t chunk = (mtu - kHeaderLength) & ~std::size_t{7};
     for (std::size_t offset = 0; offset < payload; offset += chunk) {
         std::size_t n = payload - offset < chunk ? payload - offset : chunk;
@@ -567,19 +596,16 @@ namespace {
 // empty for a broadcast, an unrouted or an unresolved destination.
 void fill(Path& path, Address destination, std::uint64_t generation) {
     path.generation = 0;
-    if (destination.is_broadcast() || destination.is_multicast()) return;
-    netdev::Interface* iface;
-    Address next_hop = destination;
+    if (destination.is_multicast()) return;
+    std::optional<NextHop> hop;
     {
         sync::MutexGuard guard(g_lock);
-        RouteEntry* r = lookup_locked(destination);
-        if (!r || broadcast_locked(destination, r->iface)) return;
-        iface = r->iface;
-        if (!r->gateway.is_any()) next_hop = r->gateway;
+        hop = next_hop_locked(destination, nullptr);
     }
-    auto mac = eth_arp::lookup(*iface, next_hop.value);
+    if (!hop || hop->address.is_broadcast()) return;
+    auto mac = eth_arp::lookup(*hop->iface, hop->address.value);
     if (!mac) return;
-    path = {generation, destination, iface, *mac};
+    path = {generation, destination, hop->iface, *mac};
 }
 } // namespace
 
@@ -589,11 +615,7 @@ base::Result<void> send(Path& path, netdev::PacketRef packet, Address source, Ad
     std::size_t total = packet->length() + kHeaderLength;
     if (path.generation == generation && path.destination == destination && !options.interface &&
         !source.is_any() && total <= path.iface->mtu()) {
-        std::byte* h = packet->push(kHeaderLength);
-        if (!h) return base::Error::Malformed;
-        std::uint16_t id = static_cast<std::uint16_t>(g_next_id.fetch_add(1, std::memory_order_relaxed));
-        write_header(h, static_cast<std::uint16_t>(total), id, options.dont_fragment ? 0x4000 : 0, options, protocol,
-                     source, destination);
+        TRY(push_header(*packet, options, protocol, source, destination));
         g_sent_by_path.fetch_add(1, std::memory_order_relaxed);
         auto r = path.iface->send_frame(std::move(packet), path.next_hop_mac, kEthertype);
         if (!r.ok()) g_path_send_errors.fetch_add(1, std::memory_order_relaxed);

@@ -1150,11 +1150,6 @@ std::optional<std::uint32_t> place_in_order(Connection& c, Segment& s) {
 // segment is still processed in arrival order. Threads calling the API
 // meanwhile see the state as it was before the held ACK, as if it had
 // arrived a moment later.
-#ifdef CONFIG_TCP_ACK_MERGE
-constexpr bool kMergeAcks = true;
-#else
-constexpr bool kMergeAcks = false;
-#endif
 
 // A held ACK is applied once it stands for kAckMergeLimit: a batch lasts
 // as long as frames keep coming, and those of other connections must not
@@ -1259,7 +1254,7 @@ void handle_segment(ipv4::Address source, ipv4::Address destination, std::span<c
     }
     if (c) {
         ++c->counters.segments_in;
-        if (kMergeAcks && may_hold && mergeable(*c, s) && hold_ack(*c, s)) return;
+        if (kAckMerge && may_hold && mergeable(*c, s) && hold_ack(*c, s)) return;
         if (c->held_ack.count) {
             apply_held_ack(*c);
             c = lookup(t); // still there: a pure ACK does not end a connection, but cheap to be sure

@@ -575,12 +575,6 @@ KTEST(tcp, a_long_batch_is_acknowledged_every_stretch_segments) {
 }
 
 namespace {
-#ifdef CONFIG_TCP_ACK_MERGE
-constexpr bool kAckMerge = true;
-#else
-constexpr bool kAckMerge = false;
-#endif
-
 // Pure ACKs from the client, crafted and handed to the server in one run
 // of the network thread (a receive batch): `acks` of them, the first
 // acknowledging `first`, each one `step` bytes on; with `then_duplicate`

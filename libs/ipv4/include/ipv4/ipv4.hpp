@@ -191,6 +191,8 @@ bool deliver_error(std::uint8_t protocol, const TransportError& error);
 namespace detail {
 std::uint32_t checksum_add_words(std::span<const std::byte> bytes, std::uint32_t sum);
 inline constexpr std::size_t kInlineChecksumBytes = 64;
+using Half [[gnu::may_alias]] = std::uint16_t;
+using Quad [[gnu::may_alias]] = std::uint32_t;
 } // namespace detail
 // Headers (IPv4, TCP: at most 60 bytes) are summed inline: every packet
 // sums one or two, and the word-wise loop's set-up and a call cost more
@@ -199,10 +201,6 @@ inline constexpr std::size_t kInlineChecksumBytes = 64;
 // summed little-endian, with one byte swap at the end (the one's-complement
 // sum is byte-order independent, RFC 1071 2(B)); at an odd one, pair by
 // pair. Longer spans go word-wise.
-namespace detail {
-using Half [[gnu::may_alias]] = std::uint16_t;
-using Quad [[gnu::may_alias]] = std::uint32_t;
-} // namespace detail
 [[nodiscard]] inline std::uint32_t checksum_add(std::span<const std::byte> bytes, std::uint32_t sum = 0) {
     if (bytes.size() > detail::kInlineChecksumBytes) return detail::checksum_add_words(bytes, sum);
     const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());

@@ -139,8 +139,13 @@ struct ConnectionInfo {
 // TCP lock held: fn must not call into tcp.
 void for_each_connection(void (*fn)(const ConnectionInfo& info, void* context), void* context);
 
-// CONFIG_TCP_ACK_MERGE: a pure ACK held to be merged with the next ones
-// of its receive batch is applied once it stands for this many.
+// CONFIG_TCP_ACK_MERGE: whether pure ACKs of a receive batch are merged,
+// and how many one held ACK stands for at most before it is applied.
+#ifdef CONFIG_TCP_ACK_MERGE
+inline constexpr bool kAckMerge = true;
+#else
+inline constexpr bool kAckMerge = false;
+#endif
 inline constexpr unsigned kAckMergeLimit = 32;
 
 struct Stats {
