@@ -18,6 +18,7 @@ struct Message {
     Address ciaddr, requested, server;
     Address ip_destination;
     bool broadcast_flag = false;
+    time::Ticks sent_at = 0;
 };
 
 // The next DHCP message the client sent (captured UDP 68 -> 67).
@@ -31,6 +32,7 @@ bool next_message(TestPeer& peer, Message& out, std::uint64_t ms) {
         std::size_t n = f.l4_length() - 8;
         out = {};
         out.ip_destination = Address::load(f.l3() + 16);
+        out.sent_at = f.sent_at;
         out.xid = std::uint32_t(m[4]) << 24 | std::uint32_t(m[5]) << 16 | std::uint32_t(m[6]) << 8 | std::uint32_t(m[7]);
         out.broadcast_flag = (unsigned(m[10]) & 0x80) != 0;
         out.ciaddr = Address::load(m + 12);
@@ -188,7 +190,9 @@ KTEST(dhcp, retransmits_with_backoff) {
     for (auto& t : at) {
         ASSERT_TRUE(next_message(peer, m, 10 * CONFIG_DHCP_INITIAL_TIMEOUT_MS));
         EXPECT_EQ(m.type, 1u);
-        t = time::now();
+        // When the client sent it: the test thread's own wake-up, later by
+        // a varying amount, could shrink a gap below the jitter's bound.
+        t = m.sent_at;
     }
     // Gaps: the initial timeout, then double, each ±jitter (≤ 1 s and ≤ a quarter).
     std::uint64_t g1 = time::to_ns(at[1] - at[0]) / 1'000'000, g2 = time::to_ns(at[2] - at[1]) / 1'000'000;

@@ -29,6 +29,7 @@ namespace tessera::ipv4 {
 // A frame captured from the stack.
 struct TestFrame {
     std::size_t length = 0;
+    time::Ticks sent_at = 0; // when the stack handed it to its interface (not when the test got to it)
     std::byte bytes[netdev::kMaxFrame];
     // Views past the Ethernet header.
     [[nodiscard]] std::uint16_t ethertype() const { return std::uint16_t(unsigned(bytes[12]) << 8 | unsigned(bytes[13])); }
@@ -199,6 +200,7 @@ private:
         if (s_count < kCapture) {
             Frame& f = s_ring[(s_head + s_count) % kCapture];
             f.length = frame.length() < sizeof(f.bytes) ? frame.length() : sizeof(f.bytes);
+            f.sent_at = time::now();
             std::memcpy(f.bytes, frame.bytes(), f.length);
             ++s_count;
         }
