@@ -16,7 +16,7 @@ using tessera::base::kWordMask;
 using tessera::base::Word;
 } // namespace
 
-RUNTIME_FN void* memcpy(void* __restrict dst, const void* __restrict src, std::size_t n) {
+RUNTIME_FN HOT_LOOP void* memcpy(void* __restrict dst, const void* __restrict src, std::size_t n) {
     tessera::base::copy_words(static_cast<unsigned char*>(dst), static_cast<const unsigned char*>(src), n,
                               [](unsigned char) {}, [](Word) {});
     return dst;

@@ -44,7 +44,7 @@ struct Summer {
 
 } // namespace
 
-std::uint32_t detail::checksum_add_words(std::span<const std::byte> bytes, std::uint32_t sum) {
+HOT_LOOP std::uint32_t detail::checksum_add_words(std::span<const std::byte> bytes, std::uint32_t sum) {
     // About 0.6 instructions per byte instead of 2.5 for 16-bit loads.
     const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
     std::size_t n = bytes.size();
@@ -62,7 +62,8 @@ std::uint32_t detail::checksum_add_words(std::span<const std::byte> bytes, std::
     return s.finish();
 }
 
-std::uint32_t checksum_copy(std::span<std::byte> destination, std::span<const std::byte> source, std::uint32_t sum) {
+HOT_LOOP std::uint32_t checksum_copy(std::span<std::byte> destination, std::span<const std::byte> source,
+                                       std::uint32_t sum) {
     Summer s;
     s.bytes = sum;
     base::copy_words(reinterpret_cast<unsigned char*>(destination.data()),
