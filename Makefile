@@ -33,21 +33,21 @@ endif
 .SUFFIXES:
 .DELETE_ON_ERROR:
 FORCE:
-.PHONY: FORCE all run gdb test bench clean distclean help deps boot-order \
+.PHONY: FORCE all run gdb test bench bench-ab clean distclean help deps boot-order \
         defconfig olddefconfig savedefconfig menuconfig
 
 KCONFIG = $(PYTHON) support/kconfig.py
 APPS := $(patsubst apps/%/Kconfig,%,$(wildcard apps/*/Kconfig))
 
 # Goals that neither read a configuration nor need the cross toolchain.
-NOCONFIG_GOALS := help clean distclean deps test bench defconfig menuconfig \
+NOCONFIG_GOALS := help clean distclean deps test bench bench-ab defconfig menuconfig \
                   olddefconfig savedefconfig
 GOALS := $(or $(MAKECMDGOALS),all)
 NEED_CONFIG := $(filter-out $(NOCONFIG_GOALS),$(GOALS))
 NEED_DEPS := $(filter-out help clean distclean deps,$(GOALS))
 
 # ---------------------------------------------------------------- checks ----
-ifneq ($(filter-out help clean distclean test bench deps,$(GOALS)),)
+ifneq ($(filter-out help clean distclean test bench bench-ab deps,$(GOALS)),)
 ifeq ($(wildcard apps/$(APP)/Kconfig),)
 $(error unknown app '$(APP)' (no apps/$(APP)/Kconfig); available apps: $(APPS))
 endif
@@ -274,6 +274,12 @@ test:
 bench:
 	@$(PYTHON) support/bench.py
 
+# Two builds of tcpecho compared through SLIRP in alternating boots.
+PAIRS ?= 6
+bench-ab:
+	@$(if $(and $(A),$(B)),,$(error usage: make bench-ab A=<build dir> B=<build dir> [PAIRS=n]))
+	@$(PYTHON) support/bench_ab.py $(A) $(B) --pairs $(PAIRS)
+
 deps:
 	@sh support/install-deps.sh
 
@@ -299,6 +305,7 @@ help:
 	@echo "  boot-order     print the init steps in the order they run"
 	@echo "  test           build every test configuration and run the pytest suite"
 	@echo "  bench          measure image size, boot cost and wall time -> build/bench/results.json"
+	@echo "  bench-ab       A=<dir> B=<dir>: two builds of tcpecho through SLIRP, alternating (PAIRS=6)"
 	@echo "  deps           install the Debian packages the build and tests need"
 	@echo "  clean          remove build/<app>;  distclean: remove build/"
 	@echo

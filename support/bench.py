@@ -495,6 +495,14 @@ def wall_times(qemu, floor_elf):
     return floor, hello
 
 
+def guest_work_ms_per_mb(run, way):
+    """While traffic lasts the guest spends its idle time polling the
+    receive ring (docs/libs/virtio-net.md), on a CPU: the vCPU thread's
+    time less that is what the guest's work cost, in ms of host CPU per
+    MB of one tcpbench run's `way` (receive or send)."""
+    return max(0.0, run[f"{way}_vcpu_cpu_share"] - run[f"{way}_idle_share"]) / run[f"{way}_mb_s"] * 1000
+
+
 def record_host_cpu_per_mb(record, runs, parties, suffix):
     """Host CPU time per MB moved, of each party (QEMU's threads, the
     client), the median over the runs of each run's own ratio. Steadier
@@ -507,11 +515,7 @@ def record_host_cpu_per_mb(record, runs, parties, suffix):
             value = statistics.median(run[f"{way}_{party}_cpu_share"] / run[f"{way}_mb_s"] * 1000 for run in runs)
             record(f"tcp.{way}_{name}_ms_per_mb{suffix}", round(value, 2),
                    f"ms of host CPU per MB, {what}", config="tcpecho_defconfig")
-        # While traffic lasts the guest spends its idle time polling the
-        # receive ring (docs/libs/virtio-net.md), on a CPU: the vCPU
-        # thread's time less that is what the guest's work cost.
-        value = statistics.median(max(0.0, run[f"{way}_vcpu_cpu_share"] - run[f"{way}_idle_share"]) /
-                                  run[f"{way}_mb_s"] * 1000 for run in runs)
+        value = statistics.median(guest_work_ms_per_mb(run, way) for run in runs)
         record(f"tcp.{way}_guest_work_ms_per_mb{suffix}", round(value, 2),
                "ms of host CPU per MB, the vCPU thread less the guest's idle (polling) time",
                config="tcpecho_defconfig")

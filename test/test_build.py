@@ -1,9 +1,11 @@
 """The build behaves as documented: targets, fragments, incremental rebuilds,
 full command lines with V=1, outputs only under the build directory."""
+import json
 import os
 import re
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
@@ -21,7 +23,7 @@ def make(*args, check=True):
 def test_help_lists_targets_apps_and_libraries():
     out = make("help").stdout
     for target in ["run", "gdb", "defconfig", "menuconfig", "olddefconfig", "savedefconfig", "boot-order",
-                   "test", "bench", "clean"]:
+                   "test", "bench", "bench-ab", "clean"]:
         assert re.search(rf"^\s+{target}\s", out, re.M), target
     assert re.search(r"Apps: .*crashtest.*echo.*helloworld.*ktest", out)
     assert re.search(r"Libraries: .*base.*fdt.*klog.*ktest", out)
@@ -166,3 +168,35 @@ def test_debug_fragment_turns_on_heap_checks(tmp_path):
     assert "CONFIG_DEBUG_KERNEL=y" in config
     assert "CONFIG_MM_POISON=y" in config and "CONFIG_MM_REDZONE=y" in config
     make("APP=helloworld", f"BUILD={tmp_path / 'h'}", "FRAGMENTS=configs/debug.config", "defconfig")  # no heap: fine
+
+
+def test_bench_ab_compares_two_builds_and_refuses_a_wrong_one(tmp_path):
+    """make bench-ab: one pair of the same tcpecho build against itself
+    gives every figure for both and a B/A ratio per figure; a directory
+    that holds no build of tcpecho is refused with a clear message."""
+    from harness import build_image
+    image = build_image("tcpecho")
+    out = tmp_path / "ab.json"
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "support", "bench_ab.py"), image.build_dir,
+                        image.build_dir, "--pairs", "1", "--json", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # The B/A column reads "-" where A's figure is 0: the guest's work is
+    # the vCPU thread's time less the guest's idle time, clamped at 0, and
+    # on a host this busy (the suite's other machines) the vCPU thread may
+    # spend the guest's idle time off a CPU.
+    for way in ("receive", "send"):
+        for figure in ("mb_s", "idle", "guest_work_ms_per_mb", "slirp_ms_per_mb"):
+            assert re.search(rf"^{way}\.{figure}\s+[\d.]+\s+[\d.]+\s+([\d.]+|-)$", r.stdout, re.M), (figure, r.stdout)
+    assert re.search(r"^A: send guest work / SLIRP [\d.]+", r.stdout, re.M)
+    runs = json.loads(out.read_text())
+    assert len(runs["runs_a"]) == len(runs["runs_b"]) == 1
+    for run in runs["runs_a"] + runs["runs_b"]:
+        assert run["connections_per_s"] > 0
+        for way in ("receive", "send"):
+            assert run[f"{way}.mb_s"] > 0 and run[f"{way}.slirp_ms_per_mb"] > 0, run
+            assert 0 <= run[f"{way}.idle"] <= 1 and run[f"{way}.guest_work_ms_per_mb"] >= 0, run
+    wrong = make("bench-ab", f"A={image.build_dir}", f"B={tmp_path}", check=False)
+    assert wrong.returncode != 0 and "qemu.json" in wrong.stdout + wrong.stderr
+    usage = make("bench-ab", check=False)
+    assert usage.returncode != 0 and "usage: make bench-ab" in usage.stdout + usage.stderr
