@@ -299,14 +299,21 @@ netdev::PacketRef reassemble(Header& header, netdev::PacketRef fragment) {
     return whole;
 }
 
+// Caller holds g_lock. The protocol's registered entry (at most one:
+// register_protocol refuses a second), or nullptr.
+HandlerEntry* find_handler_locked(std::uint8_t protocol) {
+    for (HandlerEntry& e : g_handlers)
+        if (e.handler && e.protocol == protocol) return &e;
+    return nullptr;
+}
+
 // Caller holds g_lock. The protocol's handler, counted as delivered (or
 // as having none).
 HandlerEntry handler_locked(std::uint8_t protocol) {
-    for (const HandlerEntry& e : g_handlers)
-        if (e.handler && e.protocol == protocol) { // at most one (register_protocol)
-            ++g_stats.delivered;
-            return e;
-        }
+    if (const HandlerEntry* e = find_handler_locked(protocol)) {
+        ++g_stats.delivered;
+        return *e;
+    }
     ++g_stats.no_protocol;
     return {};
 }
@@ -630,22 +637,20 @@ base::Result<void> register_protocol(Protocol protocol, ProtocolHandler handler,
                                      ErrorHandler on_error) {
     if (!handler) return base::Error::InvalidArgument;
     sync::MutexGuard guard(g_lock);
-    HandlerEntry* free_entry = nullptr;
-    for (HandlerEntry& e : g_handlers) {
-        if (e.handler && e.protocol == static_cast<std::uint8_t>(protocol)) return base::Error::Busy;
-        if (!e.handler && !free_entry) free_entry = &e;
-    }
-    if (!free_entry) return base::Error::NoMemory;
-    *free_entry = {static_cast<std::uint8_t>(protocol), handler, context, on_error};
-    return {};
+    if (find_handler_locked(static_cast<std::uint8_t>(protocol))) return base::Error::Busy;
+    for (HandlerEntry& e : g_handlers)
+        if (!e.handler) {
+            e = {static_cast<std::uint8_t>(protocol), handler, context, on_error};
+            return {};
+        }
+    return base::Error::NoMemory;
 }
 
 bool deliver_error(std::uint8_t protocol, const TransportError& error) {
     HandlerEntry h{};
     {
         sync::MutexGuard guard(g_lock);
-        for (const HandlerEntry& e : g_handlers)
-            if (e.handler && e.protocol == protocol) h = e;
+        if (const HandlerEntry* e = find_handler_locked(protocol)) h = *e;
     }
     if (!h.on_error) return false;
     h.on_error(error, h.context);
@@ -655,8 +660,7 @@ bool deliver_error(std::uint8_t protocol, const TransportError& error) {
 void unregister_protocol(Protocol protocol) {
     {
         sync::MutexGuard guard(g_lock);
-        for (HandlerEntry& e : g_handlers)
-            if (e.handler && e.protocol == static_cast<std::uint8_t>(protocol)) e = {};
+        if (HandlerEntry* e = find_handler_locked(static_cast<std::uint8_t>(protocol))) *e = {};
     }
     // A call under way (in the network thread) finishes before we return.
     if (!netdev::in_network_thread()) netdev::flush();
