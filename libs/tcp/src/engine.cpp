@@ -807,6 +807,13 @@ AckCheck process_ack(Connection& c, const Segment& s) {
         challenge_ack(c);
         return AckCheck::Discard;
     }
+    // Timestamps: remember the newest one for echoing (RFC 7323 4.3), but
+    // only from a segment whose ACK is acceptable, and before anything
+    // below transmits. One taken from a segment about to be discarded
+    // would let a blind attacker with an in-window sequence number and an
+    // ACK of nothing plant a timestamp from the future, after which PAWS
+    // drops every genuine segment (Linux applies the same rule).
+    if (c.timestamps && s.options.has_timestamps && s.seq <= c.rcv_nxt) c.ts_recent = s.options.ts_value;
     // An ACK that is not old shows the peer alive, whether or not it
     // acknowledges anything new (the answer to a window or keep-alive
     // probe does not): the probes so far were answered, and a soft error
@@ -1020,8 +1027,6 @@ void input_segment(const Tuple& t, const Segment& s, Connection* found) {
         return;
     }
     if (!s.has(flag::kAck)) return;
-    // Timestamps: remember the newest one for echoing (RFC 7323 4.3).
-    if (c.timestamps && s.options.has_timestamps && s.seq <= c.rcv_nxt) c.ts_recent = s.options.ts_value;
 
     if (c.state == State::SynReceived) {
         if (!(c.snd_una < s.ack && s.ack <= c.snd_max)) {

@@ -1490,6 +1490,31 @@ KTEST(tcp, paws_drops_an_old_timestamp) {
     close(s);
 }
 
+// A segment at RCV.NXT whose ACK is unacceptable is discarded, and so is
+// its timestamp: kept as TS.Recent, one from the future would make PAWS
+// drop every genuine segment after it (found by the forged-segment storm,
+// fuzz_test.cpp).
+KTEST(tcp, a_discarded_segment_leaves_the_echoed_timestamp_alone) {
+    Net net;
+    Connection *c, *s;
+    ASSERT_TRUE(net.open(c, s));
+    netdev::flush();
+    auto before = stats();
+    Segment seg = next_from_client(info(c).value().local_port, flag::kAck | flag::kPsh);
+    seg.options.has_timestamps = true;
+    seg.options.ts_value = static_cast<std::uint32_t>(time::to_ns(time::now()) / 1'000'000) + 0x4000'0000u;
+    const auto data = std::as_bytes(std::span<const char>("future", 6));
+    seg.ack = g_wire.server_next + 0x20000; // never sent
+    inject_crafted(seg, data, kClient, kServer, [](std::byte*) {});
+    seg.ack = g_wire.server_next - 0x4000'0000u; // older than any window (RFC 5961 5.2)
+    inject_crafted(seg, data, kClient, kServer, [](std::byte*) {});
+    EXPECT_ERROR(try_receive(s, g_in), Error::WouldBlock);
+    EXPECT_TRUE(transfer(c, s, 20'000, in_ms(2000)));
+    EXPECT_EQ(stats().paws_drops, before.paws_drops);
+    close(c);
+    close(s);
+}
+
 KTEST(tcp, keepalive_gives_up_on_a_silent_peer) {
     Net net;
     Connection *c, *s;
