@@ -17,14 +17,18 @@ own source ports and leaves its connections closed or reset.
 """
 import dataclasses
 import itertools
+import random
 import re
+import socket
+import struct
 import time
 
 import pytest
 
 from harness import build_image
-from harness.rawnet import RawPeer
-from harness.tcppeer import (ACK, FIN, PSH, RST, SYN, Conversation, TcpPeer, icmp_fragmentation_needed, ipv4_packet,
+from harness.rawnet import RawPeer, parse
+from harness.tcppeer import (ACK, FIN, PROTO_ICMP, PROTO_TCP, PSH, RST, SYN, Conversation, TcpPeer, checksum,
+                             icmp_fragmentation_needed, ipv4_packet,
                              seq_add, seq_diff, tcp_segment)
 
 GUEST_MAC = "52:54:00:12:34:56"
@@ -433,3 +437,105 @@ def test_malformed_frames_are_dropped_and_counted_while_a_connection_echoes(gues
     # from inside an identical stats conversation).
     assert after["pool_free"] == m.stats_at_start["pool_free"], (after, m.stats_at_start)
     assert after["pool_failures"] == 0
+
+
+# Sources that are not a unicast host (RFC 1122 3.2.1.3): never answered.
+SPECIAL_SOURCES = ("0.0.0.0", "0.1.2.3", "255.255.255.255", "10.0.2.255", "127.0.0.1", "224.0.0.1")
+
+
+def random_frame(rng, guest_ip, idents):
+    """One seeded random IPv4 frame for the storm below: every header
+    checksum valid (so the layers past it must judge the rest), the
+    fields, lengths, fragments, protocols and payloads random."""
+    src = rng.choice([PEER, "192.0.2.77", "198.51.100.3", *SPECIAL_SOURCES])
+    kind = rng.randrange(6)
+    if kind == 0:  # TCP to the echo port or elsewhere, never a SYN (no half-open slots left behind)
+        flags = rng.randrange(64) & ~SYN
+        options = rng.choice([None, {"mss": rng.randrange(65536)}, {"ts": (rng.getrandbits(32), rng.getrandbits(32))},
+                              {"sack": [(rng.getrandbits(32), rng.getrandbits(32))]},
+                              bytes(rng.randrange(256) for _ in range(4 * rng.randrange(1, 10)))])
+        payload = tcp_segment(src, guest_ip, rng.randrange(1, 65536), rng.choice([7, 11, rng.randrange(65536)]),
+                              rng.getrandbits(32), rng.getrandbits(32), flags, window=rng.randrange(65536),
+                              options=options, payload=rng.randbytes(rng.randrange(0, 200)), urgent=rng.randrange(65536))
+        return ipv4_packet(src, guest_ip, payload)
+    if kind == 1:  # UDP, checksum right, wrong or absent
+        body = rng.randbytes(rng.randrange(0, 300))
+        header = struct.pack("!HHHH", rng.randrange(65536), rng.choice([7, 9, 53, rng.randrange(65536)]),
+                             rng.choice([8 + len(body), rng.randrange(65536)]), 0)
+        datagram = header + body
+        if rng.randrange(2):
+            c = checksum(socket.inet_aton(src) + socket.inet_aton(guest_ip) + struct.pack("!BBH", 0, 17, len(datagram)) +
+                         datagram) or 0xFFFF
+            datagram = datagram[:6] + struct.pack("!H", c) + datagram[8:]
+        elif rng.randrange(2):
+            datagram = datagram[:6] + struct.pack("!H", rng.randrange(1, 65536)) + datagram[8:]
+        return ipv4_packet(src, guest_ip, datagram, proto=17)
+    if kind == 2:  # ICMP: any type and code, sometimes quoting a TCP header of ours
+        body = struct.pack("!BBHI", rng.choice([0, 3, 4, 5, 8, 11, 12, rng.randrange(256)]), rng.randrange(16), 0,
+                           rng.getrandbits(32))
+        if rng.randrange(2):
+            quoted = ipv4_packet(guest_ip, rng.choice([PEER, PEER2]), struct.pack("!HHI", 7, rng.randrange(65536),
+                                                                                  rng.getrandbits(32)),
+                                 total_length=rng.randrange(65536))
+            body += quoted[:rng.randrange(len(quoted) + 1)]
+        else:
+            body += rng.randbytes(rng.randrange(0, 100))
+        body = body[:2] + struct.pack("!H", checksum(body)) + body[4:]
+        return ipv4_packet(src, guest_ip, body, proto=PROTO_ICMP)
+    if kind == 3:  # a fragment of one of a few datagrams, anywhere, any length, overlapping or not
+        return ipv4_packet(src, guest_ip, rng.randbytes(8 * rng.randrange(0, 40) + rng.randrange(2) * rng.randrange(8)),
+                           proto=rng.choice([PROTO_TCP, 17, PROTO_ICMP, rng.randrange(256)]),
+                           ident=rng.choice(idents), dont_fragment=False, more_fragments=bool(rng.randrange(3)),
+                           fragment_offset=8 * rng.randrange(0, 200))
+    if kind == 4:  # header fields that lie: IHL with random options, total length, TTL, version
+        options = rng.randbytes(4 * rng.randrange(0, 11))
+        payload = rng.randbytes(rng.randrange(0, 100))
+        return ipv4_packet(src, guest_ip, payload, proto=rng.randrange(256), ttl=rng.randrange(3),
+                           ihl=rng.choice([None, rng.randrange(16)]),
+                           total_length=rng.choice([None, rng.randrange(65536)]), options=options,
+                           version=rng.choice([4, 4, 4, rng.randrange(16)]))
+    # Not for the guest at all: another destination, or a broadcast one.
+    return ipv4_packet(src, rng.choice(["10.0.2.99", "255.255.255.255", "10.0.2.255", "8.8.8.8"]),
+                       rng.randbytes(rng.randrange(0, 100)), proto=rng.choice([PROTO_TCP, 17, PROTO_ICMP]))
+
+
+def test_random_ipv4_frames_never_stop_a_healthy_connection(guest):
+    """A seeded storm of 2,000 random IPv4 frames (TCP, UDP, ICMP,
+    fragments, lying headers, strange sources and destinations), a
+    healthy connection echoing every 25th frame. Nothing answers a
+    source that is not a unicast host (RFC 1122 3.2.2, 4.2.3.10), and
+    every packet buffer comes back."""
+    m, peer = guest
+    rng = random.Random(0x1ce5704)
+    guest_ip = peer.guest_ip
+    before = stats(peer)
+    peer.other.clear()
+    healthy = Conversation(peer, port(), src=PEER2)
+    healthy.connect({"mss": 1460, "sack_perm": True, "ts": (healthy.tsval(), 0)})
+    idents = [0x7100 + i for i in range(6)]
+    for i in range(2000):
+        peer.send_ip(random_frame(rng, guest_ip, idents))
+        if i % 25 == 24:
+            chunk = b"storm %d" % i
+            assert healthy.echo(chunk) == chunk, i
+            for key, queue in peer.queues.items():  # the guest's RSTs to forged segments
+                if key != healthy.key:
+                    queue.clear()
+    time.sleep(2.5)  # CONFIG_IPV4_REASSEMBLY_TIMEOUT_MS: incomplete datagrams are freed
+    peer.pump(0.05)
+    answered = [ipv4_destination(f) for f in peer.other]
+    assert not [d for d in answered if d in SPECIAL_SOURCES], [(d, f.hex()[:120]) for d, f in zip(answered, peer.other)
+                                                               if d in SPECIAL_SOURCES][:5]
+    healthy.close()
+    after = stats(peer)
+    d = {k: after[k] - before[k] for k in after}
+    assert d["ip_fragments"] > 50 and d["tcp_bad_checksum"] + d["tcp_malformed"] > 0
+    assert d["ip_bad_source"] > 500 and d["ip_ttl_expired"] > 0 and d["ip_not_for_us"] > 0
+    assert after["pool_free"] == m.stats_at_start["pool_free"], (after, m.stats_at_start)
+    assert after["pool_failures"] == 0
+
+
+def ipv4_destination(frame):
+    """The destination address of an IPv4 frame, or None."""
+    _, _, ethertype, payload = parse(frame)
+    return socket.inet_ntoa(payload[16:20]) if ethertype == 0x0800 and len(payload) >= 20 else None

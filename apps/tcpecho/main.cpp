@@ -121,10 +121,11 @@ void stats(tcp::Connection* c, std::span<std::byte> buffer) {
     base::format_to(sink,
                     "stats ip_received={} ip_delivered={} ip_truncated={} ip_bad_version={} ip_bad_header_length={} "
                     "ip_bad_total_length={} ip_bad_checksum={} ip_not_for_us={} ip_fragments={} ip_reassembled={} "
-                    "ip_reassembly_timeouts={} ip_reassembly_overlaps={} ip_reassembly_no_room={} ",
+                    "ip_reassembly_timeouts={} ip_reassembly_overlaps={} ip_reassembly_no_room={} ip_ttl_expired={} "
+                    "ip_bad_source={} ",
                     ip.received, ip.delivered, ip.truncated, ip.bad_version, ip.bad_header_length,
                     ip.bad_total_length, ip.bad_checksum, ip.not_for_us, ip.fragments_received, ip.reassembled,
-                    ip.reassembly_timeouts, ip.reassembly_overlaps, ip.reassembly_no_room);
+                    ip.reassembly_timeouts, ip.reassembly_overlaps, ip.reassembly_no_room, ip.ttl_expired, ip.bad_source);
     base::format_to(sink,
                     "tcp_in={} tcp_out={} tcp_bad_checksum={} tcp_malformed={} tcp_no_connection={} "
                     "tcp_resets_sent={} tcp_resets_received={} tcp_challenge_acks={} tcp_out_of_window={} "

@@ -320,12 +320,15 @@ HandlerEntry handler_locked(std::uint8_t protocol) {
 
 // Caller holds g_lock. Whether a datagram from `source` to `destination`
 // arriving on `iface` is taken, in one pass over the addresses (every
-// datagram received asks): the source must not be a broadcast address of
-// any interface, and the destination must be one of our addresses, a
-// broadcast address of `iface`, or anything unicast while `iface` has no
-// address yet (DHCP).
+// datagram received asks): the source must be a unicast host (RFC 1122
+// 3.2.1.3: not a broadcast address of any interface, multicast, 0/8 or
+// loopback; such a datagram is discarded silently, so that no ICMP error,
+// RST or echo reply ever goes to one), and the destination must be one of
+// our addresses, a broadcast address of `iface`, or anything unicast while
+// `iface` has no address yet (DHCP).
 std::uint64_t Stats::*address_error_locked(const netdev::Interface& iface, Address source, Address destination) {
-    if (source.is_broadcast() || source.is_multicast()) return &Stats::bad_source;
+    if (source.is_broadcast() || source.is_multicast() || source.is_zero_network() || source.is_loopback())
+        return &Stats::bad_source;
     bool ours = destination.is_broadcast(), configured = false;
     for (const Config& k : g_config) {
         if (!k.iface) continue;

@@ -212,11 +212,15 @@ KTEST(ipv4, malformed_headers_dropped_and_counted) {
         [](std::byte* h, std::size_t&) { h[0] = std::byte{0x4f}; TestPeer::fix_ip_checksum(h); },      // IHL 60 > frame
     };
     for (Mutate m : cases) peer.send_ip(kTestProtocol, g_payload, 20, 7, 0, TestPeer::kPeer, TestPeer::kStack, m);
-    // A broadcast source is refused too: limited, the link's directed
-    // broadcast, or multicast.
+    // A source that is not a unicast host is refused too (RFC 1122
+    // 3.2.1.3): limited broadcast, the link's directed broadcast,
+    // multicast, 0/8 and loopback.
     peer.send_ip(kTestProtocol, g_payload, 20, 8, 0, Address::broadcast(), TestPeer::kStack);
     peer.send_ip(kTestProtocol, g_payload, 20, 9, 0, Address::from(192, 168, 7, 255), TestPeer::kStack);
     peer.send_ip(kTestProtocol, g_payload, 20, 10, 0, Address::from(224, 0, 0, 1), TestPeer::kStack);
+    peer.send_ip(kTestProtocol, g_payload, 20, 11, 0, Address::any(), TestPeer::kStack);
+    peer.send_ip(kTestProtocol, g_payload, 20, 12, 0, Address::from(0, 1, 2, 3), TestPeer::kStack);
+    peer.send_ip(kTestProtocol, g_payload, 20, 13, 0, Address::from(127, 0, 0, 1), TestPeer::kStack);
     auto after = ipv4::stats();
     EXPECT_EQ(g_seen.calls, 0u);
     // The frame cut inside the IP header is padded to 60 bytes by the
@@ -228,9 +232,9 @@ KTEST(ipv4, malformed_headers_dropped_and_counted) {
     EXPECT_EQ(after.bad_version, before.bad_version + 1);
     EXPECT_EQ(after.bad_total_length, before.bad_total_length + 1);
     EXPECT_EQ(after.ttl_expired, before.ttl_expired + 1);
-    EXPECT_EQ(after.bad_source, before.bad_source + 3);
+    EXPECT_EQ(after.bad_source, before.bad_source + 6);
     EXPECT_EQ(after.delivered, before.delivered);
-    EXPECT_GE(peer.stack().counters().rx_errors, 11u);
+    EXPECT_GE(peer.stack().counters().rx_errors, 14u);
     // And a healthy one still goes through.
     peer.send_ip(kTestProtocol, g_payload, 20);
     EXPECT_EQ(g_seen.calls, 1u);

@@ -48,6 +48,9 @@ struct Address {                         // host byte order inside
     [[nodiscard]] constexpr bool is_broadcast() const { return value == 0xffffffffu; }
     [[nodiscard]] constexpr bool is_multicast() const { return (value >> 28) == 0xe; }
     [[nodiscard]] constexpr bool is_loopback() const { return (value >> 24) == 127; }
+    // 0.0.0.0/8, "this host on this network" (RFC 1122 3.2.1.3): a source
+    // only while a host learns its address, never one to answer.
+    [[nodiscard]] constexpr bool is_zero_network() const { return (value >> 24) == 0; }
     [[nodiscard]] constexpr std::uint8_t octet(unsigned i) const { return static_cast<std::uint8_t>(value >> (24 - 8 * i)); }
 };
 
@@ -266,7 +269,7 @@ struct Stats {
     std::uint64_t bad_total_length;  // total length < header length
     std::uint64_t bad_checksum;
     std::uint64_t ttl_expired;       // TTL 0 on arrival
-    std::uint64_t bad_source;        // broadcast/multicast source
+    std::uint64_t bad_source;        // source not a unicast host: broadcast, multicast, 0/8, 127/8
     std::uint64_t not_for_us;        // destination is neither ours nor broadcast (no forwarding)
     std::uint64_t no_protocol;       // no handler for the protocol
     std::uint64_t no_route;          // send() found no route
