@@ -13,16 +13,24 @@ namespace {
 
 constexpr std::uint8_t kTestProtocol = 253; // RFC 3692 experimental
 
+struct Delivery {
+    std::uint16_t id = 0;
+    std::size_t length = 0;
+    std::uint32_t sum = 0;
+};
+
 struct Seen {
     unsigned calls = 0;
     ipv4::Header header{};
     std::size_t length = 0;
     std::byte first[8]{};
     std::uint32_t sum = 0; // of the whole payload
+    Delivery log[8];       // the latest deliveries, calls % 8 the next slot
 };
 Seen g_seen;
 
 void record(const ipv4::Header& header, netdev::PacketRef packet, void*) {
+    g_seen.log[g_seen.calls % 8] = {header.id, packet->length(), ipv4::checksum_add(packet->data())};
     ++g_seen.calls;
     g_seen.header = header;
     g_seen.length = packet->length();
@@ -277,6 +285,76 @@ KTEST(ipv4, reassembly_in_and_out_of_order) {
     EXPECT_EQ(after.reassembled, before.reassembled + 2);
     EXPECT_EQ(after.fragments_received, before.fragments_received + 8);
     EXPECT_EQ(TestPeer::settled_pool_free(), pool);
+}
+
+// Property: however a datagram is cut (at multiples of 8, within the
+// 16-fragment limit) and in whatever order its fragments come, mixed
+// with those of up to two others, it is delivered once, whole, and
+// nothing is held afterwards.
+KTEST(ipv4, reassembly_of_random_cuts_in_random_order) {
+    Fixture f;
+    ASSERT_TRUE(f.attached);
+    ktest::Random random(0xf7a6e3d2c1b0ull);
+    auto below = [&](std::size_t n) { return static_cast<std::size_t>(random.next() % n); };
+    struct Piece {
+        std::uint16_t id;
+        std::size_t base, offset, length;
+        bool more;
+    };
+    struct Datagram {
+        std::uint16_t id;
+        std::size_t base, length;
+    };
+    unsigned expected = 0;
+    for (unsigned round = 0; round < 150; ++round) {
+        Piece pieces[3 * 16];
+        Datagram datagrams[3];
+        unsigned count = 0, concurrent = 1 + static_cast<unsigned>(below(3));
+        for (unsigned d = 0; d < concurrent; ++d) {
+            std::size_t length = 16 + below(1920 - 16 + 1);
+            std::size_t base = below(sizeof(g_payload) - length + 1);
+            auto id = static_cast<std::uint16_t>(0x5000 + round * 4 + d);
+            datagrams[d] = {id, base, length};
+            // Up to 13 cut points, multiples of 8, inside the datagram,
+            // and one wherever a fragment would outgrow a frame (1480
+            // bytes): 16 fragments at most.
+            bool cut[1920 / 8] = {};
+            for (std::size_t k = 0, cuts = 1 + below(13); k < cuts; ++k) cut[1 + below((length - 1) / 8)] = true;
+            std::size_t start = 0;
+            for (std::size_t at = 8; at <= length; at += 8) {
+                if (at < length && !cut[at / 8] && at + 8 - start <= 1480) continue;
+                pieces[count++] = {id, base, start, at - start, at < length};
+                start = at;
+            }
+            if (start < length) pieces[count++] = {id, base, start, length - start, false};
+        }
+        for (unsigned i = count; i > 1; --i) std::swap(pieces[i - 1], pieces[below(i)]); // Fisher-Yates
+        unsigned calls = g_seen.calls;
+        for (unsigned i = 0; i < count; ++i) {
+            const Piece& p = pieces[i];
+            f.peer.send_ip(kTestProtocol, g_payload + p.base + p.offset, p.length, p.id,
+                           static_cast<std::uint16_t>((p.more ? 0x2000 : 0) | p.offset / 8));
+        }
+        ASSERT_EQ(g_seen.calls, calls + concurrent);
+        for (unsigned d = 0; d < concurrent; ++d) {
+            const Datagram& want = datagrams[d];
+            bool found = false;
+            for (unsigned k = calls; k < g_seen.calls; ++k) {
+                const Delivery& got = g_seen.log[k % 8];
+                if (got.id != want.id) continue;
+                found = true;
+                EXPECT_EQ(got.length, want.length);
+                EXPECT_EQ(got.sum, ipv4::checksum_add({g_payload + want.base, want.length}));
+            }
+            EXPECT_TRUE(found);
+        }
+        expected += concurrent;
+    }
+    auto after = ipv4::stats();
+    EXPECT_EQ(after.reassembly_overlaps, f.before.reassembly_overlaps);
+    EXPECT_EQ(after.reassembly_no_room, f.before.reassembly_no_room);
+    EXPECT_EQ(after.reassembled - f.before.reassembled, expected); // every one had 2 fragments at least
+    EXPECT_EQ(TestPeer::settled_pool_free(), f.pool);
 }
 
 KTEST(ipv4, overlapping_fragments_drop_the_datagram) {
