@@ -39,18 +39,26 @@ struct Forger {
     std::uint16_t client_port = 0;
     unsigned per_call = 6;
     unsigned forged = 0;
-    // The last timestamp each end sent (the wire's filter records them):
-    // a forged segment echoing it passes PAWS and reaches the later checks.
-    std::uint32_t last_tsval[2] = {};
+    // What the wire's filter saw each end send (client 0, server 1; the
+    // filter runs under the TCP lock, on any hart): its latest timestamp,
+    // which a forged segment echoes to pass PAWS and reach the later
+    // checks, and the highest sequence number it reached, which its peer's
+    // RCV.NXT cannot be past (the wire's *_next follow the latest segment,
+    // a retransmission too).
+    std::atomic<std::uint32_t> last_tsval[2] = {};
+    std::atomic<std::uint32_t> highest[2] = {};
 
     std::uint32_t below(std::uint32_t n) { return n ? static_cast<std::uint32_t>(random.next() % n) : 0; }
     bool one_in(std::uint32_t n) { return below(n) == 0; }
 };
 
-// Passes every segment, remembering each end's latest timestamp.
-Verdict record_timestamps(Segment& s, ipv4::Address src, ipv4::Address, void* ctx) {
+// Passes every segment, noting what Forger keeps of it.
+Verdict observe(Segment& s, ipv4::Address src, ipv4::Address, void* ctx) {
     auto& f = *static_cast<Forger*>(ctx);
-    if (s.options.has_timestamps) f.last_tsval[src == kClient ? 0 : 1] = s.options.ts_value;
+    unsigned end = src == kClient ? 0 : 1;
+    if (s.options.has_timestamps) f.last_tsval[end].store(s.options.ts_value, std::memory_order_relaxed);
+    Seq reached = s.seq + s.length(), highest(f.highest[end].load(std::memory_order_relaxed));
+    if (reached > highest || s.has(flag::kSyn)) f.highest[end].store(reached.value(), std::memory_order_relaxed);
     return Verdict::Pass;
 }
 
@@ -90,11 +98,15 @@ void forge_options(Forger& f, Options& o, std::uint32_t peer_tsval, Seq target_n
 // allows.
 void forge_one(Forger& f) {
     bool to_server = f.one_in(2);
-    // The next sequence number the target expects (at most what its peer
-    // sent last, at least that less a window) and its own SND.NXT.
-    Seq expected = to_server ? g_wire.client_next : g_wire.server_next;
-    Seq target_next = to_server ? g_wire.server_next : g_wire.client_next;
-    std::uint32_t peer_tsval = f.last_tsval[to_server ? 0 : 1];
+    unsigned peer = to_server ? 0 : 1, target = 1 - peer;
+    // Where the target's RCV.NXT and its own SND.NXT are: at most, for the
+    // forgeries that must be unacceptable; about, for the others.
+    bool at_most = f.storm == Storm::Unacceptable;
+    Seq expected = at_most ? Seq(f.highest[peer].load(std::memory_order_relaxed))
+                           : (to_server ? g_wire.client_next : g_wire.server_next);
+    Seq target_next = at_most ? Seq(f.highest[target].load(std::memory_order_relaxed))
+                              : (to_server ? g_wire.server_next : g_wire.client_next);
+    std::uint32_t peer_tsval = f.last_tsval[peer].load(std::memory_order_relaxed);
     Segment seg;
     seg.source_port = to_server ? f.client_port : kPort;
     seg.destination_port = to_server ? kPort : f.client_port;
@@ -111,7 +123,7 @@ void forge_one(Forger& f) {
             seg.ack = Seq(static_cast<std::uint32_t>(f.random.next()));
             seg.flags = static_cast<std::uint8_t>(f.below(kAnyFlags + 1));
             break;
-        case 1: // acknowledges data never sent (the send ring holds 64 KiB at most)
+        case 1: // acknowledges data never sent (nor sent meanwhile: the ring holds 64 KiB)
             seg.seq = expected;
             seg.ack = target_next + 0x20000 + f.below(0x3000'0000u);
             seg.flags = static_cast<std::uint8_t>(flag::kAck | (f.below(256) & kDataFlags));
@@ -152,8 +164,8 @@ void forge_one(Forger& f) {
     std::size_t length = f.one_in(3) ? 0 : f.below(f.one_in(8) ? sizeof g_payload : 200);
     for (std::size_t i = 0; i < length; ++i) g_payload[i] = std::byte(f.random.next());
     // Now and then the option area's bytes themselves are damaged (the
-    // checksum refilled, so the parser must judge them).
-    // Not where the options are what makes the segment unacceptable.
+    // checksum refilled, so the parser must judge them), but not where the
+    // options are what makes the segment unacceptable.
     unsigned damage = !old_timestamp && f.one_in(4) ? 1 + f.below(3) : 0;
     std::size_t options = options_length(seg.options);
     auto from = to_server ? kClient : kServer, to = to_server ? kServer : kClient;
@@ -216,8 +228,11 @@ KTEST(tcp, unacceptable_forged_segments_never_change_the_streams) {
     ASSERT_TRUE(net.open_warm(c, s, 20'000));
     Forger f(Storm::Unacceptable, 0x7c9f0e5a11d3ull);
     f.client_port = info(c).value().local_port;
+    // Nothing in flight now: each end's last segment reached its SND.NXT.
+    f.highest[0].store(g_wire.client_next.value());
+    f.highest[1].store(g_wire.server_next.value());
     g_wire.filter_context = &f;
-    g_wire.filter = record_timestamps;
+    g_wire.filter = observe;
     // The timestamps to echo: one more exchange with the filter on.
     ASSERT_TRUE(transfer(s, c, 1000, in_ms(5000)));
     const auto before = stats();
@@ -257,7 +272,7 @@ KTEST(tcp, forged_segments_in_the_window_end_connections_cleanly) {
             Connection *c, *s;
             ASSERT_TRUE(open_pair(l, c, s));
             f.client_port = info(c).value().local_port;
-            g_wire.filter = record_timestamps;
+            g_wire.filter = observe;
             // Either direction may stall (a forged ACK took data the peer
             // never got) or end (a reset at RCV.NXT): a short deadline.
             bool ok = transfer(c, s, 60'000, in_ms(1500), forge, &f);
@@ -292,7 +307,7 @@ KTEST(tcp, forged_segments_through_handshakes_and_closes_leave_nothing_behind) {
         free_at_start = net.free_at_start();
         Listener* l = net.listen(8);
         g_wire.filter_context = &b.forger;
-        g_wire.filter = record_timestamps;
+        g_wire.filter = observe;
         for (unsigned round = 0; round < 12; ++round) {
             // The client's port is fixed, so the forgeries can hit the
             // connection before connect() returns.
