@@ -104,6 +104,22 @@ def test_handshake_with_every_option_and_with_none(guest):
     bare.close()
 
 
+@pytest.mark.parametrize("mss", [1, 11, 40])
+def test_a_tiny_mss_with_timestamps_gets_64_byte_segments(guest, mss):
+    """A peer's MSS below the timestamps option's 12 bytes once wrapped
+    the guest's send MSS around zero: the first segment it sent then
+    panicked the kernel. The floor is 64 bytes of data."""
+    m, peer = guest
+    c = Conversation(peer, port())
+    synack = c.connect({"mss": mss, "ts": (c.tsval(), 0)})
+    assert "ts" in synack.options, synack
+    payload = bytes(range(256)) * 2
+    assert c.echo(payload) == payload
+    sizes = [len(s.payload) for s in c.received if s.payload]
+    assert max(sizes) == 64, sizes
+    c.close()
+
+
 def test_out_of_order_segment_is_sacked_then_both_echoed_in_order(guest):
     m, peer = guest
     c = Conversation(peer, port())

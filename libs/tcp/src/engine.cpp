@@ -692,10 +692,13 @@ void negotiate(Connection& c, const Options& o, bool we_offered_all) {
     c.timestamps = o.has_timestamps && we_offered_all;
     if (c.timestamps) {
         c.ts_recent = o.ts_value;
-        c.mss -= 12;
+        // A peer's MSS may be anything down to 1: below the option's 12
+        // bytes this would wrap to 4 GiB, and the next segment sent would
+        // not fit a packet buffer (a kernel panic from one SYN).
+        c.mss = c.mss > 12 ? c.mss - 12 : 0;
     }
     c.sack = o.sack_permitted && we_offered_all;
-    if (c.mss < 64) c.mss = 64;
+    if (c.mss < 64) c.mss = 64; // the floor for a tiny or wrapped MSS
     c.cc_ops->init(c.cc, c.mss, c.iss);
 }
 

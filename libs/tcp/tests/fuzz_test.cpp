@@ -13,8 +13,8 @@
 // third does the same from a thread of its own through handshakes,
 // short exchanges and closes, where SYN-SENT, SYN-RECEIVED and the
 // closing states see the forgeries.
-#include <klog/klog.hpp>
 #include <atomic>
+#include <klog/klog.hpp>
 #include <ktest/ktest.hpp>
 #include <netdev/packet.hpp>
 #include <sched/sched.hpp>

@@ -955,6 +955,54 @@ KTEST(tcp, passive_open_without_timestamps_samples_the_rtt) {
     abort(a.value());
 }
 
+namespace {
+// Drops what goes to the attacker, noting the largest payload.
+constinit std::size_t g_largest_to_attacker = 0;
+Verdict measure_to_attacker(Segment& s, ipv4::Address src, ipv4::Address dst, void* ctx) {
+    if (dst != ipv4::Address::from(10, 9, 0, 66)) return Verdict::Pass;
+    g_largest_to_attacker = std::max(g_largest_to_attacker, s.payload.size());
+    return Verdict::Drop;
+}
+} // namespace
+
+// A peer's MSS below the timestamps option's 12 bytes, or below 64, gives
+// a 64-byte MSS (RFC 9293 3.7.1 leaves the floor to the stack), never one
+// that wrapped around below zero.
+KTEST(tcp, a_tiny_peer_mss_is_raised_to_the_floor) {
+    Net net;
+    Listener* l = net.listen();
+    g_wire.filter = measure_to_attacker;
+    const ipv4::Address peer = ipv4::Address::from(10, 9, 0, 66);
+    const std::uint16_t tiny[] = {1, 11, 12, 13, 75, 76, 77};
+    for (unsigned k = 0; k < std::size(tiny); ++k) {
+        std::uint16_t port = static_cast<std::uint16_t>(30100 + k);
+        Segment syn;
+        syn.source_port = port;
+        syn.destination_port = kPort;
+        syn.seq = Seq(7000);
+        syn.flags = flag::kSyn;
+        syn.window = 65535;
+        syn.options.mss = tiny[k];
+        syn.options.has_timestamps = true;
+        syn.options.ts_value = 1000;
+        inject_crafted(syn, {}, peer, kServer, [](std::byte*) {});
+        inject_to_server(port, Seq(7001), g_wire.server_next, flag::kAck, 65535, peer);
+        auto a = accept(l, in_ms(1000));
+        ASSERT_OK(a);
+        auto i = info(a.value());
+        ASSERT_OK(i);
+        EXPECT_TRUE(i.value().timestamps);
+        EXPECT_EQ(i.value().mss, tiny[k] < 76 ? 64u : tiny[k] - 12u);
+        g_largest_to_attacker = 0;
+        fill_pattern({g_out, 3000}, 0);
+        ASSERT_OK(try_send(a.value(), {g_out, 3000}));
+        netdev::flush();
+        EXPECT_GT(g_largest_to_attacker, 0u);
+        EXPECT_LE(g_largest_to_attacker, i.value().mss);
+        abort(a.value());
+    }
+}
+
 KTEST(tcp, malformed_segments_are_dropped_and_counted) {
     Net net;
     Connection *c, *s;
