@@ -356,3 +356,127 @@ KTEST(tcp, forged_segments_through_handshakes_and_closes_leave_nothing_behind) {
     EXPECT_EQ(stats().connections_in_use, 0u);
     EXPECT_EQ(netdev::pool_stats().free, free_at_start);
 }
+
+namespace {
+constexpr ipv4::Address kAttackers = ipv4::Address::from(10, 9, 1, 0); // a /24 of forged sources
+
+// Drops (and counts) what the listener sends to the forged sources: no
+// engine plays them, so their half of each handshake is the test's.
+constinit unsigned g_to_attackers = 0;
+Verdict drop_to_attackers(Segment&, ipv4::Address, ipv4::Address dst, void*) {
+    if ((dst.value & 0xffffff00u) != kAttackers.value) return Verdict::Pass;
+    ++g_to_attackers;
+    return Verdict::Drop;
+}
+
+// Accepts whatever the listener has queued, sends each a little, aborts it.
+unsigned drain_accepted(Listener* l, Forger& f) {
+    unsigned n = 0;
+    for (auto a = try_accept(l); a.ok(); a = try_accept(l), ++n) {
+        fill_pattern({g_out, 3000}, 0);
+        (void)try_send(a.value(), {g_out, 1 + f.below(3000)});
+        abort(a.value());
+    }
+    return n;
+}
+} // namespace
+
+// SYNs from 250 forged sources with random options (MSS absent, 0, tiny
+// or random; any window-scale shift; SACK-permitted; random timestamps;
+// damaged option bytes), random extra flags and data; three in four
+// completed by a forged ACK with a random window, the rest reset, and
+// every accepted
+// connection made to send before it is aborted. The per-source and
+// SYN-queue limits hold, nothing panics (a tiny MSS once did), every
+// slot and buffer comes back once the listener closes, and a real pair
+// then connects.
+KTEST(tcp, a_storm_of_forged_syns_leaves_the_listener_serving) {
+    Forger f(Storm::Anything, 0x6d1f00c5a9e2ull);
+    std::uint32_t free_at_start;
+    unsigned completed = 0, accepted = 0;
+    const auto before = stats();
+    {
+        Net net;
+        free_at_start = net.free_at_start();
+        Listener* l = net.listen(8);
+        g_to_attackers = 0;
+        g_wire.filter = drop_to_attackers;
+        for (unsigned i = 0; i < 600; ++i) {
+            ipv4::Address from{kAttackers.value | (1 + f.below(250))};
+            Segment syn;
+            syn.source_port = static_cast<std::uint16_t>(1024 + f.below(60000));
+            syn.destination_port = kPort;
+            syn.seq = Seq(static_cast<std::uint32_t>(f.random.next()));
+            syn.flags = static_cast<std::uint8_t>(flag::kSyn | (f.below(256) & (flag::kPsh | flag::kFin | flag::kUrg | 0xc0)));
+            syn.window = static_cast<std::uint16_t>(f.below(0x10000));
+            Options& o = syn.options;
+            switch (f.below(4)) {
+            case 0: o.mss = 0; break;
+            case 1: o.mss = static_cast<std::uint16_t>(f.below(80)); break;
+            default: o.mss = static_cast<std::uint16_t>(f.below(0x10000)); break;
+            }
+            if (f.one_in(2)) {
+                o.has_window_scale = true;
+                o.window_scale = static_cast<std::uint8_t>(f.below(256));
+            }
+            o.sack_permitted = f.one_in(2);
+            if (f.one_in(2)) {
+                o.has_timestamps = true;
+                o.ts_value = static_cast<std::uint32_t>(f.random.next());
+            }
+            std::size_t length = f.one_in(8) ? f.below(200) : 0;
+            for (std::size_t k = 0; k < length; ++k) g_payload[k] = std::byte(f.random.next());
+            unsigned damage = f.one_in(8) ? 1 + f.below(2) : 0;
+            std::size_t options = options_length(o);
+            inject_crafted(syn, {g_payload, length}, from, kServer, [&](std::byte* out) {
+                if (!damage || options == 0) return;
+                for (unsigned k = 0; k < damage; ++k) out[kHeaderLength + f.below(std::uint32_t(options))] = std::byte(f.random.next());
+                fill_checksum(from.value, kServer.value, {out, kHeaderLength + options + length});
+            });
+            // The handshake's last ACK (the SYN-ACK, if there was one, was
+            // the wire's last segment from the server), or a reset that
+            // frees the half-open slot: abandoned ones would fill the SYN
+            // queue (the flood case proper is syn_flood_beyond_per_source_limit_is_counted).
+            Segment last;
+            last.source_port = syn.source_port;
+            last.destination_port = kPort;
+            last.seq = syn.seq + 1;
+            if (!f.one_in(4)) {
+                last.ack = g_wire.server_next;
+                last.flags = flag::kAck;
+                last.window = static_cast<std::uint16_t>(f.below(0x10000));
+                last.options.has_timestamps = o.has_timestamps;
+                last.options.ts_value = o.ts_value + 1;
+                ++completed;
+            } else {
+                last.flags = flag::kRst;
+            }
+            inject_crafted(last, {}, from, kServer, [](std::byte*) {});
+            if (i % 4 == 3) accepted += drain_accepted(l, f); // the backlog is 8
+        }
+        accepted += drain_accepted(l, f);
+        g_wire.filter = nullptr;
+        EXPECT_GT(accepted, completed / 2);
+        EXPECT_GT(g_to_attackers, 300u);
+        const auto after = stats();
+        klog::info("tcp storm: queue_full {} per_source {} accept_full {} malformed {} table_full {} resets_sent {}",
+                   after.syn_queue_full - before.syn_queue_full, after.syn_per_source - before.syn_per_source,
+                   after.accept_queue_full - before.accept_queue_full, after.malformed - before.malformed,
+                   after.table_full - before.table_full, after.resets_sent - before.resets_sent);
+        EXPECT_GT(after.syn_per_source + after.syn_queue_full + after.malformed,
+                  before.syn_per_source + before.syn_queue_full + before.malformed);
+        // A real client still gets in while the forged half-open ones wait.
+        Connection *c, *s;
+        ASSERT_TRUE(open_pair(l, c, s));
+        EXPECT_TRUE(transfer(c, s, 20'000, in_ms(5000)));
+        abort(c);
+        abort(s);
+    }
+    // The listener's close freed the half-open connections it still held.
+    time::Ticks until = in_ms(5000);
+    while (stats().connections_in_use && time::now() < until) sched::sleep_until(in_ms(20));
+    if (stats().connections_in_use) log_connections();
+    klog::info("tcp storm: {} SYNs completed, {} accepted", completed, accepted);
+    EXPECT_EQ(stats().connections_in_use, 0u);
+    EXPECT_EQ(netdev::pool_stats().free, free_at_start);
+}
