@@ -215,6 +215,27 @@ void log_connections() {
     }, nullptr);
 }
 
+// Waits up to `ms` for every connection to end; false (listing what is
+// left) if one does not.
+bool all_connections_end(std::uint64_t ms) {
+    time::Ticks until = in_ms(ms);
+    while (stats().connections_in_use && time::now() < until) sched::sleep_until(in_ms(20));
+    if (!stats().connections_in_use) return true;
+    log_connections();
+    return false;
+}
+
+// A fresh pair from `l` carries `bytes` each way, every byte checked,
+// and closes.
+bool carries_both_ways(Listener* l, std::uint32_t bytes) {
+    Connection *c, *s;
+    if (!open_pair(l, c, s)) return false;
+    bool ok = transfer(c, s, bytes, in_ms(10'000)) && transfer(s, c, bytes, in_ms(10'000));
+    close(c);
+    close(s);
+    return ok;
+}
+
 bool established(Connection* c) {
     auto i = info(c);
     return i.ok() && i.value().state == State::Established;
@@ -283,13 +304,7 @@ KTEST(tcp, forged_segments_in_the_window_end_connections_cleanly) {
         }
         g_wire.filter = nullptr;
         EXPECT_GT(f.forged, 200u);
-        // The stack still carries a connection whole.
-        Connection *c, *s;
-        ASSERT_TRUE(open_pair(l, c, s));
-        EXPECT_TRUE(transfer(c, s, 100'000, in_ms(10'000)));
-        EXPECT_TRUE(transfer(s, c, 100'000, in_ms(10'000)));
-        close(c);
-        close(s);
+        EXPECT_TRUE(carries_both_ways(l, 100'000)); // the stack still carries a connection whole
     }
     klog::info("tcp storm: {} of 8 connections came through", survived);
     EXPECT_EQ(stats().connections_in_use, 0u);
@@ -340,17 +355,9 @@ KTEST(tcp, forged_segments_through_handshakes_and_closes_leave_nothing_behind) {
         g_wire.filter = nullptr;
         // Every connection ends by itself: its close completes, a reset
         // ends it, or its user timeout does.
-        time::Ticks until = in_ms(20'000);
-        while (stats().connections_in_use && time::now() < until) sched::sleep_until(in_ms(20));
-        if (stats().connections_in_use) log_connections();
-        EXPECT_EQ(stats().connections_in_use, 0u);
+        EXPECT_TRUE(all_connections_end(20'000));
         EXPECT_GT(b.forger.forged, 200u);
-        Connection *c, *s;
-        ASSERT_TRUE(open_pair(l, c, s));
-        EXPECT_TRUE(transfer(c, s, 50'000, in_ms(10'000)));
-        EXPECT_TRUE(transfer(s, c, 50'000, in_ms(10'000)));
-        close(c);
-        close(s);
+        EXPECT_TRUE(carries_both_ways(l, 50'000));
     }
     klog::info("tcp storm: {} forged, {} of 12 connects succeeded, {} accepted", b.forger.forged, connected, accepted);
     EXPECT_EQ(stats().connections_in_use, 0u);
@@ -465,18 +472,10 @@ KTEST(tcp, a_storm_of_forged_syns_leaves_the_listener_serving) {
                    after.table_full - before.table_full, after.resets_sent - before.resets_sent);
         EXPECT_GT(after.syn_per_source + after.syn_queue_full + after.malformed,
                   before.syn_per_source + before.syn_queue_full + before.malformed);
-        // A real client still gets in while the forged half-open ones wait.
-        Connection *c, *s;
-        ASSERT_TRUE(open_pair(l, c, s));
-        EXPECT_TRUE(transfer(c, s, 20'000, in_ms(5000)));
-        abort(c);
-        abort(s);
+        EXPECT_TRUE(carries_both_ways(l, 20'000)); // a real client still gets in
     }
     // The listener's close freed the half-open connections it still held.
-    time::Ticks until = in_ms(5000);
-    while (stats().connections_in_use && time::now() < until) sched::sleep_until(in_ms(20));
-    if (stats().connections_in_use) log_connections();
+    EXPECT_TRUE(all_connections_end(5000));
     klog::info("tcp storm: {} SYNs completed, {} accepted", completed, accepted);
-    EXPECT_EQ(stats().connections_in_use, 0u);
     EXPECT_EQ(netdev::pool_stats().free, free_at_start);
 }
