@@ -693,8 +693,9 @@ void negotiate(Connection& c, const Options& o, bool we_offered_all) {
     if (c.timestamps) {
         c.ts_recent = o.ts_value;
         // A peer's MSS may be anything down to 1: below the option's 12
-        // bytes this would wrap to 4 GiB, and the next segment sent would
-        // not fit a packet buffer (a kernel panic from one SYN).
+        // bytes this would wrap to 4 GiB, and the first data segment sent
+        // would not fit a packet buffer (a kernel panic, from a handshake
+        // anyone can forge).
         c.mss = c.mss > 12 ? c.mss - 12 : 0;
     }
     c.sack = o.sack_permitted && we_offered_all;
