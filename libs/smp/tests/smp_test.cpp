@@ -124,18 +124,22 @@ KTEST(smp, an_ipi_to_each_hart_is_received_there) {
     const unsigned n = plat::machine().hart_count;
     ProbeHandler probe;
     for (unsigned i = 0; i < n; ++i) { // the boot hart itself included
-        std::uint64_t received_before[arch::kMaxHarts] = {};
-        for (unsigned k = 0; k < n; ++k) received_before[k] = smp::hart_stats(k).value().ipis_received;
-        auto sent_before = smp::hart_stats(0).value().ipis_sent;
-        ASSERT_TRUE(ping(i));
-        EXPECT_EQ(g_seen[i].index, i);
-        EXPECT_EQ(smp::hart_stats(0).value().ipis_sent, sent_before + 1);
-        // The target took it, and nobody else did.
-        for (unsigned k = 0; k < n; ++k) {
-            auto received = smp::hart_stats(k).value().ipis_received;
-            if (k == i) EXPECT_EQ(received, received_before[k] + 1);
-            else EXPECT_EQ(received, received_before[k]);
+        // One IPI sent, taken by the target and by nobody else. The
+        // kernel's own IPIs (a thread woken on another hart) may fall in
+        // the same window, as one did in a full 4-hart run, so a few
+        // attempts are allowed; one must be clean.
+        bool clean = false;
+        for (unsigned attempt = 0; attempt < 5 && !clean; ++attempt) {
+            std::uint64_t received_before[arch::kMaxHarts] = {};
+            for (unsigned k = 0; k < n; ++k) received_before[k] = smp::hart_stats(k).value().ipis_received;
+            auto sent_before = smp::hart_stats(0).value().ipis_sent;
+            ASSERT_TRUE(ping(i));
+            EXPECT_EQ(g_seen[i].index, i);
+            clean = smp::hart_stats(0).value().ipis_sent == sent_before + 1;
+            for (unsigned k = 0; k < n; ++k)
+                clean = clean && smp::hart_stats(k).value().ipis_received == received_before[k] + (k == i ? 1 : 0);
         }
+        EXPECT_TRUE(clean);
     }
 }
 
