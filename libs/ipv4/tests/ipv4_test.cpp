@@ -30,12 +30,12 @@ struct Seen {
 Seen g_seen;
 
 void record(const ipv4::Header& header, netdev::PacketRef packet, void*) {
-    g_seen.log[g_seen.calls % 8] = {header.id, packet->length(), ipv4::checksum_add(packet->data())};
-    ++g_seen.calls;
     g_seen.header = header;
     g_seen.length = packet->length();
     std::memcpy(g_seen.first, packet->bytes(), packet->length() < 8 ? packet->length() : 8);
     g_seen.sum = ipv4::checksum_add(packet->data());
+    g_seen.log[g_seen.calls % 8] = {header.id, g_seen.length, g_seen.sum};
+    ++g_seen.calls;
 }
 
 // Registers the test protocol for the scope.

@@ -1521,13 +1521,7 @@ KTEST(tcp, paws_drops_an_old_timestamp) {
     ASSERT_TRUE(net.open(c, s));
     netdev::flush();
     auto before = stats();
-    Segment seg;
-    seg.source_port = info(c).value().local_port;
-    seg.destination_port = kPort;
-    seg.seq = g_wire.client_next;
-    seg.ack = g_wire.server_next;
-    seg.flags = flag::kAck | flag::kPsh;
-    seg.window = 1000;
+    Segment seg = next_from_client(info(c).value().local_port, flag::kAck | flag::kPsh);
     seg.options.has_timestamps = true;
     seg.options.ts_value = static_cast<std::uint32_t>(time::to_ns(time::now()) / 1'000'000) - 100'000; // far in the past
     inject_crafted(seg, std::as_bytes(std::span<const char>("old!", 4)), kClient, kServer, [](std::byte*) {});
