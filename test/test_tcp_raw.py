@@ -312,6 +312,49 @@ def test_syn_flood_beyond_the_per_source_limit(guest):
     again.close()
 
 
+def test_a_syn_flood_from_many_sources_is_answered_with_syn_cookies(guest):
+    """SYNs from 20 sources, three each, none ever completed: the first 16
+    fill the listener's SYN queue (CONFIG_TCP_SYN_QUEUE), and every SYN
+    after that is still answered, with a SYN cookie and no state. A client
+    from another source then gets in through a cookie with every option
+    it offered (window scale and SACK ride in the timestamp) and echoes."""
+    m, peer = guest
+    flooders = [f"10.0.2.{100 + i}" for i in range(20)]
+    peer.addresses.update(flooders)
+    before = stats(peer, src=PEER2)
+    flood = [Conversation(peer, port(), src=a) for a in flooders for _ in range(3)]
+    for c in flood:
+        c.send(SYN, ack=0, options={"mss": 1460})
+    answered = set()
+    deadline = time.monotonic() + 3.0
+    while len(answered) < len(flood) and time.monotonic() < deadline:
+        peer.pump(0.05)
+        for c in flood:
+            while (s := peer.next(c.key, 0)) is not None:
+                assert s.has(SYN | ACK) and s.ack == c.snd_nxt, s
+                answered.add(c.key)
+    assert len(answered) == len(flood), (len(answered), len(flood))
+    client = Conversation(peer, port(), src=PEER2)
+    synack = client.connect(dict(ALL_OPTIONS, ts=(client.tsval(), 0)))
+    assert synack.options.get("wscale") == 1 and synack.options.get("sack_perm") and "ts" in synack.options, synack
+    payload = bytes(range(256)) * 40  # 10 KiB: several segments each way
+    for i in range(0, len(payload), 1024):
+        client.send(ACK | PSH, payload=payload[i:i + 1024])
+    assert client.collect(len(payload)) == payload
+    client.close()
+    after = stats(peer, src=PEER2)
+    queue = 16  # CONFIG_TCP_SYN_QUEUE in configs/tcpecho-raw.config
+    assert after["tcp_syn_cookies_sent"] - before["tcp_syn_cookies_sent"] == len(flood) - queue + 1, (before, after)
+    assert after["tcp_syn_cookies_accepted"] - before["tcp_syn_cookies_accepted"] == 1
+    assert after["tcp_syn_queue_full"] == before["tcp_syn_queue_full"]
+    # Clean up: reset the flood (the queued ones close; a cookie's has
+    # nothing to close, and a RST to a listener is ignored).
+    for c in flood:
+        c.send(RST, ack=0, advance=False)
+    time.sleep(0.2)
+    peer.addresses.difference_update(flooders)
+
+
 def test_fragmentation_needed_shrinks_the_guest_segments(guest):
     """Path MTU discovery (RFC 1191) through real ICMP messages. The guest
     echoes over a path whose router takes 1000-byte datagrams: its first

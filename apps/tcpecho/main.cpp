@@ -129,13 +129,14 @@ void stats(tcp::Connection* c, std::span<std::byte> buffer) {
     base::format_to(sink,
                     "tcp_in={} tcp_out={} tcp_bad_checksum={} tcp_malformed={} tcp_no_connection={} "
                     "tcp_resets_sent={} tcp_resets_received={} tcp_challenge_acks={} tcp_out_of_window={} "
-                    "tcp_invalid_acks_suppressed={} tcp_syn_queue_full={} tcp_syn_per_source={} tcp_table_full={} tcp_retransmits={} "
+                    "tcp_invalid_acks_suppressed={} tcp_syn_queue_full={} tcp_syn_cookies_sent={} tcp_syn_cookies_accepted={} "
+                    "tcp_syn_cookies_rejected={} tcp_syn_per_source={} tcp_table_full={} tcp_retransmits={} "
                     "tcp_timeouts={} tcp_fast_retransmits={} tcp_established={} tcp_in_use={} tcp_time_wait={} "
                     "tcp_ooo_dropped={} tcp_predicted={} tcp_held_back={} tcp_batch_acks={} tcp_acks_merged={} tcp_delayed_acks={} "
                     "tcp_icmp_errors={} tcp_icmp_ignored={} tcp_path_mtu_reductions={} ",
                     t.segments_received, t.segments_sent, t.bad_checksum, t.malformed, t.no_connection,
                     t.resets_sent, t.resets_received, t.challenge_acks, t.out_of_window, t.invalid_acks_suppressed, t.syn_queue_full,
-                    t.syn_per_source, t.table_full, t.retransmits, t.timeouts, t.fast_retransmits,
+                    t.syn_cookies_sent, t.syn_cookies_accepted, t.syn_cookies_rejected, t.syn_per_source, t.table_full, t.retransmits, t.timeouts, t.fast_retransmits,
                     t.established_now, t.connections_in_use, t.time_wait_now, t.ooo_dropped,
                     t.predicted, t.held_back, t.batch_acks, t.acks_merged, t.delayed_acks, t.icmp_errors, t.icmp_ignored,
                     t.path_mtu_reductions);
@@ -213,10 +214,12 @@ int main() {
         if (s.segments_received + s.segments_sent == last) continue;
         last = s.segments_received + s.segments_sent;
         klog::print("tcpecho: segments in {} out {} retransmits {} established {} in use {}; resets sent {} "
-                    "received {}; SYNs refused: queue {} per source {} table {}; pool free {} (min {}, failures {}); "
+                    "received {}; SYNs refused: queue {} per source {} table {}; SYN cookies sent {} accepted {}; "
+                    "pool free {} (min {}, failures {}); "
                     "eth0 rx drops {} tx drops {}\n",
                     s.segments_received, s.segments_sent, s.retransmits, s.established_now, s.connections_in_use,
-                    s.resets_sent, s.resets_received, s.syn_queue_full, s.syn_per_source, s.table_full, pool.free,
+                    s.resets_sent, s.resets_received, s.syn_queue_full, s.syn_per_source, s.table_full,
+                    s.syn_cookies_sent, s.syn_cookies_accepted, pool.free,
                     pool.min_free, pool.failures, counters.rx_drops, counters.tx_drops);
         tcp::for_each_connection(
             [](const tcp::ConnectionInfo& i, void*) {

@@ -19,6 +19,7 @@
 #include <plat/machine.hpp>
 #include <sync/mutex.hpp>
 #include <tcp/isn.hpp>
+#include <tcp/syn_cookie.hpp>
 #include <tcp/window.hpp>
 #include <time/callout.hpp>
 #include "engine.hpp"
@@ -289,15 +290,32 @@ Sent transmit(Connection& c, Seq seq, std::uint8_t flags, std::uint32_t data_off
     return Sent::Yes;
 }
 
-// A RST in answer to a segment that has no connection (RFC 9293 3.10.7.1).
-void send_reset_for(const Tuple& t, const Segment& in) {
-    if (in.has(flag::kRst)) return;
+// Sends a segment that belongs to no connection (a RST, a SYN cookie's
+// SYN-ACK): nothing to hold back or resume, so a lost one is simply lost
+// (the peer's retransmission is answered again). False if there was no
+// packet buffer for it.
+bool send_stateless(const Tuple& t, const Segment& s) {
     auto p = netdev::allocate();
     if (!p.ok()) {
         ++g_stats.no_buffer;
-        return;
+        return false;
     }
     netdev::PacketRef packet = std::move(p.value());
+    const std::size_t header = kHeaderLength + options_length(s.options);
+    std::byte* out = packet->put(header);
+    build(s, {out, header});
+    fill_checksum(t.local_address, t.remote_address, {out, header});
+    ++g_stats.segments_sent;
+    const ipv4::Address source{t.local_address}, destination{t.remote_address};
+    auto r = g_output_hook ? g_output_hook(std::move(packet), source, destination, g_output_context)
+                           : ipv4::send(std::move(packet), source, destination, ipv4::Protocol::Tcp);
+    if (!r.ok()) ++g_stats.send_errors;
+    return true;
+}
+
+// A RST in answer to a segment that has no connection (RFC 9293 3.10.7.1).
+void send_reset_for(const Tuple& t, const Segment& in) {
+    if (in.has(flag::kRst)) return;
     Segment s;
     s.source_port = t.local_port;
     s.destination_port = t.remote_port;
@@ -309,15 +327,7 @@ void send_reset_for(const Tuple& t, const Segment& in) {
         s.ack = in.seq + in.length();
         s.flags = flag::kRst | flag::kAck;
     }
-    std::byte* out = packet->put(kHeaderLength);
-    build(s, {out, kHeaderLength});
-    fill_checksum(t.local_address, t.remote_address, {out, kHeaderLength});
-    ++g_stats.resets_sent;
-    ++g_stats.segments_sent;
-    const ipv4::Address source{t.local_address}, destination{t.remote_address};
-    auto r = g_output_hook ? g_output_hook(std::move(packet), source, destination, g_output_context)
-                           : ipv4::send(std::move(packet), source, destination, ipv4::Protocol::Tcp);
-    if (!r.ok()) ++g_stats.send_errors; // no connection to resume: a lost RST is answered again
+    if (send_stateless(t, s)) ++g_stats.resets_sent;
 }
 
 Seq data_end(const Connection& c) { return c.snd_data + c.send_len; }
@@ -893,29 +903,144 @@ AckCheck process_ack(Connection& c, const Segment& s) {
     return AckCheck::Passed;
 }
 
+// ---------------------------------------------------------------- SYN cookies
+
+#ifdef CONFIG_TCP_SYN_COOKIES
+constexpr bool kSynCookies = true;
+#else
+constexpr bool kSynCookies = false;
+#endif
+
+void input_segment(const Tuple& t, const Segment& s, Connection* found);
+
+struct SourceCounts {
+    unsigned half_open = 0, total = 0;
+};
+SourceCounts connections_from(std::uint32_t remote_address) {
+    SourceCounts n;
+    for (auto& c : g_connections)
+        if (c.in_use && c.tuple.remote_address == remote_address) {
+            ++n.total;
+            if (c.state == State::SynReceived) ++n.half_open;
+        }
+    return n;
+}
+
+CookieTuple cookie_tuple(const Tuple& t) {
+    return {t.local_address, t.remote_address, t.local_port, t.remote_port};
+}
+std::uint32_t cookie_period_now() { return cookie_period(time::to_ns(time::now())); }
+
+// The listener's SYN queue is full: a SYN-ACK whose sequence number is
+// the cookie, and no state (tcp/syn_cookie.hpp).
+void send_syn_cookie(Listener& l, const Tuple& t, const Segment& syn) {
+    const std::uint32_t period = cookie_period_now();
+    Segment s;
+    s.source_port = t.local_port;
+    s.destination_port = t.remote_port;
+    s.seq = make_syn_cookie(cookie_tuple(t), syn.seq, syn.options.mss, period);
+    s.ack = syn.seq + 1;
+    s.flags = flag::kSyn | flag::kAck;
+    s.window = static_cast<std::uint16_t>(representable_window(kReceiveBuffer, 0)); // a SYN's is never scaled
+    Options& o = s.options;
+    o.mss = static_cast<std::uint16_t>(route_mss(ipv4::Address{t.remote_address}));
+    // Window scaling and SACK only where the timestamp brings them back.
+    if (syn.options.has_timestamps) {
+        const CookieOptions carried{syn.options.has_window_scale, syn.options.window_scale,
+                                    syn.options.sack_permitted};
+        o.has_window_scale = carried.has_window_scale;
+        o.window_scale = receive_scale();
+        o.sack_permitted = carried.sack_permitted;
+        o.has_timestamps = true;
+        o.ts_value = cookie_timestamp(now_ms(), carried);
+        o.ts_echo = syn.options.ts_value;
+    }
+    if (!send_stateless(t, s)) return;
+    ++g_stats.syn_cookies_sent;
+    l.cookies_sent = true;
+    l.cookie_period = period;
+}
+
+enum class CookieAnswer { NotOne, Taken, Dropped };
+
+// An ACK for listener l with no connection: the answer to one of its SYN
+// cookies? A valid one rebuilds the half-open connection the cookie
+// stands for and completes it with this segment (data and FIN included).
+// Dropped: valid, but the backlog, the source's limit or the table has no
+// room now; the peer's retransmission may find some while the cookie is
+// valid. Only checked while a cookie sent by this listener can be valid:
+// otherwise an ACK is no answer to anything and gets its RST as ever.
+CookieAnswer take_syn_cookie(Listener& l, const Tuple& t, const Segment& s) {
+    if (!kSynCookies || !l.cookies_sent || !s.has(flag::kAck) || s.has(flag::kSyn) || s.has(flag::kRst))
+        return CookieAnswer::NotOne;
+    const std::uint32_t period = cookie_period_now();
+    if (period - l.cookie_period > 1) return CookieAnswer::NotOne;
+    const auto mss = check_syn_cookie(cookie_tuple(t), s.seq - 1, s.ack - 1, period);
+    if (!mss) {
+        ++g_stats.syn_cookies_rejected;
+        return CookieAnswer::NotOne;
+    }
+    if (l.queued >= l.backlog) {
+        ++g_stats.accept_queue_full;
+        return CookieAnswer::Dropped;
+    }
+    if (connections_from(t.remote_address).total >= CONFIG_TCP_PER_SOURCE_TOTAL) {
+        ++g_stats.syn_per_source;
+        return CookieAnswer::Dropped;
+    }
+    Connection* c = allocate_slot(t);
+    if (!c) return CookieAnswer::Dropped;
+    ++g_stats.syn_cookies_accepted;
+    c->listener = &l;
+    ++l.half_open;
+    ++g_stats.passive_opens;
+    set_state(*c, State::SynReceived);
+    c->iss = s.ack - 1;
+    c->snd_una = c->iss;
+    c->snd_nxt = c->snd_max = c->snd_data = s.ack;
+    c->irs = s.seq - 1;
+    c->rcv_nxt = s.seq;
+    c->snd_wl1 = c->irs;
+    c->snd_wl2 = c->iss;
+    Options o;
+    o.mss = *mss;
+    if (s.options.has_timestamps) {
+        const CookieOptions carried = decode_cookie_timestamp(s.options.ts_echo);
+        o.has_window_scale = carried.has_window_scale;
+        o.window_scale = carried.window_scale;
+        o.sack_permitted = carried.sack_permitted;
+        o.has_timestamps = true;
+        o.ts_value = s.options.ts_value;
+    }
+    negotiate(*c, o, true);
+    c->rcv_adv = representable_window(kReceiveBuffer, 0); // what the SYN-ACK offered
+    input_segment(t, s, c);
+    return CookieAnswer::Taken;
+}
+
+// ---------------------------------------------------------------- segment arrival
+
 // `found`: the connection of tuple t, or nullptr (the caller looked it up).
 void input_segment(const Tuple& t, const Segment& s, Connection* found) {
     if (!found) {
         Listener* l = find_listener(t.local_port);
+        if (l && take_syn_cookie(*l, t, s) != CookieAnswer::NotOne) return;
         if (!l || !s.has(flag::kSyn) || s.has(flag::kAck) || s.has(flag::kRst)) {
             // LISTEN ignores RSTs and answers ACKs with RST (RFC 9293 3.10.7.2).
             if (!l) ++g_stats.no_connection;
             send_reset_for(t, s);
             return;
         }
-        // SYN flood protection: a bounded SYN queue per listener and
-        // per-source limits, every refusal counted.
+        // SYN flood protection: a bounded SYN queue per listener, with
+        // SYN cookies beyond it (or drops, without them), and per-source
+        // limits; every refusal counted.
         if (l->half_open >= CONFIG_TCP_SYN_QUEUE) {
-            ++g_stats.syn_queue_full;
+            if (kSynCookies) send_syn_cookie(*l, t, s);
+            else ++g_stats.syn_queue_full;
             return;
         }
-        unsigned source_half_open = 0, source_total = 0;
-        for (auto& c : g_connections)
-            if (c.in_use && c.tuple.remote_address == t.remote_address) {
-                ++source_total;
-                if (c.state == State::SynReceived) ++source_half_open;
-            }
-        if (source_half_open >= CONFIG_TCP_PER_SOURCE_HALF_OPEN || source_total >= CONFIG_TCP_PER_SOURCE_TOTAL) {
+        const SourceCounts source = connections_from(t.remote_address);
+        if (source.half_open >= CONFIG_TCP_PER_SOURCE_HALF_OPEN || source.total >= CONFIG_TCP_PER_SOURCE_TOTAL) {
             ++g_stats.syn_per_source;
             return;
         }
@@ -1594,6 +1719,8 @@ base::Result<Listener*> listen(std::uint16_t port, unsigned backlog) {
         l.port = port;
         l.backlog = backlog;
         l.half_open = l.queued = 0;
+        l.cookies_sent = false;
+        l.cookie_period = 0;
         l.accept_head = l.accept_tail = nullptr;
         l.wait.notify = nullptr;
         return &l;

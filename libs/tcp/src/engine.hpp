@@ -42,6 +42,8 @@ struct Listener {
     unsigned backlog = 0;
     unsigned half_open = 0;  // SYN-RECEIVED children
     unsigned queued = 0;     // established, waiting for accept()
+    bool cookies_sent = false;     // SYN cookies: any sent, and the period of the last
+    std::uint32_t cookie_period = 0;
     Connection* accept_head = nullptr;
     Connection* accept_tail = nullptr;
     Waitable wait;

@@ -46,6 +46,8 @@ std::uint64_t siphash24(const SipKey& key, std::span<const std::byte> message) {
 
 void set_isn_key(const SipKey& key) { g_key = key; }
 
+std::uint64_t keyed_hash(std::span<const std::byte> message) { return siphash24(g_key, message); }
+
 Seq isn(std::uint32_t local_address, std::uint16_t local_port, std::uint32_t remote_address,
         std::uint16_t remote_port, std::uint64_t clock_us) {
     std::byte m[12];
@@ -53,7 +55,7 @@ Seq isn(std::uint32_t local_address, std::uint16_t local_port, std::uint32_t rem
     std::memcpy(m + 4, &remote_address, 4);
     std::memcpy(m + 8, &local_port, 2);
     std::memcpy(m + 10, &remote_port, 2);
-    auto f = static_cast<std::uint32_t>(siphash24(g_key, m));
+    auto f = static_cast<std::uint32_t>(keyed_hash(m));
     return Seq(static_cast<std::uint32_t>(clock_us / 4) + f); // M ticks every 4 us (RFC 6528 3)
 }
 

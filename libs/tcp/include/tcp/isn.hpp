@@ -22,6 +22,9 @@ using SipKey = std::array<std::uint64_t, 2>;
 [[nodiscard]] std::uint64_t siphash24(const SipKey& key, std::span<const std::byte> message);
 
 void set_isn_key(const SipKey& key);
+// SipHash-2-4 of `message` under that key: the secret behind ISNs and SYN
+// cookies (which hash messages of different lengths, so never the same).
+[[nodiscard]] std::uint64_t keyed_hash(std::span<const std::byte> message);
 // `clock_us` is a microsecond clock (the engine passes time::to_ns(now)/1000).
 [[nodiscard]] Seq isn(std::uint32_t local_address, std::uint16_t local_port, std::uint32_t remote_address,
                       std::uint16_t remote_port, std::uint64_t clock_us);
