@@ -260,6 +260,7 @@ KTEST(tcp, a_cookie_ack_that_does_not_match_is_answered_with_a_reset) {
     EXPECT_EQ(si.value().receive_scale, 1u);
     EXPECT_EQ(si.value().mss, std::min<std::uint32_t>(1460, route_mss_to_client()) - 12);
     EXPECT_EQ(si.value().send_window, 1000u << 7);
+    EXPECT_GT(si.value().srtt_us, 0u); // sampled from the echo of the cookie's timestamp
     EXPECT_TRUE(received_hello(s.value()));
     // It acknowledges the data (at once or when its delayed ACK is due),
     // echoing the ACK's timestamp.
