@@ -1,10 +1,26 @@
 #pragma once
-// The engine's private state: the connection table, listeners, and the
-// per-connection control block (RFC 9293 3.3.1's TCB). Everything here is
-// protected by g_lock (engine.cpp) unless a comment says otherwise.
+// The engine's private state and the functions its files share: the
+// connection table, listeners, the per-connection control block (RFC 9293
+// 3.3.1's TCB). Everything here is protected by g_lock unless a comment
+// says otherwise.
+//
+// The engine's files, each one part of it:
+//   engine.cpp       the table, lookup, waiting, the connection lifecycle
+//   output.cpp       segments out: windows, transmit, retransmission, RSTs
+//   input.cpp        segments in (RFC 9293 3.10.7), merged ACKs
+//   listen.cpp       segments for no connection: SYN queue, SYN cookies
+//   icmp_errors.cpp  ICMP errors about our segments, path MTU
+//   timers.cpp       retransmission, probes, keep-alive, delayed and batch ACKs
+//   api.cpp          the public API (tcp/tcp.hpp)
 #include <array>
 #include <span>
 #include <atomic>
+#include <base/result.hpp>
+#include <netdev/interface.hpp>
+#include <sync/mutex.hpp>
+#include <time/callout.hpp>
+#include <time/time.hpp>
+#include <algorithm>
 #include <sched/wait.hpp>
 #include <tcp/congestion.hpp>
 #include <tcp/ranges.hpp>
@@ -135,6 +151,173 @@ struct Connection {
     // .bss while the table, which has non-zero initial values, is in .data).
     std::span<std::byte> send_buffer;
     std::span<std::byte> receive_buffer;
+};
+
+// ---------------------------------------------------------------- shared state
+
+inline constexpr unsigned kMaxConnections = CONFIG_TCP_MAX_CONNECTIONS;
+inline constexpr unsigned kMaxKeepaliveProbes = 9;
+inline constexpr std::uint16_t kEphemeralFirst = 49152;
+
+extern sync::Mutex g_lock;
+extern std::array<Connection, kMaxConnections> g_connections;
+extern std::array<Listener, CONFIG_TCP_MAX_LISTENERS> g_listeners;
+extern Stats g_stats;
+extern std::uint16_t g_next_port;
+extern OutputHook g_output_hook; // set_output_hook(): tests' wire
+extern void* g_output_context;
+// The earliest deadline the timer callout is armed for, and whether that
+// changed since it was last armed (timers.cpp).
+extern time::Callout g_callout;
+extern time::Ticks g_callout_at;
+extern bool g_callout_moved;
+extern netdev::Work g_batch_ack_work;  // flush_batch_acks() after the receive batch
+extern netdev::Work g_resume_work;     // resume_held() when a driver queue has room
+
+// Every deadline that is not kNever is set through here: it keeps the
+// callout no later than the earliest (timers.cpp).
+inline void set_deadline(time::Ticks& field, time::Ticks at) {
+    field = at;
+    if (at < g_callout_at) {
+        g_callout_at = at;
+        g_callout_moved = true;
+    }
+}
+
+inline time::Ticks ms(std::uint64_t n) { return time::from_ns(n * 1'000'000); }
+inline time::Ticks us(std::uint64_t n) { return time::from_ns(n * 1'000); }
+inline std::uint32_t now_ms() { return static_cast<std::uint32_t>(time::to_ns(time::now()) / 1'000'000); }
+
+inline std::uint32_t receive_space(const Connection& c) { return kReceiveBuffer - c.recv_len; }
+inline std::uint32_t flight(const Connection& c) { return static_cast<std::uint32_t>(c.snd_max - c.snd_una); }
+inline Seq data_end(const Connection& c) { return c.snd_data + c.send_len; }
+inline bool fin_sent(const Connection& c) { return c.fin_queued && c.snd_max == data_end(c) + 1; }
+inline bool fin_acked(const Connection& c) { return c.fin_queued && c.snd_una == data_end(c) + 1; }
+
+// ---------------------------------------------------------------- engine.cpp
+
+[[nodiscard]] Connection* lookup(const Tuple& t);
+[[nodiscard]] Listener* find_listener(std::uint16_t port);
+// `one`: the event is a single item only one waiter can take (a connection
+// queued for accept), so one waiter is woken, not every thread of a pool
+// (a woken waiter that finds the item gone waits again, and a thread
+// between its check and its wait sees the counter move and does not
+// sleep, so the item is never left with every waiter asleep).
+inline void notify(Waitable& w, std::uint32_t events, bool one = false) {
+    w.events.fetch_add(1, std::memory_order_release);
+    if (one) sched::wake_one(w.waiters);
+    else sched::wake_all(w.waiters);
+    if (w.notify) w.notify(w.notify_context, events);
+}
+
+[[nodiscard]] inline std::uint32_t readiness(const Connection& c) {
+    std::uint32_t e = 0;
+    if (c.recv_len || c.fin_received || c.error_set) e |= event::kReadable;
+    bool can_write = c.state == State::Established || c.state == State::CloseWait;
+    if ((can_write && !c.fin_queued && c.send_len < kSendBuffer) || c.error_set) e |= event::kWritable;
+    if (c.state == State::Closed || c.state == State::TimeWait || c.error_set) e |= event::kClosed;
+    return e;
+}
+
+inline void wake(Connection& c) { notify(c.wait, readiness(c)); }
+[[nodiscard]] base::Error wait_for_event(Waitable& w, time::Ticks deadline, bool waited_before);
+inline void set_state(Connection& c, State s) {
+    if (c.state == State::Established) --g_stats.established_now;
+    if (c.state == State::TimeWait) --g_stats.time_wait_now;
+    c.state = s;
+    if (s == State::Established) ++g_stats.established_now;
+    if (s == State::TimeWait) ++g_stats.time_wait_now;
+}
+void release_slot(Connection& c);
+void enter_closed(Connection& c, bool has_error, base::Error e);
+void enter_time_wait(Connection& c);
+void reset_connection(Connection& c, base::Error e);
+[[nodiscard]] Connection* allocate_slot(const Tuple& t);
+[[nodiscard]] std::uint32_t route_mss(ipv4::Address remote);
+[[nodiscard]] std::uint8_t receive_scale();
+void negotiate(Connection& c, const Options& o, bool we_offered_all);
+[[nodiscard]] base::Result<void> ensure_started();
+
+
+// ---------------------------------------------------------------- output.cpp
+
+// What became of a segment handed to transmit().
+enum class Sent {
+    Yes,
+    Lost, // ipv4 or a lower layer refused it: a loss the timers recover
+    Held, // no pool buffer, or the driver's queue was full: nothing went
+          // out, and the connection is resumed when there is room again
+          // (resume_held())
+};
+Sent transmit(Connection& c, Seq seq, std::uint8_t flags, std::uint32_t data_offset, std::uint32_t data_len);
+bool send_stateless(const Tuple& t, const Segment& s);
+void send_reset_for(const Tuple& t, const Segment& in);
+// rcv_adv is relative to RCV.NXT: consumption of the window by data moves
+// the right edge's distance.
+inline void consume_advertised(Connection& c, std::uint32_t n) { c.rcv_adv = c.rcv_adv > n ? c.rcv_adv - n : 0; }
+
+// The user timeout (0: off) counted from `since`: whether it has passed,
+// and a timer's time pulled in so that the give-up it brings is on time,
+// not at the next backed-off expiry.
+[[nodiscard]] inline bool past_user_timeout(const Connection& c, time::Ticks since) {
+    return c.user_timeout && time::now() - since >= c.user_timeout;
+}
+[[nodiscard]] inline time::Ticks before_user_timeout(const Connection& c, time::Ticks since, time::Ticks at) {
+    return c.user_timeout ? std::min(at, since + c.user_timeout) : at;
+}
+
+// Arms the retransmission timer unless it runs. Armed with no expiry since
+// the last progress, it starts the user timeout's clock.
+inline void start_rexmt(Connection& c) {
+    if (c.rexmt_at != time::kNever) return;
+    time::Ticks now = time::now();
+    if (c.retries == 0) c.unacked_since = now;
+    set_deadline(c.rexmt_at, before_user_timeout(c, c.unacked_since, now + us(c.rtt.rto())));
+}
+void output(Connection& c);
+void retransmit_first(Connection& c);
+void challenge_ack(Connection& c);
+void ack_invalid(Connection& c, const Segment& s);
+
+// ---------------------------------------------------------------- input.cpp
+
+// `found`: the connection of tuple t, or nullptr (the caller looked it up).
+void input_segment(const Tuple& t, const Segment& s, Connection* found);
+void handle_segment(ipv4::Address source, ipv4::Address destination, std::span<const std::byte> bytes,
+                    bool may_hold);
+void ipv4_handler(const ipv4::Header& header, netdev::PacketRef packet, void*);
+void apply_held_acks();
+
+// ---------------------------------------------------------------- listen.cpp
+
+// A segment that belongs to no connection: a listener's (SYN, SYN cookie
+// ACK) or answered with a RST.
+void input_without_connection(const Tuple& t, const Segment& s);
+
+// ---------------------------------------------------------------- icmp_errors.cpp
+
+void on_icmp_error(const ipv4::TransportError& e, void*);
+
+// ---------------------------------------------------------------- timers.cpp
+
+// Under g_lock (the end of every segment and API call, and before an API
+// call sleeps): applies what set_deadline() decided.
+inline void arm_timer_callout() {
+    if (!g_callout_moved) return;
+    g_callout_moved = false;
+    (void)g_callout.start_at(g_callout_at);
+}
+[[nodiscard]] time::Ticks next_probe_at(const Connection& c, time::Ticks at);
+
+// g_lock for a scope; arms the timer callout for what the scope set on leaving.
+struct Guard {
+    Guard() { g_lock.lock(); }
+    ~Guard() {
+        arm_timer_callout();
+        g_lock.unlock();
+    }
+    Guard(const Guard&) = delete;
+    Guard& operator=(const Guard&) = delete;
 };
 
 } // namespace tessera::tcp
