@@ -135,17 +135,20 @@ void input_without_connection(const Tuple& t, const Segment& s) {
         send_reset_for(t, s);
         return;
     }
-    // SYN flood protection: a bounded SYN queue per listener, with
-    // SYN cookies beyond it (or drops, without them), and per-source
-    // limits; every refusal counted.
-    if (l->half_open >= CONFIG_TCP_SYN_QUEUE) {
-        if (kSynCookies) send_syn_cookie(*l, t, s);
-        else ++g_stats.syn_queue_full;
+    // SYN flood protection, every refusal counted. A source at its limit
+    // of connections is refused (a cookie's ACK would be). Beyond the SYN
+    // queue, or beyond the source's share of half-open connections (so
+    // that one source cannot fill the queue), SYN cookies answer without
+    // keeping anything; without them such SYNs are dropped.
+    const SourceCounts source = connections_from(t.remote_address);
+    if (source.total >= CONFIG_TCP_PER_SOURCE_TOTAL) {
+        ++g_stats.syn_per_source;
         return;
     }
-    const SourceCounts source = connections_from(t.remote_address);
-    if (source.half_open >= CONFIG_TCP_PER_SOURCE_HALF_OPEN || source.total >= CONFIG_TCP_PER_SOURCE_TOTAL) {
-        ++g_stats.syn_per_source;
+    const bool queue_full = l->half_open >= CONFIG_TCP_SYN_QUEUE;
+    if (queue_full || source.half_open >= CONFIG_TCP_PER_SOURCE_HALF_OPEN) {
+        if (kSynCookies) send_syn_cookie(*l, t, s);
+        else ++(queue_full ? g_stats.syn_queue_full : g_stats.syn_per_source);
         return;
     }
     Connection* c = allocate_slot(t);

@@ -159,10 +159,10 @@ struct Stats {
     std::uint64_t out_of_window;             // unacceptable segments (ACKed and dropped)
     std::uint64_t invalid_acks_suppressed;   // ACKs to invalid pure ACKs not sent (CONFIG_TCP_INVALID_ACK_INTERVAL_MS)
     std::uint64_t syn_queue_full;            // SYNs dropped: listener's SYN queue (without CONFIG_TCP_SYN_COOKIES)
-    std::uint64_t syn_cookies_sent;          // SYN-ACKs with a cookie: the SYN queue was full
+    std::uint64_t syn_cookies_sent;          // SYN-ACKs with a cookie: the SYN queue or the source's half-open share was full
     std::uint64_t syn_cookies_accepted;      // ... whose ACK came back valid and made a connection
     std::uint64_t syn_cookies_rejected;      // ACKs to a listener using cookies that carried no valid one (RST)
-    std::uint64_t syn_per_source;            // SYNs dropped: per-source half-open or total limit
+    std::uint64_t syn_per_source;            // SYNs (or cookie ACKs) dropped: per-source total limit, or half-open without cookies
     std::uint64_t table_full;                // SYNs dropped / connect() refused: no free slot
     std::uint64_t accept_queue_full;         // handshakes left half-open: backlog full
     std::uint64_t ooo_dropped;               // out-of-order segments beyond CONFIG_TCP_SACK_RANGES
