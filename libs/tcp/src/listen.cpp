@@ -1,6 +1,7 @@
 // Segments for no connection: a listener's SYNs (the SYN queue, per-source
-// limits, SYN cookies beyond a full queue, tcp/syn_cookie.hpp) and the
-// RST for everything else.
+// limits, SYN cookies beyond the queue or a source's share of it,
+// tcp/syn_cookie.hpp), the ACKs that bring cookies back, and the RST for
+// everything else.
 #include <tcp/syn_cookie.hpp>
 #include <tcp/window.hpp>
 #include "engine.hpp"
@@ -36,8 +37,8 @@ CookieTuple cookie_tuple(const Tuple& t) {
 }
 std::uint32_t cookie_period_now() { return cookie_period(time::to_ns(time::now())); }
 
-// The listener's SYN queue is full: a SYN-ACK whose sequence number is
-// the cookie, and no state (tcp/syn_cookie.hpp).
+// The SYN queue, or the source's share of it, is full: a SYN-ACK whose
+// sequence number is the cookie, and no state (tcp/syn_cookie.hpp).
 void send_syn_cookie(Listener& l, const Tuple& t, const Segment& syn) {
     const std::uint32_t period = cookie_period_now();
     Segment s;
