@@ -333,4 +333,56 @@ KTEST(tcp, a_valid_cookie_ack_waits_for_room_in_the_backlog) {
     abort(s1.value());
     abort(first.value());
 }
+namespace {
+// Many clients behind one address (a NAT, SLIRP's gateway): their ports
+// from kCrowdPort. The wire keeps the sequence number of each SYN-ACK.
+constexpr ipv4::Address kCrowd = ipv4::Address::from(10, 9, 2, 1);
+constexpr std::uint16_t kCrowdPort = 50000;
+constexpr unsigned kCrowdSize = CONFIG_TCP_PER_SOURCE_TOTAL + 1;
+constinit Seq g_crowd_synack[kCrowdSize]{};
+constinit unsigned g_crowd_synacks = 0;
+Verdict record_crowd(Segment& s, ipv4::Address, ipv4::Address dst, void*) {
+    if (dst != kCrowd) return Verdict::Pass;
+    const unsigned i = s.destination_port - kCrowdPort;
+    if (s.flags == (flag::kSyn | flag::kAck) && i < kCrowdSize) {
+        g_crowd_synack[i] = s.seq;
+        ++g_crowd_synacks;
+    }
+    return Verdict::Drop;
+}
+} // namespace
+
+// One address may hold its share of the SYN queue; its SYNs beyond that
+// get cookies, so all its clients get in, up to its total limit. At that
+// limit a SYN gets nothing at all: a cookie's ACK would be refused, and
+// the client would believe in a connection that does not exist.
+KTEST(tcp, clients_behind_one_address_get_in_up_to_its_total_limit) {
+    constexpr unsigned kTotal = CONFIG_TCP_PER_SOURCE_TOTAL, kShare = CONFIG_TCP_PER_SOURCE_HALF_OPEN;
+    static_assert(kTotal > kShare && kTotal <= CONFIG_TCP_MAX_CONNECTIONS);
+    Net net;
+    Listener* l = net.listen(kTotal);
+    g_wire.filter = record_crowd;
+    g_crowd_synacks = 0;
+    const auto before = stats();
+    for (unsigned i = 0; i < kTotal; ++i)
+        inject_to_server(static_cast<std::uint16_t>(kCrowdPort + i), Seq(1000 * i), Seq(0), flag::kSyn, 1000, kCrowd);
+    EXPECT_EQ(g_crowd_synacks, kTotal);
+    EXPECT_EQ(stats().syn_cookies_sent - before.syn_cookies_sent, kTotal - kShare);
+    for (unsigned i = 0; i < kTotal; ++i)
+        inject_to_server(static_cast<std::uint16_t>(kCrowdPort + i), Seq(1000 * i + 1), g_crowd_synack[i] + 1,
+                         flag::kAck, 1000, kCrowd);
+    EXPECT_EQ(stats().syn_cookies_accepted - before.syn_cookies_accepted, kTotal - kShare);
+    Connection* accepted[kTotal];
+    unsigned n = 0;
+    for (auto a = try_accept(l); a.ok() && n < kTotal; a = try_accept(l)) accepted[n++] = a.value();
+    EXPECT_EQ(n, kTotal);
+    // One client more: nothing, and counted.
+    g_crowd_synacks = 0;
+    const auto full = stats();
+    inject_to_server(static_cast<std::uint16_t>(kCrowdPort + kTotal), Seq(7), Seq(0), flag::kSyn, 1000, kCrowd);
+    EXPECT_EQ(g_crowd_synacks, 0u);
+    EXPECT_EQ(stats().syn_per_source - full.syn_per_source, 1u);
+    EXPECT_EQ(stats().syn_cookies_sent, full.syn_cookies_sent);
+    for (unsigned i = 0; i < n; ++i) abort(accepted[i]);
+}
 #endif
