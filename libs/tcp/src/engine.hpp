@@ -166,8 +166,8 @@ extern Stats g_stats;
 extern std::uint16_t g_next_port;
 extern OutputHook g_output_hook; // set_output_hook(): tests' wire
 extern void* g_output_context;
-// The earliest deadline the timer callout is armed for, and whether that
-// changed since it was last armed (timers.cpp).
+// The timer callout (timers.cpp), the earliest deadline it is armed for,
+// and whether that changed since it was last armed.
 extern time::Callout g_callout;
 extern time::Ticks g_callout_at;
 extern bool g_callout_moved;
@@ -220,7 +220,10 @@ inline void notify(Waitable& w, std::uint32_t events, bool one = false) {
 }
 
 inline void wake(Connection& c) { notify(c.wait, readiness(c)); }
+
+// Drops g_lock, waits for w's next event (or the deadline), retakes it.
 [[nodiscard]] base::Error wait_for_event(Waitable& w, time::Ticks deadline, bool waited_before);
+
 inline void set_state(Connection& c, State s) {
     if (c.state == State::Established) --g_stats.established_now;
     if (c.state == State::TimeWait) --g_stats.time_wait_now;
@@ -238,7 +241,6 @@ void reset_connection(Connection& c, base::Error e);
 void negotiate(Connection& c, const Options& o, bool we_offered_all);
 [[nodiscard]] base::Result<void> ensure_started();
 
-
 // ---------------------------------------------------------------- output.cpp
 
 // What became of a segment handed to transmit().
@@ -252,6 +254,7 @@ enum class Sent {
 Sent transmit(Connection& c, Seq seq, std::uint8_t flags, std::uint32_t data_offset, std::uint32_t data_len);
 bool send_stateless(const Tuple& t, const Segment& s);
 void send_reset_for(const Tuple& t, const Segment& in);
+
 // rcv_adv is relative to RCV.NXT: consumption of the window by data moves
 // the right edge's distance.
 inline void consume_advertised(Connection& c, std::uint32_t n) { c.rcv_adv = c.rcv_adv > n ? c.rcv_adv - n : 0; }

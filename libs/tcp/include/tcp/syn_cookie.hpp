@@ -1,10 +1,10 @@
 #pragma once
 // SYN cookies (RFC 4987 3.6): a listener whose SYN queue is full (or whose
 // share of it for the SYN's source is) answers a SYN with a SYN-ACK whose
-// sequence number encodes the handshake, and keeps nothing. The peer's ACK of it carries the cookie back (ACK - 1), and a
-// valid one rebuilds the connection. A flood of SYNs that are never
-// completed then costs the listener frames, not slots: legitimate clients
-// still get in.
+// sequence number encodes the handshake, and keeps nothing. The peer's
+// ACK of it carries the cookie back (ACK - 1), and a valid one rebuilds
+// the connection. A flood of SYNs that are never completed then costs the
+// listener frames, not slots: legitimate clients still get in.
 //
 // The cookie's 32 bits:
 //   31..27  the period it was made in (time / 64 s), modulo 32
