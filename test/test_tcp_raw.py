@@ -278,6 +278,23 @@ def test_zero_window_probes_then_resume(guest):
     c.close()
 
 
+def syn_flood(peer, flood, timeout=3.0):
+    """A SYN from each conversation, never completed; the keys of those
+    the guest answered with a SYN-ACK (the only answer allowed) within
+    `timeout`."""
+    for c in flood:
+        c.send(SYN, ack=0, options={"mss": 1460})
+    answered = set()
+    deadline = time.monotonic() + timeout
+    while len(answered) < len(flood) and time.monotonic() < deadline:
+        peer.pump(0.05)
+        for c in flood:
+            while (s := peer.next(c.key, 0)) is not None:
+                assert s.has(SYN | ACK) and s.ack == c.snd_nxt, s
+                answered.add(c.key)
+    return answered
+
+
 def test_syn_flood_beyond_the_per_source_limit(guest):
     """One address holds at most its share of the SYN queue
     (CONFIG_TCP_PER_SOURCE_HALF_OPEN): 24 SYNs from it leave 8 half-open
@@ -287,16 +304,7 @@ def test_syn_flood_beyond_the_per_source_limit(guest):
     before = stats(peer, src=PEER2)
     limit = 8  # CONFIG_TCP_PER_SOURCE_HALF_OPEN in configs/tcpecho-raw.config
     flood = [Conversation(peer, port()) for _ in range(3 * limit)]
-    for c in flood:
-        c.send(SYN, ack=0, options={"mss": 1460})
-    answered = set()
-    deadline = time.monotonic() + 2.0
-    while len(answered) < len(flood) and time.monotonic() < deadline:
-        peer.pump(0.05)
-        for c in flood:
-            while (s := peer.next(c.key, 0)) is not None:
-                assert s.has(SYN | ACK), s
-                answered.add(c.sport)
+    answered = syn_flood(peer, flood)
     assert len(answered) == len(flood), (len(answered), len(flood))
     # A second source still gets through, and echoes, while the flood is half-open.
     other = Conversation(peer, port(), src=PEER2)
@@ -329,16 +337,7 @@ def test_a_syn_flood_from_many_sources_is_answered_with_syn_cookies(guest):
     peer.addresses.update(flooders)
     before = stats(peer, src=PEER2)
     flood = [Conversation(peer, port(), src=a) for a in flooders for _ in range(3)]
-    for c in flood:
-        c.send(SYN, ack=0, options={"mss": 1460})
-    answered = set()
-    deadline = time.monotonic() + 3.0
-    while len(answered) < len(flood) and time.monotonic() < deadline:
-        peer.pump(0.05)
-        for c in flood:
-            while (s := peer.next(c.key, 0)) is not None:
-                assert s.has(SYN | ACK) and s.ack == c.snd_nxt, s
-                answered.add(c.key)
+    answered = syn_flood(peer, flood)
     assert len(answered) == len(flood), (len(answered), len(flood))
     client = Conversation(peer, port(), src=PEER2)
     synack = client.connect(dict(ALL_OPTIONS, ts=(client.tsval(), 0)))
