@@ -8,8 +8,6 @@
 
 namespace tessera::tcp {
 
-using base::Error;
-
 // ---------------------------------------------------------------- SYN cookies
 
 namespace {

@@ -131,16 +131,22 @@ Verdict record_crafted(Segment& s, ipv4::Address, ipv4::Address dst, void*) {
 
 // A SYN from kClient:kCraftedPort with `o`; returns the server's answer.
 Segment crafted_syn(Seq isn, const Options& o) {
-    Segment syn;
-    syn.source_port = kCraftedPort;
-    syn.destination_port = kPort;
-    syn.seq = isn;
-    syn.flags = flag::kSyn;
-    syn.window = 65535;
-    syn.options = o;
     g_seen.count = 0;
-    inject_crafted(syn, {}, kClient, kServer, [](std::byte*) {});
+    inject_crafted(syn_from(kCraftedPort, isn, o), {}, kClient, kServer, [](std::byte*) {});
     return g_seen.last;
+}
+
+// The options a full-featured peer offers: MSS `mss`, window scale 7,
+// SACK-permitted, and timestamps (TSval 4000) if `timestamps`.
+Options offered(std::uint16_t mss, bool timestamps) {
+    Options o;
+    o.mss = mss;
+    o.has_window_scale = true;
+    o.window_scale = 7;
+    o.sack_permitted = true;
+    o.has_timestamps = timestamps;
+    o.ts_value = timestamps ? 4000 : 0;
+    return o;
 }
 
 // The handshake's last segment: ACK `ack`, SEQ `seq`, `payload` behind it.
@@ -211,15 +217,8 @@ KTEST(tcp, a_full_syn_queue_answers_with_cookies_and_clients_still_get_in) {
 KTEST(tcp, a_cookie_ack_that_does_not_match_is_answered_with_a_reset) {
     Net net;
     Listener* l = flooded_listener(net);
-    Options o;
-    o.mss = 1460;
-    o.has_window_scale = true;
-    o.window_scale = 7;
-    o.sack_permitted = true;
-    o.has_timestamps = true;
-    o.ts_value = 4000;
     const Seq isn(0x50000000);
-    const Segment synack = crafted_syn(isn, o);
+    const Segment synack = crafted_syn(isn, offered(1460, true));
     ASSERT_EQ(g_seen.count, 1u);
     EXPECT_EQ(synack.flags, flag::kSyn | flag::kAck);
     EXPECT_TRUE(synack.ack == isn + 1);
@@ -275,13 +274,8 @@ KTEST(tcp, a_cookie_ack_that_does_not_match_is_answered_with_a_reset) {
 KTEST(tcp, a_cookie_connection_without_timestamps_has_no_scaling_or_sack) {
     Net net;
     Listener* l = flooded_listener(net);
-    Options o;
-    o.mss = 1300;
-    o.has_window_scale = true;
-    o.window_scale = 7;
-    o.sack_permitted = true;
     const Seq isn(0xfffffff0); // the handshake's sequence numbers wrap
-    const Segment synack = crafted_syn(isn, o);
+    const Segment synack = crafted_syn(isn, offered(1300, false));
     ASSERT_EQ(g_seen.count, 1u);
     // Nothing offered that the cookie could not bring back.
     EXPECT_EQ(synack.options.mss, route_mss_to_client());

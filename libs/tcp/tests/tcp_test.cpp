@@ -983,16 +983,11 @@ KTEST(tcp, a_tiny_peer_mss_is_raised_to_the_floor) {
     const std::uint16_t tiny[] = {1, 11, 12, 13, 75, 76, 77};
     for (unsigned k = 0; k < std::size(tiny); ++k) {
         std::uint16_t port = static_cast<std::uint16_t>(30100 + k);
-        Segment syn;
-        syn.source_port = port;
-        syn.destination_port = kPort;
-        syn.seq = Seq(7000);
-        syn.flags = flag::kSyn;
-        syn.window = 65535;
-        syn.options.mss = tiny[k];
-        syn.options.has_timestamps = true;
-        syn.options.ts_value = 1000;
-        inject_crafted(syn, {}, peer, kServer, [](std::byte*) {});
+        Options o;
+        o.mss = tiny[k];
+        o.has_timestamps = true;
+        o.ts_value = 1000;
+        inject_crafted(syn_from(port, Seq(7000), o), {}, peer, kServer, [](std::byte*) {});
         inject_to_server(port, Seq(7001), g_wire.server_next, flag::kAck, 65535, peer);
         auto a = accept(l, in_ms(1000));
         ASSERT_OK(a);

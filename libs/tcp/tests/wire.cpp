@@ -174,6 +174,17 @@ Segment next_from_client(std::uint16_t client_port, std::uint8_t flags) {
     return seg;
 }
 
+Segment syn_from(std::uint16_t client_port, Seq isn, const Options& o) {
+    Segment syn;
+    syn.source_port = client_port;
+    syn.destination_port = kPort;
+    syn.seq = isn;
+    syn.flags = flag::kSyn;
+    syn.window = 65535;
+    syn.options = o;
+    return syn;
+}
+
 void inject_to_server(std::uint16_t client_port, Seq seq, Seq ack, std::uint8_t flags, std::uint16_t window,
                       ipv4::Address from) {
     Segment s;

@@ -107,6 +107,10 @@ void inject_crafted(const Segment& seg, std::span<const std::byte> payload, ipv4
 // the server's next), for cases that forge it and then alter a field.
 [[nodiscard]] Segment next_from_client(std::uint16_t client_port, std::uint8_t flags);
 
+// A SYN from client_port with ISN `isn` and options `o`, as a peer the
+// test plays would send it (window 65535, no payload).
+[[nodiscard]] Segment syn_from(std::uint16_t client_port, Seq isn, const Options& o);
+
 // A bare segment from `from` to the server's port.
 void inject_to_server(std::uint16_t client_port, Seq seq, Seq ack, std::uint8_t flags,
                       std::uint16_t window = 1000, ipv4::Address from = kClient);
